@@ -1,0 +1,178 @@
+"""Put a rendered config live: validate, swap atomically, reload, and never lose the last good one.
+
+The order is the whole point.  The candidate is written to a temporary file
+beside the output (same filesystem, so ``rename`` is atomic), fsynced,
+validated, and only then renamed over the live file.  After HAProxy confirms the
+reload, a copy is kept as ``<output>.last-good``.  If HAProxy refuses the new
+file on every retry, the last good copy is put back, so the file on disk always
+describes a config HAProxy accepts.  A crash at any moment leaves either the old
+or the new complete file, never a partial one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import tenacity
+
+from .errors import ConfigError, HAProxyUnavailable, ReloadError
+from .haproxy import Reloader
+from .validate import Validator
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    UNCHANGED = "unchanged"      # the live file already says this
+    WRITTEN = "written"          # written; no HAProxy to reload (yet, or none configured)
+    RELOADED = "reloaded"        # written and HAProxy confirmed the reload
+    ROLLED_BACK = "rolled back"  # HAProxy refused it on every try; last good file restored
+
+
+@dataclass(frozen=True)
+class ReloadRetry:
+    """How hard to try a reload HAProxy refused: exponential backoff with jitter, to a ceiling."""
+
+    attempts: int = 5
+    backoff_min: float = 0.1
+    backoff_max: float = 2.0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, whole."""
+    tmp = _write_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_temp(path: Path, text: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(name, mode)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LiveConfig:
+    """The output file and its last good copy."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_good = path.with_name(path.name + ".last-good")
+        if not path.parent.is_dir():
+            raise ConfigError(f"output directory {path.parent} does not exist")
+
+    def read(self) -> str | None:
+        try:
+            return self.path.read_text()
+        except FileNotFoundError:
+            return None
+
+    def install(self, text: str, validator: Validator | None) -> None:
+        """Validate ``text`` as a temporary file and rename it over the live file."""
+        candidate = _write_temp(self.path, text)
+        try:
+            if validator is not None:
+                validator.check(candidate, shown_as=self.path)
+            os.replace(candidate, self.path)
+        except BaseException:
+            candidate.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+
+    def adopt_running(self) -> None:
+        """At start, the file HAProxy runs with is the last good one unless we kept a newer copy."""
+        if not self.last_good.exists():
+            text = self.read()
+            if text is not None:
+                self.keep_as_last_good(text)
+
+    def keep_as_last_good(self, text: str) -> None:
+        write_atomic(self.last_good, text)
+
+    def restore_last_good(self) -> bool:
+        try:
+            text = self.last_good.read_text()
+        except FileNotFoundError:
+            return False
+        write_atomic(self.path, text)
+        return True
+
+
+class Applier:
+    """Validate, swap and reload; the one place (with the watch) where retries live."""
+
+    def __init__(self, live: LiveConfig, validator: Validator | None, reloader: Reloader | None,
+                 stop: threading.Event, retry: ReloadRetry = ReloadRetry()) -> None:
+        self.live = live
+        self.validator = validator
+        self.reloader = reloader
+        self.stop = stop
+        self.retry = retry
+
+    def apply(self, text: str) -> Outcome:
+        """Make ``text`` the live config.
+
+        Raises ValidationError when HAProxy rejects the text: the live file is untouched.
+        """
+        if self.live.read() == text:
+            return Outcome.UNCHANGED
+        self.live.install(text, self.validator)
+        if self.reloader is None:
+            self.live.keep_as_last_good(text)
+            return Outcome.WRITTEN
+        try:
+            what = self._reload()
+        except HAProxyUnavailable as exc:
+            # Nothing runs yet (or it is being restarted): it reads the new file when it starts.
+            log.info("%s; config written, HAProxy reads it when it starts", exc)
+            self.live.keep_as_last_good(text)
+            return Outcome.WRITTEN
+        except ReloadError as exc:
+            restored = self.live.restore_last_good()
+            log.error("reload failed after %d attempts: %s; %s", self.retry.attempts, exc,
+                      "last good config restored" if restored else "no last good config to restore")
+            return Outcome.ROLLED_BACK
+        log.info("reloaded: %s", what)
+        self.live.keep_as_last_good(text)
+        return Outcome.RELOADED
+
+    def _reload(self) -> str:
+        assert self.reloader is not None
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(ReloadError)
+            & tenacity.retry_if_not_exception_type(HAProxyUnavailable),
+            wait=tenacity.wait_random_exponential(multiplier=self.retry.backoff_min, max=self.retry.backoff_max),
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.retry.attempts), lambda _s: self.stop.is_set()),
+            sleep=self.stop.wait,
+            before_sleep=lambda s: log.warning("reload attempt %d failed: %s; retrying", s.attempt_number,
+                                               s.outcome.exception() if s.outcome else "?"),
+            reraise=True,
+        )
+        return retrying(self.reloader.reload)
+

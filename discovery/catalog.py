@@ -1,0 +1,110 @@
+"""A typed adapter over python-consul2: the only module that talks to Consul's HTTP API.
+
+It fixes python-consul2's pitfalls in one place: an explicit read timeout longer
+than the blocking wait (the library waits forever by default, so a half-open
+connection would hang the watcher), explicit address and token (the library
+lets ``CONSUL_HTTP_ADDR`` override what it was given), and the library's
+exceptions mapped onto disco's own (403 is not "Consul is down").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import consul
+import consul.base
+import consul.std
+import requests
+
+from .errors import AccessDenied, CatalogUnavailable
+from .settings import ConsulSettings, format_duration
+
+T = TypeVar("T")
+Entries = Sequence[Mapping[str, Any]]
+
+
+class Catalog(Protocol):
+    """What the watcher needs from Consul; tests of pure logic pass a fake."""
+
+    def health_service(self, service: str, *, tag: str | None, index: int, wait: float,
+                       passing: bool) -> tuple[int, Entries]:
+        """Blocking query: return ``(X-Consul-Index, entries)`` once the index moves past ``index``."""
+        ...
+
+
+class ConsulClient:
+    """python-consul2 with explicit settings, timeouts and error mapping."""
+
+    def __init__(self, settings: ConsulSettings, request_timeout: float = 10.0,
+                 stale: bool = False) -> None:
+        self.settings = settings
+        self.request_timeout = request_timeout
+        verify: bool | str = str(settings.ca_file) if settings.ca_file and settings.verify else settings.verify
+        self._consul = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
+                                     verify=verify, consistency="stale" if stale else "default")
+        # Undo python-consul2's environment override: our settings already resolved it.
+        self._consul.http = consul.std.HTTPClient(settings.host, settings.port, settings.scheme, verify)
+        self._consul.scheme = settings.scheme
+
+    def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
+        self._consul.http.timeout = timeout or self.request_timeout
+        token = self.settings.current_token()
+        try:
+            return fn(*args, token=token, **kwargs)
+        except consul.base.ACLPermissionDenied as exc:
+            raise AccessDenied(f"Consul at {self.settings.url} refused the ACL token (403): {str(exc).strip()}") from exc
+        except (requests.RequestException, consul.base.ConsulException) as exc:
+            raise CatalogUnavailable(f"Consul at {self.settings.url} is unavailable: {_brief(exc)}") from exc
+
+    # -- watching --------------------------------------------------------------------
+
+    def health_service(self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0,
+                       passing: bool = True) -> tuple[int, Entries]:
+        # Consul adds up to wait/16 of jitter: the read timeout must exceed it.
+        timeout = wait + wait / 16 + 5 if index else self.request_timeout
+        raw_index, entries = self._call(self._consul.health.service, service, index=index or None,
+                                        wait=format_duration(wait), passing=passing, tag=tag, timeout=timeout)
+        try:
+            new_index = int(raw_index)
+        except (TypeError, ValueError) as exc:
+            raise CatalogUnavailable(f"Consul at {self.settings.url} sent no usable X-Consul-Index") from exc
+        return new_index, entries or []
+
+    # -- the local agent (disco register) ----------------------------------------------
+
+    def register_service(self, payload: Mapping[str, Any]) -> None:
+        """PUT /v1/agent/service/register with a ready payload.
+
+        python-consul2's ``agent.service.register`` cannot pass check fields such as
+        ``SuccessBeforePassing``, so we send the payload through its HTTP client.
+        """
+        def put(token: str | None = None) -> bool:
+            headers = {"X-Consul-Token": token} if token else {}
+            return bool(self._consul.http.put(consul.base.CB.bool(), "/v1/agent/service/register",
+                                              headers=headers, data=json.dumps(payload)))
+        self._call(put)
+
+    def deregister_service(self, service_id: str) -> None:
+        self._call(self._consul.agent.service.deregister, service_id)
+
+    def agent_services(self) -> Mapping[str, Any]:
+        return self._call(self._consul.agent.services)
+
+    def ttl_pass(self, check_id: str, note: str | None = None) -> None:
+        self._call(self._consul.agent.check.ttl_pass, check_id, notes=note)
+
+    def leader(self) -> str:
+        """The current leader's address, or ``""`` while there is none."""
+        return str(self._call(lambda token=None: self._consul.status.leader()) or "")
+
+
+def _brief(exc: BaseException) -> str:
+    """One line about a transport error, without requests' nested reprs."""
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or reset"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,63 @@
+"""Every failure a user can act on has its own exception type.
+
+The tree::
+
+    DiscoveryError                 anything disco reports to a user
+    ├── ConfigError                bad flag, environment value, template path or --set value
+    ├── CatalogError               Consul could not answer
+    │   ├── CatalogUnavailable     unreachable, timed out, or 5xx: retried with backoff
+    │   └── AccessDenied           the ACL token was refused (403): not retried
+    ├── TemplateError              the Jinja2 template failed to load or render
+    ├── ValidationError            the rendered config was rejected by `haproxy -c`
+    ├── ReloadError                HAProxy did not take the new config
+    │   └── HAProxyUnavailable     no HAProxy answers on the master socket yet
+    └── RegistrationError          `disco register` could not register the instance
+
+The CLI catches ``DiscoveryError`` in exactly one place and prints one line.
+"""
+
+from __future__ import annotations
+
+
+class DiscoveryError(Exception):
+    """Base of every error disco reports to a user."""
+
+
+class ConfigError(DiscoveryError):
+    """A flag, environment variable or file given by the user is unusable."""
+
+
+class CatalogError(DiscoveryError):
+    """Consul could not answer a query."""
+
+
+class CatalogUnavailable(CatalogError):
+    """Consul is unreachable, timed out or failed (5xx); worth retrying."""
+
+
+class AccessDenied(CatalogError):
+    """Consul refused the ACL token (403); retrying cannot help."""
+
+
+class TemplateError(DiscoveryError):
+    """The template could not be loaded or rendered."""
+
+
+class ValidationError(DiscoveryError):
+    """HAProxy rejected the rendered configuration; ``details`` holds its [ALERT] lines."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ReloadError(DiscoveryError):
+    """HAProxy did not take the new configuration (the old one keeps serving)."""
+
+
+class RegistrationError(DiscoveryError):
+    """The instance could not be registered with the local Consul agent."""
+
+
+class HAProxyUnavailable(ReloadError):
+    """No HAProxy answers on the master socket: nothing to reload yet (the file is still written)."""

@@ -1,0 +1,84 @@
+"""DesiredState + values -> config text, with Jinja2.  Pure: no I/O beyond loading the template.
+
+The template sees plain data:
+
+- ``services``: a list of ``{name, instances: [{id, name, node, address, port, tags, meta, health}]}``
+  in the order the services were given;
+- ``service``: the same, keyed by service name;
+- every ``--set K=V`` value at the top level, and all of them as ``values``;
+- ``env``: the environment of the watcher.
+
+StrictUndefined makes a misspelt name an error instead of an empty string.  The
+``default`` filter still works for optional values, e.g. ``{{ frontend_port | default(80) }}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import names
+from .errors import TemplateError
+from .model import DesiredState
+
+DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "haproxy.cfg.j2"
+RESERVED = frozenset({"services", "service", "values", "env"})
+
+
+def server_address(instance: Mapping[str, Any]) -> str:
+    """``address:port`` for a server line, IPv6 in brackets."""
+    return f"{names.format_address(instance['address'])}:{instance['port']}"
+
+
+class Renderer:
+    """A loaded template; ``render`` is a pure function of its arguments."""
+
+    def __init__(self, template_path: Path) -> None:
+        self.path = template_path
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(template_path.parent)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+        env.filters["server_address"] = server_address
+        try:
+            self._template = env.get_template(template_path.name)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {template_path} not found") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {exc.filename or template_path}:{exc.lineno}: {exc.message}") from exc
+        except OSError as exc:
+            raise TemplateError(f"cannot read template {template_path}: {exc.strerror}") from exc
+
+    def render(self, state: DesiredState, values: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None) -> str:
+        values = dict(values or {})
+        clash = RESERVED.intersection(values)
+        if clash:
+            raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
+        services = [s.as_context() for s in state.services]
+        context: dict[str, Any] = {**values, "values": values, "env": dict(env or {}),
+                                   "services": services, "service": {s["name"]: s for s in services}}
+        try:
+            return self._template.render(context)
+        except jinja2.TemplateError as exc:
+            line = _template_line(exc)
+            raise TemplateError(f"template {self.path}{line}: {exc}") from exc
+
+
+def _template_line(exc: BaseException) -> str:
+    """Find the template line in a render traceback, for an error a user can act on."""
+    tb = exc.__traceback__
+    lineno = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2") or "template" in tb.tb_frame.f_code.co_name:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lineno = getattr(exc, "lineno", None) or lineno
+    return f":{lineno}" if lineno else ""

@@ -1,0 +1,188 @@
+"""The watch pipeline: watches -> desired state -> render -> validate -> apply.
+
+One thread per watched service runs a blocking query (:mod:`discovery.watch`)
+and hands changes to a queue; this module's loop owns everything else, so the
+pipeline has a single writer.  Nothing is rendered until every service has been
+read once: a watcher that starts while Consul is down leaves the live config
+alone.  The template file is watched too, so an edit is applied without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apply import Applier, LiveConfig, Outcome, ReloadRetry
+from .catalog import Catalog
+from .errors import CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
+from .haproxy import Reloader
+from .model import DesiredState, Service
+from .quiescence import Quiescence
+from .render import Renderer
+from .validate import Validator
+from .watch import ServiceWatch, Update, WatchTiming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """Everything ``disco watch`` was asked to do."""
+
+    services: tuple[str, ...]
+    template: Path
+    output: Path
+    tag: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    wait: tuple[float, float] = (0.05, 1.0)
+    validator: Validator | None = Validator()
+    reloader: Reloader | None = None
+    timing: WatchTiming = WatchTiming()
+    retry: ReloadRetry = ReloadRetry()
+    #: With ``once``: give up when Consul has not answered for every service by then.
+    once_timeout: float = 30.0
+    template_poll: float = 1.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one pass of the pipeline did, for logs, tests and benchmarks."""
+
+    state: DesiredState
+    outcome: Outcome | None
+    text: str
+    at: float
+    error: DiscoveryError | None = None
+
+
+class Watcher:
+    """Runs the pipeline until stopped (or once).  ``on_applied`` sees every pass."""
+
+    def __init__(self, catalog: Catalog, config: WatchConfig, *, env: Mapping[str, str] | None = None,
+                 dry_run: bool = False, output: Callable[[str], None] = print,
+                 on_applied: Callable[[Applied], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.dry_run = dry_run
+        self.output = output
+        self.on_applied = on_applied
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self._queue: queue.Queue[Update | None] = queue.Queue()
+        self._renderer = Renderer(config.template)
+        self._template_mtime = _mtime(config.template)
+        self._live = LiveConfig(config.output)
+        self._live.adopt_running()
+        self._applier = Applier(self._live, config.validator, config.reloader, self.stop_event, config.retry)
+
+    def stop(self) -> None:
+        """Ask the loop to end; safe from signal handlers and other threads."""
+        self.stop_event.set()
+        self._queue.put(None)
+
+    def _start_watches(self) -> list[threading.Thread]:
+        threads = []
+        for name in self.config.services:
+            watch = ServiceWatch(self.catalog, name, self._queue.put, self.stop_event,
+                                 tag=self.config.tag, timing=self.config.timing)
+            thread = threading.Thread(target=watch.run, name=f"watch-{name}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    def run(self, once: bool = False) -> Applied | None:
+        """Follow Consul until stopped; with ``once``, return after the first pass."""
+        services: dict[str, Service | None] = dict.fromkeys(self.config.services)
+        timer = Quiescence(*self.config.wait)
+        started = self.clock()
+        self._start_watches()
+        last: Applied | None = None
+        try:
+            while not self.stop_event.is_set():
+                complete = all(s is not None for s in services.values())
+                if once and not complete and self.clock() - started > self.config.once_timeout:
+                    raise CatalogUnavailable(f"Consul did not answer for every service within "
+                                             f"{self.config.once_timeout:.0f}s")
+                self._receive(services, timer)
+                if self._template_changed() and all(s is not None for s in services.values()):
+                    timer.change(self.clock())
+                complete = all(s is not None for s in services.values())
+                if complete and (once or timer.due(self.clock())):
+                    state = DesiredState(tuple(s for s in services.values() if s is not None))
+                    last = self._pass(state)
+                    timer.flushed(self.clock())
+                    if once:
+                        if last.error is not None:
+                            raise last.error
+                        return last
+        finally:
+            self.stop_event.set()
+        return last
+
+    def _receive(self, services: dict[str, Service | None], timer: Quiescence) -> None:
+        """Take updates off the queue until one is due or a poll interval passes."""
+        deadline = timer.deadline()
+        timeout = self.config.template_poll if deadline is None else max(0.0, deadline - self.clock())
+        try:
+            update = self._queue.get(timeout=min(timeout, self.config.template_poll))
+        except queue.Empty:
+            return
+        while update is not None:
+            services[update.service.name] = update.service
+            timer.change(self.clock())
+            try:
+                update = self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+    def _template_changed(self) -> bool:
+        mtime = _mtime(self.config.template)
+        if mtime == self._template_mtime:
+            return False
+        self._template_mtime = mtime
+        try:
+            self._renderer = Renderer(self.config.template)
+        except TemplateError as exc:
+            log.error("template edit not applied: %s", exc)
+            return False
+        log.info("template %s changed", self.config.template)
+        return True
+
+    def _pass(self, state: DesiredState) -> Applied:
+        """Render, validate and apply one state; errors are logged, the live config kept."""
+        outcome: Outcome | None = None
+        error: DiscoveryError | None = None
+        text = ""
+        try:
+            text = self._renderer.render(state, self.config.values, self.env)
+            log.info("rendered %s (%d bytes)", state.summary(), len(text))
+            if self.dry_run:
+                self.output(text)
+            else:
+                outcome = self._applier.apply(text)
+                log.info("applied %s: %s", state.summary(), outcome.value)
+        except DiscoveryError as exc:
+            error = exc
+            log.error("%s; the live config is unchanged", exc)
+            if isinstance(exc, ValidationError):
+                for line in exc.details.splitlines()[1:]:
+                    log.error("  %s", line)
+        applied = Applied(state, outcome, text, self.clock(), error)
+        if self.on_applied is not None:
+            self.on_applied(applied)
+        return applied
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None
