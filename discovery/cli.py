@@ -117,7 +117,7 @@ def watch(
         help="HAProxy master CLI socket (haproxy -W -S PATH): reload through it and confirm.")] = None,
     reload_cmd: Annotated[Optional[str], typer.Option(help="Command that reloads HAProxy (run without a shell).")] = None,
     check_cmd: Annotated[str, typer.Option(
-        help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -q -f {path}",
+        help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -f {path}",
     wait: Annotated[str, typer.Option(
         metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first.")] = "50ms:1s",
     once: Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")] = False,

@@ -13,6 +13,7 @@ import json
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -55,6 +56,13 @@ def find_consul(explicit: str | None = None) -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     raise ConfigError("no consul binary: run scripts/fetch-consul.sh (or make deps), or pass --consul-bin")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def consul_dev_config(http_port: int, serf_lan: int, serf_wan: int, server: int) -> dict[str, object]:
@@ -124,9 +132,9 @@ def prepare(spec: DemoSpec) -> Path:
     if not (REPO / "webapp/app.py").is_file():
         raise ConfigError(f"webapp not found at {REPO / 'webapp/app.py'}: run the demo from a clone of disco")
     (spec.workdir / "logs").mkdir(parents=True, exist_ok=True)
-    base = spec.consul_port
+    # Only the HTTP port is the user's; the agent's gossip and RPC ports just need to be free.
     write_atomic(spec.workdir / "consul.json",
-                 json.dumps(consul_dev_config(base, base + 1801, base + 1802, base + 1800), indent=2))
+                 json.dumps(consul_dev_config(spec.consul_port, free_port(), free_port(), free_port()), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
     values = dict(arg.split("=", 1) for arg in _values(spec)[1::2])
     text = Renderer(DEFAULT_TEMPLATE).render(DesiredState((Service(SERVICE),)), values)

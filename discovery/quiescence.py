@@ -1,30 +1,35 @@
-"""When to act on a burst of changes.  Pure: the caller passes the clock.
+"""When to act on changes.  Pure: the caller passes the clock.
 
-Like consul-template's ``wait {min, max}``: after a change, wait until ``min``
-passes with no further change, but never longer than ``max`` after the first
-one.  On top of that, the quiet time adapts: when changes keep arriving right
-after an apply (a flapping check, a rolling deploy), the effective ``min``
-doubles, up to ``max``, so a storm of changes costs a bounded number of
-applies; after a quiet spell it falls back to ``min``.  An isolated change is
-therefore applied after ``min``, a storm at most once per ``max``.
+Two rules, both from what users of consul-template learnt the hard way:
+
+- Quiescence, like consul-template's ``wait {min, max}``: after a change, wait
+  until ``min`` passes with no further change, but never longer than ``max``
+  after the first one, so a burst (a deploy registering ten instances) becomes
+  one apply.
+- A budget of applies (a token bucket): ``burst`` applies at once, then one per
+  ``spacing``.  A flapping instance or a rolling deploy that changes the catalog
+  faster than that is collapsed into at most one apply per ``spacing``, so it
+  cannot cause a reload storm, while isolated changes still go out after ``min``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class Quiescence:
     min: float
     max: float
-    _quiet: float = -1.0
-    _first: float | None = None
-    _last: float | None = None
-    _last_flush: float = float("-inf")
+    burst: int = 5
+    spacing: float = 0.25
+    _first: float | None = field(default=None, repr=False)
+    _last: float | None = field(default=None, repr=False)
+    _tokens: float = field(default=-1.0, repr=False)
+    _tokens_at: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
-        self._quiet = self.min
+        self._tokens = float(self.burst)
 
     @property
     def pending(self) -> bool:
@@ -33,30 +38,32 @@ class Quiescence:
     def change(self, now: float) -> None:
         """A change arrived at ``now``."""
         if self._first is None:
-            # Changes that follow an apply closely mean churn: be patient for longer.
-            if now - self._last_flush < self._quiet + self.min:
-                self._quiet = min(self._quiet * 2 or self.min, self.max)
-            elif now - self._last_flush > self.max:
-                self._quiet = self.min
             self._first = now
         self._last = now
+
+    def _tokens_now(self, now: float) -> float:
+        if self.spacing <= 0:
+            return float(self.burst)
+        return min(float(self.burst), self._tokens + max(0.0, now - self._tokens_at) / self.spacing)
 
     def deadline(self) -> float | None:
         """When the pending changes are due, or None when nothing is pending."""
         if self._first is None or self._last is None:
             return None
-        return min(self._last + self._quiet, self._first + self.max)
+        quiet = min(self._last + self.min, self._first + self.max)
+        if self._tokens_at == float("-inf") or self.spacing <= 0:
+            return quiet
+        # The earliest moment the bucket holds one whole token again.
+        missing = max(0.0, 1.0 - self._tokens)
+        return max(quiet, self._tokens_at + missing * self.spacing)
 
     def due(self, now: float) -> bool:
         deadline = self.deadline()
-        return deadline is not None and now >= deadline
+        return deadline is not None and now >= deadline - 1e-9
 
     def flushed(self, now: float) -> None:
-        """The pending changes were acted on at ``now``."""
+        """The pending changes were acted on at ``now``: spend one token."""
+        self._tokens = max(0.0, self._tokens_now(now) - 1.0) if self._tokens_at != float("-inf") \
+            else float(self.burst) - 1.0
+        self._tokens_at = now
         self._first = self._last = None
-        self._last_flush = now
-
-    @property
-    def quiet(self) -> float:
-        """The quiet time currently asked of a burst (between ``min`` and ``max``)."""
-        return self._quiet

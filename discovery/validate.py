@@ -7,6 +7,7 @@ name replaced by the output's name so the message points where a user looks.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigError, ValidationError
 
-DEFAULT_CHECK = "haproxy -c -q -f {path}"
+DEFAULT_CHECK = "haproxy -c -f {path}"
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,4 @@ class Validator:
 
 def _strip_prefix(line: str) -> str:
     """``[ALERT]    (123) : config : parsing [x:3] : ...`` -> ``parsing [x:3] : ...``."""
-    return line.split(" : ", 1)[1] if " : " in line else line
+    return re.sub(r"^\[ALERT\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?", "", line)

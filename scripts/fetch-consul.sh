@@ -33,7 +33,7 @@ echo "deb [signed-by=$keyring] $mirror bullseye main" > "$apt_dir/sources.list"
 
 opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::archives=$apt_dir/archives"
-      -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1")
+      -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 apt-get "${opts[@]}" -qq update >&2
 (cd "$apt_dir/archives" && apt-get "${opts[@]}" -qq download consul >&2)
 deb=$(ls "$apt_dir"/archives/consul_*.deb | head -n1)

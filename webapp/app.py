@@ -54,6 +54,24 @@ def make_handler(instance: str, fail_file: str | None) -> type[BaseHTTPRequestHa
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """Threaded server that does not print a traceback when a client hangs up early.
+
+    HAProxy's health checks close as soon as they have the status line, which is normal.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+def make_server(bind: str, port: int, instance: str, fail_file: str | None = None) -> Server:
+    return Server((bind, port), make_handler(instance, fail_file))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
@@ -61,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", default=os.environ.get("INSTANCE_ID") or socket.gethostname())
     parser.add_argument("--fail-file", default=os.environ.get("FAIL_FILE"))
     args = parser.parse_args(argv)
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer((args.bind, args.port), make_handler(args.id, args.fail_file))
+    server = make_server(args.bind, args.port, args.id, args.fail_file)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"webapp {args.id} listening on {args.bind}:{args.port}", flush=True)
     try:

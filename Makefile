@@ -1,0 +1,25 @@
+# The two commands a new user needs: `make demo` and `make test`.  Both install what is missing first.
+.PHONY: deps demo test unit integration bench clean
+
+WEBAPPS ?= 3
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	.venv/bin/disco demo --webapps $(WEBAPPS)
+
+test: deps
+	.venv/bin/pytest
+
+unit: deps
+	.venv/bin/pytest tests/unit
+
+integration: deps
+	.venv/bin/pytest tests/integration
+
+bench: deps
+	.venv/bin/python bench/convergence.py
+
+clean:
+	rm -rf .venv run .pytest_cache

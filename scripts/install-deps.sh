@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what disco needs on Debian/Ubuntu, skipping what is already there:
+#   haproxy and socat from the distribution, Consul from Debian bullseye's package
+#   (scripts/fetch-consul.sh), and a virtualenv in .venv with disco and its test tools
+#   (supervisor comes from PyPI with disco).  Safe to run again: it only fills gaps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+PYTHON=${PYTHON:-python3}
+missing=()
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v socat >/dev/null || missing+=(socat)
+command -v "$PYTHON" >/dev/null || missing+=(python3)
+"$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "install-deps: disco needs Python >= 3.11 ($PYTHON is $("$PYTHON" -V 2>&1))" >&2; exit 1; }
+
+if ! command -v consul >/dev/null && [[ ! -x .cache/consul/bin/consul ]]; then
+  echo "install-deps: fetching Consul from Debian bullseye's package" >&2
+  # apt needs the bullseye lists: as root directly, else through sudo.
+  if [[ $(id -u) -eq 0 ]]; then scripts/fetch-consul.sh >/dev/null; else sudo scripts/fetch-consul.sh >/dev/null; fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then "$PYTHON" -m venv .venv; fi
+stamp=.venv/.disco-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,docker]'
+  touch "$stamp"
+fi

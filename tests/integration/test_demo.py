@@ -1,0 +1,47 @@
+"""`disco demo`: the whole topology under one real supervisord, then Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+
+import requests
+
+from .harness import DISCO, Proc, free_port, instances_reached, wait_until
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
+    ports = {"lb": free_port(), "stats": free_port(), "consul": free_port()}
+    first_webapp = free_port()
+    webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2]
+    workdir = tmp_path / "demo"
+    demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",
+                 str(ports["stats"]), "--consul-port", str(ports["consul"]), "--first-webapp-port",
+                 str(first_webapp), "--workdir", str(workdir)], tmp_path / "demo.log")
+    try:
+        wait_until(lambda: "Press Ctrl-C" in demo.output(), 90, interval=0.2, what="the demo to be ready")
+        out = demo.output()
+        assert f"http://127.0.0.1:{ports['lb']}/" in out and f"http://127.0.0.1:{ports['consul']}/ui/" in out
+        assert set(instances_reached(f"http://127.0.0.1:{ports['lb']}/", 12)) == {"web-1", "web-2", "web-3"}
+        stats = requests.get(f"http://127.0.0.1:{ports['stats']}/", timeout=3).text
+        assert all(f"web-{n}" in stats for n in (1, 2, 3))
+        assert requests.get(f"http://127.0.0.1:{ports['consul']}/ui/", timeout=3).status_code == 200
+        catalog = requests.get(f"http://127.0.0.1:{ports['consul']}/v1/health/service/web?passing=1", timeout=3)
+        assert sorted(e["Service"]["ID"] for e in catalog.json()) == ["web-1", "web-2", "web-3"]
+        assert all(listening(p) for p in [*ports.values(), *webapp_ports])
+
+        demo.popen.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground command
+        assert demo.popen.wait(60) == 0
+        for pattern in (str(workdir), f"127.0.0.1:{ports['consul']}"):  # every program names one of these
+            leftovers = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
+            assert leftovers == "", leftovers
+        assert not any(listening(p) for p in [*ports.values(), *webapp_ports])
+    finally:
+        demo.stop()

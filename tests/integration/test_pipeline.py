@@ -1,0 +1,142 @@
+"""The pipeline end to end on a real Consul agent, a real HAProxy and the real `disco` commands.
+
+Every assertion is what a user checks: which instances answer requests sent
+through HAProxy, and what the config file on disk says.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import requests
+
+from .conftest import Stack
+from .harness import DISCO, instances_reached, wait_until
+
+
+def three(stack: Stack) -> dict[str, object]:
+    fails = {name: stack.add_webapp(name) for name in ("web-1", "web-2", "web-3")}
+    wait_until(lambda: len(stack.consul.passing("web")) == 3, 20, what="3 passing instances in Consul")
+    stack.start_balancer()
+    wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-2", "web-3"}, 20,
+               what="all 3 instances answering through HAProxy")
+    return fails
+
+
+def test_three_registered_instances_are_all_reached(stack: Stack):
+    three(stack)
+    seen = instances_reached(stack.lb, 30)
+    assert set(seen) == {"web-1", "web-2", "web-3"}
+    assert min(seen.values()) >= 8  # round robin: each about a third
+    assert stack.servers_in_config() == {"web-1", "web-2", "web-3"}
+
+    def stats_page() -> list[tuple[str, str]]:
+        csv = requests.get(f"http://127.0.0.1:{stack.stats_port}/;csv", timeout=3).text
+        return sorted((r[1], r[17]) for r in (row.split(",") for row in csv.splitlines()) if r[0] == "web"
+                      and r[1] != "BACKEND")
+
+    # HAProxy's own checks settle within a couple of intervals: "UP 1/2" first, then "UP".
+    wait_until(lambda: stats_page() == [("web-1", "UP"), ("web-2", "UP"), ("web-3", "UP")], 10,
+               what="3 servers UP on the stats page")
+
+
+def test_deregistered_instance_gets_no_more_traffic(stack: Stack):
+    three(stack)
+    assert stack.registers["web-2"].stop() == 0  # SIGTERM: deregister and exit 0
+    assert "deregistered web-2" in stack.registers["web-2"].output()
+    wait_until(lambda: "web-2" not in stack.servers_in_config(), 10, what="web-2 out of the config")
+    wait_until(lambda: set(instances_reached(stack.lb, 6)) == {"web-1", "web-3"}, 10, what="HAProxy reloaded")
+    assert set(instances_reached(stack.lb, 30)) == {"web-1", "web-3"}
+
+
+def test_instance_failing_its_consul_check_gets_no_more_traffic(stack: Stack):
+    fails = three(stack)
+    fails["web-3"].touch()  # its /health now answers 503
+    wait_until(lambda: "web-3" not in stack.servers_in_config(), 15, what="web-3 out of the config")
+    wait_until(lambda: set(instances_reached(stack.lb, 6)) == {"web-1", "web-2"}, 10, what="HAProxy reloaded")
+    assert set(instances_reached(stack.lb, 30)) == {"web-1", "web-2"}
+    fails["web-3"].unlink()  # healthy again: back in
+    wait_until(lambda: "web-3" in stack.servers_in_config(), 15, what="web-3 back in the config")
+    wait_until(lambda: "web-3" in instances_reached(stack.lb, 9), 10, what="web-3 answering again")
+
+
+def test_consul_down_keeps_serving_and_changes_flow_once_it_is_back(stack: Stack):
+    three(stack)
+    before = stack.output.read_text()
+    stack.consul.stop()
+    time.sleep(3)  # several watcher retries happen while Consul is gone
+    assert stack.watch is not None and stack.watch.alive()
+    assert set(instances_reached(stack.lb, 30)) == {"web-1", "web-2", "web-3"}
+    assert stack.output.read_text() == before
+    assert "unavailable" in stack.watch.output()
+
+    stack.consul.start()  # a dev agent forgets everything: disco register puts the instances back
+    wait_until(lambda: len(stack.consul.passing("web")) == 3, 20, what="instances registered again")
+    stack.add_webapp("web-4")
+    wait_until(lambda: "web-4" in stack.servers_in_config(), 20, what="web-4 in the config")
+    wait_until(lambda: "web-4" in instances_reached(stack.lb, 12), 10, what="web-4 answering")
+    assert set(instances_reached(stack.lb, 40)) == {"web-1", "web-2", "web-3", "web-4"}
+
+
+def test_register_puts_back_a_service_the_agent_forgot(stack: Stack):
+    stack.add_webapp("web-1")
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    stack.consul.put("/v1/agent/service/deregister/web-1")
+    assert "web-1" not in stack.consul.agent_services()
+    wait_until(lambda: "web-1" in stack.consul.agent_services(), 5, what="web-1 registered again")
+    assert "registering it again" in stack.registers["web-1"].output()
+
+
+def test_once_writes_a_valid_config_and_exits(stack: Stack):
+    stack.add_webapp("web-1")
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    result = subprocess.run(stack.watch_args("--once"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stack.servers_in_config() == {"web-1"}
+    assert subprocess.run(["haproxy", "-c", "-f", str(stack.output)], capture_output=True).returncode == 0
+
+
+def test_dry_run_prints_the_config_and_touches_nothing(stack: Stack):
+    stack.add_webapp("web-1")
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    result = subprocess.run(stack.watch_args("--once", "--dry-run"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "server web-1 127.0.0.1:" in result.stdout
+    assert not stack.output.exists()
+
+
+def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(stack: Stack, tmp_path):
+    from discovery.render import DEFAULT_TEMPLATE
+
+    template = tmp_path / "custom.cfg.j2"
+    template.write_text(DEFAULT_TEMPLATE.read_text())
+    stack.add_webapp("web-1")
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    stack.watch_args = (lambda orig: lambda *extra: orig("--template", str(template), *extra))(stack.watch_args)
+    stack.start_balancer()
+    wait_until(lambda: set(instances_reached(stack.lb, 3)) == {"web-1"}, 20, what="web-1 through HAProxy")
+    live = stack.output.read_text()
+
+    template.write_text(template.read_text().replace("balance roundrobin", "balance no_such_algorithm"))
+    assert stack.watch is not None
+    wait_until(lambda: "HAProxy rejected the rendered config" in stack.watch.output(), 10,
+               what="the validation error in the watcher's log")
+    assert f"{stack.output}:" in stack.watch.output()  # says where
+    assert stack.output.read_text() == live
+    assert set(instances_reached(stack.lb, 6)) == {"web-1"}
+
+    template.write_text(DEFAULT_TEMPLATE.read_text().replace("balance roundrobin", "balance leastconn"))
+    wait_until(lambda: "balance leastconn" in stack.output.read_text(), 10, what="the good edit applied")
+    assert set(instances_reached(stack.lb, 6)) == {"web-1"}
+
+
+def test_watch_exits_cleanly_on_sigterm(stack: Stack):
+    stack.add_webapp("web-1")
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    stack.start_balancer()
+    assert stack.watch is not None
+    wait_until(lambda: "applied" in stack.watch.output(), 10, what="a first apply")
+    stack.watch.signal(signal.SIGTERM)
+    assert stack.watch.popen.wait(10) == 0

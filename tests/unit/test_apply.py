@@ -1,0 +1,100 @@
+"""Validate, swap and reload against the real filesystem and the real `haproxy -c`; the reloader is scripted."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from discovery.apply import Applier, LiveConfig, Outcome, ReloadRetry
+from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
+from discovery.validate import Validator
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+
+GOOD = ("defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n"
+        "frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n")
+GOOD2 = GOOD + "  balance roundrobin\n"
+BAD = GOOD + "  no_such_keyword\n"
+
+
+class Reloader:
+    def __init__(self, *results):
+        self.results = list(results)
+        self.calls = 0
+
+    def reload(self):
+        self.calls += 1
+        result = self.results.pop(0) if self.results else "ok"
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def applier(tmp_path, reloader=None, attempts=3):
+    live = LiveConfig(tmp_path / "haproxy.cfg")
+    return live, Applier(live, Validator(), reloader, threading.Event(),
+                         ReloadRetry(attempts=attempts, backoff_min=0.001, backoff_max=0.002))
+
+
+def test_first_write_without_haproxy(tmp_path):
+    live, app = applier(tmp_path)
+    assert app.apply(GOOD) is Outcome.WRITTEN
+    assert live.read() == GOOD and live.last_good.read_text() == GOOD
+
+
+def test_unchanged_text_is_not_written_or_reloaded(tmp_path):
+    reloader = Reloader()
+    live, app = applier(tmp_path, reloader)
+    app.apply(GOOD)
+    mtime = live.path.stat().st_mtime_ns
+    assert app.apply(GOOD) is Outcome.UNCHANGED
+    assert live.path.stat().st_mtime_ns == mtime and reloader.calls == 1
+
+
+def test_invalid_config_never_replaces_the_live_one(tmp_path):
+    live, app = applier(tmp_path, Reloader())
+    app.apply(GOOD)
+    with pytest.raises(ValidationError, match="haproxy.cfg:10"):
+        app.apply(BAD)
+    assert live.read() == GOOD
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_reload_retried_then_succeeds(tmp_path):
+    reloader = Reloader("ok", ReloadError("refused"), "ok")
+    live, app = applier(tmp_path, reloader)
+    app.apply(GOOD)
+    assert app.apply(GOOD2) is Outcome.RELOADED
+    assert reloader.calls == 3 and live.last_good.read_text() == GOOD2
+
+
+def test_reload_refused_every_time_restores_last_good(tmp_path):
+    live, app = applier(tmp_path, Reloader("ok", *[ReloadError("refused")] * 3))
+    app.apply(GOOD)
+    assert app.apply(GOOD2) is Outcome.ROLLED_BACK
+    assert live.read() == GOOD
+
+
+def test_no_haproxy_yet_means_written_not_retried(tmp_path):
+    reloader = Reloader(HAProxyUnavailable("no socket"))
+    live, app = applier(tmp_path, reloader)
+    assert app.apply(GOOD) is Outcome.WRITTEN
+    assert reloader.calls == 1 and live.read() == GOOD
+
+
+def test_existing_file_is_adopted_as_last_good(tmp_path):
+    (tmp_path / "haproxy.cfg").write_text(GOOD)
+    live = LiveConfig(tmp_path / "haproxy.cfg")
+    live.adopt_running()
+    assert live.last_good.read_text() == GOOD
+
+
+def test_file_mode_is_kept(tmp_path):
+    live, app = applier(tmp_path)
+    app.apply(GOOD)
+    live.path.chmod(0o640)
+    app.apply(GOOD2)
+    assert live.path.stat().st_mode & 0o777 == 0o640
