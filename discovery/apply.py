@@ -21,8 +21,10 @@ from pathlib import Path
 
 import tenacity
 
-from .errors import ConfigError, HAProxyUnavailable, ReloadError
+from .errors import ConfigError, HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
 from .haproxy import Reloader
+from .live import LiveUpdater
+from .plan import plan
 from .validate import Validator
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 class Outcome(enum.Enum):
     UNCHANGED = "unchanged"      # the live file already says this
+    LIVE = "applied live"        # written, and HAProxy updated through its runtime API, no reload
     WRITTEN = "written"          # written; no HAProxy to reload (yet, or none configured)
     RELOADED = "reloaded"        # written and HAProxy confirmed the reload
     ROLLED_BACK = "rolled back"  # HAProxy refused it on every try; last good file restored
@@ -128,20 +131,59 @@ class Applier:
     """Validate, swap and reload; the one place (with the watch) where retries live."""
 
     def __init__(self, live: LiveConfig, validator: Validator | None, reloader: Reloader | None,
-                 stop: threading.Event, retry: ReloadRetry = ReloadRetry()) -> None:
+                 stop: threading.Event, retry: ReloadRetry = ReloadRetry(),
+                 updater: LiveUpdater | None = None) -> None:
         self.live = live
         self.validator = validator
         self.reloader = reloader
         self.stop = stop
         self.retry = retry
+        self.updater = updater
+
+    def tick(self) -> None:
+        """Housekeeping between changes: delete servers that finished draining."""
+        if self.updater is not None and self.updater.draining:
+            self.updater.tick()
 
     def apply(self, text: str) -> Outcome:
-        """Make ``text`` the live config.
+        """Make ``text`` the live config, through the runtime API when only servers changed.
 
         Raises ValidationError when HAProxy rejects the text: the live file is untouched.
         """
-        if self.live.read() == text:
+        current = self.live.read()
+        if current == text:
             return Outcome.UNCHANGED
+        if self.updater is not None and current is not None:
+            change = plan(current, text)
+            if change.live:
+                try:
+                    count = self.updater.execute(change, text)
+                except LiveUpdateFailed as exc:
+                    log.warning("live update failed: %s; reloading instead", exc)
+                else:
+                    # Routing has changed; now make the file say so, so a restart yields the same state.
+                    try:
+                        self.live.install(text, self.validator)
+                    except ValidationError:
+                        self._reload_quietly()  # HAProxy back to the file, which still holds the old config
+                        raise
+                    self.live.keep_as_last_good(text)
+                    log.info("runtime API: %d operations", count)
+                    return Outcome.LIVE
+            else:
+                log.info("reload needed: %s", change.reload_reason)
+        return self._apply_by_reload(text)
+
+    def _reload_quietly(self) -> None:
+        try:
+            if self.reloader is not None:
+                self._reload()
+        except ReloadError as exc:
+            log.error("reload to restore the file's config failed: %s", exc)
+        if self.updater is not None:
+            self.updater.forget()
+
+    def _apply_by_reload(self, text: str) -> Outcome:
         self.live.install(text, self.validator)
         if self.reloader is None:
             self.live.keep_as_last_good(text)
@@ -159,6 +201,8 @@ class Applier:
                       "last good config restored" if restored else "no last good config to restore")
             return Outcome.ROLLED_BACK
         log.info("reloaded: %s", what)
+        if self.updater is not None:
+            self.updater.forget()
         self.live.keep_as_last_good(text)
         return Outcome.RELOADED
 

@@ -116,6 +116,11 @@ def watch(
     master_socket: Annotated[Optional[Path], typer.Option(
         help="HAProxy master CLI socket (haproxy -W -S PATH): reload through it and confirm.")] = None,
     reload_cmd: Annotated[Optional[str], typer.Option(help="Command that reloads HAProxy (run without a shell).")] = None,
+    runtime_socket: Annotated[Optional[Path], typer.Option(
+        help="HAProxy admin socket: apply server-only changes live through the runtime API, no reload. "
+             "Sets the template value admin_socket.")] = None,
+    drain_grace: Annotated[str, typer.Option(
+        help="With --runtime-socket: how long a removed server drains before it is deleted.")] = "10s",
     check_cmd: Annotated[str, typer.Option(
         help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -f {path}",
     wait: Annotated[str, typer.Option(
@@ -135,7 +140,7 @@ def watch(
     from .haproxy import CommandReloader, MasterSocket, Reloader
     from .render import DEFAULT_TEMPLATE
     from .runner import WatchConfig, Watcher
-    from .settings import consul_settings, parse_pairs, parse_wait
+    from .settings import consul_settings, parse_duration, parse_pairs, parse_wait
     from .validate import Validator
 
     _setup_logging(verbose)
@@ -152,10 +157,13 @@ def watch(
             reason = names.check(names.SERVICE_NAME, name, "service name")
             if reason:
                 raise ConfigError(reason)
+        values = parse_pairs(set_ or [], "--set")
+        if runtime_socket is not None:
+            values.setdefault("admin_socket", str(runtime_socket))
         config = WatchConfig(
             services=tuple(dict.fromkeys(service)), template=template or DEFAULT_TEMPLATE, output=output, tag=tag,
-            values=parse_pairs(set_ or [], "--set"), wait=parse_wait(wait),
-            validator=Validator(check_cmd), reloader=reloader)
+            values=values, wait=parse_wait(wait), validator=Validator(check_cmd), reloader=reloader,
+            runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace))
         watcher = Watcher(ConsulClient(consul_settings(consul_addr)), config, dry_run=dry_run,
                           output=lambda text: typer.echo(text, nl=False))
         _on_signals(action=watcher.stop)

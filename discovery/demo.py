@@ -105,7 +105,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
         _program("consul", [consul_bin, "agent", "-dev", "-config-file", str(work / "consul.json")], 10, logs),
         _program("haproxy", ["haproxy", "-W", "-S", str(work / "master.sock"), "-f", str(work / "haproxy.cfg")], 20, logs),
         _program("watch", disco + ["watch", "--service", SERVICE, "--output", str(work / "haproxy.cfg"),
-                                   "--master-socket", str(work / "master.sock"), "--consul-addr", consul_addr,
+                                   "--master-socket", str(work / "master.sock"),
+                                   "--runtime-socket", str(work / "admin.sock"), "--consul-addr", consul_addr,
                                    *_values(spec)], 30, logs),
     ]
     for n in range(1, spec.webapps + 1):
@@ -120,7 +121,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
 
 
 def _values(spec: DemoSpec) -> list[str]:
-    values = {"frontend_port": spec.lb_port, "stats_port": spec.stats_port, "bind_address": "127.0.0.1"}
+    values = {"frontend_port": spec.lb_port, "stats_port": spec.stats_port, "bind_address": "127.0.0.1",
+              "admin_socket": str(spec.workdir / "admin.sock")}
     return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
 
 

@@ -9,6 +9,7 @@ The tree::
     │   └── AccessDenied           the ACL token was refused (403): not retried
     ├── TemplateError              the Jinja2 template failed to load or render
     ├── ValidationError            the rendered config was rejected by `haproxy -c`
+    ├── LiveUpdateFailed           the runtime API refused a change: disco reloads instead
     ├── ReloadError                HAProxy did not take the new config
     │   └── HAProxyUnavailable     no HAProxy answers on the master socket yet
     └── RegistrationError          `disco register` could not register the instance
@@ -61,3 +62,7 @@ class RegistrationError(DiscoveryError):
 
 class HAProxyUnavailable(ReloadError):
     """No HAProxy answers on the master socket: nothing to reload yet (the file is still written)."""
+
+
+class LiveUpdateFailed(DiscoveryError):
+    """The runtime API did not take a change; disco falls back to a validated reload."""

@@ -21,7 +21,8 @@ from pathlib import Path
 from .apply import Applier, LiveConfig, Outcome, ReloadRetry
 from .catalog import Catalog
 from .errors import CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
-from .haproxy import Reloader
+from .haproxy import Reloader, RuntimeAPI
+from .live import LiveUpdater
 from .model import DesiredState, Service
 from .quiescence import Quiescence
 from .render import Renderer
@@ -45,6 +46,10 @@ class WatchConfig:
     reloader: Reloader | None = None
     timing: WatchTiming = WatchTiming()
     retry: ReloadRetry = ReloadRetry()
+    #: HAProxy's admin socket: server-only changes go through the runtime API, without a reload.
+    runtime_socket: Path | None = None
+    #: How long a removed server may drain before it is deleted.
+    drain_grace: float = 10.0
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
@@ -81,7 +86,9 @@ class Watcher:
         self._template_mtime = _mtime(config.template)
         self._live = LiveConfig(config.output)
         self._live.adopt_running()
-        self._applier = Applier(self._live, config.validator, config.reloader, self.stop_event, config.retry)
+        updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
+        self._applier = Applier(self._live, config.validator, config.reloader, self.stop_event, config.retry,
+                                updater)
 
     def stop(self) -> None:
         """Ask the loop to end; safe from signal handlers and other threads."""
@@ -112,6 +119,7 @@ class Watcher:
                     raise CatalogUnavailable(f"Consul did not answer for every service within "
                                              f"{self.config.once_timeout:.0f}s")
                 self._receive(services, timer)
+                self._applier.tick()
                 if self._template_changed() and all(s is not None for s in services.values()):
                     timer.change(self.clock())
                 complete = all(s is not None for s in services.values())

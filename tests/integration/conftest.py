@@ -62,6 +62,10 @@ class Stack:
         return self.workdir / "master.sock"
 
     @property
+    def admin_socket(self) -> Path:
+        return self.workdir / "admin.sock"
+
+    @property
     def lb(self) -> str:
         return f"http://127.0.0.1:{self.lb_port}/"
 
@@ -85,14 +89,26 @@ class Stack:
              "--id", instance, "--check-http", "/health", "--consul-addr", self.consul.url], f"register-{instance}")
         return fail
 
-    def start_balancer(self) -> None:
-        """First config rendered by `disco watch --once`, then HAProxy, then the watcher."""
+    def start_balancer(self, live: bool = False) -> None:
+        """First config rendered by `disco watch --once`, then HAProxy, then the watcher.
+
+        With ``live``, the watcher applies server changes through the runtime API.
+        """
+        if live:
+            self.watch_args = (lambda orig: lambda *extra: orig("--runtime-socket", str(self.admin_socket),
+                                                                "--drain-grace", "2s", *extra))(self.watch_args)
         once = self.spawn(self.watch_args("--once"), "watch-once")
         assert once.popen.wait(60) == 0, once.output()
         self.haproxy = self.spawn(["haproxy", "-W", "-S", str(self.master_socket), "-f", str(self.output)],
                                   "haproxy")
         wait_until(self.master_socket.exists, 10, what="HAProxy's master socket")
         self.watch = self.spawn(self.watch_args("--master-socket", str(self.master_socket)), "watch")
+
+    def reloads(self) -> int:
+        """HAProxy's reload counter, from the master CLI."""
+        from discovery.haproxy import MasterSocket
+
+        return MasterSocket(self.master_socket).state().reloads
 
     def servers_in_config(self) -> set[str]:
         return {line.split()[1] for line in self.output.read_text().splitlines() if line.strip().startswith("server ")}

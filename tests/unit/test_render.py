@@ -25,8 +25,8 @@ WEB = Service("web", (Instance("web-1", "n1", "10.0.0.1", 8080), Instance("web-2
 def test_default_template_lists_every_server_with_checks():
     text = Renderer(DEFAULT_TEMPLATE).render(state(WEB))
     assert "backend web" in text
-    assert "server web-1 10.0.0.1:8080 check" in text
-    assert "server web-2 [fd00::2]:8081 check" in text
+    assert "server web-1 10.0.0.1:8080 check inter 1s fall 2 rise 1" in text
+    assert "server web-2 [fd00::2]:8081 check inter 1s fall 2 rise 1" in text
     assert "bind *:80" in text and "bind *:1936" in text
 
 

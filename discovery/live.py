@@ -1,0 +1,101 @@
+"""Apply a server-only plan through HAProxy's runtime API, drain what leaves, and check the result.
+
+Order matters for traffic: new servers first (capacity before removal), then
+address and weight changes, then removals.  A removed server is set to
+``drain`` (no new requests, in-flight ones finish) and deleted once its
+connections are done or its grace time is up.  After every change the touched
+backends are read back with ``show servers state``; anything that differs from
+the new config raises LiveUpdateFailed, and the caller reloads to repair it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from .errors import DiscoveryError, LiveUpdateFailed
+from .haproxy import RuntimeAPI
+from .plan import Add, Plan, Remove, ServerLine, SetAddress, SetWeight, parse
+
+log = logging.getLogger(__name__)
+
+
+class LiveUpdater:
+    """Runs plans on one HAProxy and remembers which servers are draining."""
+
+    def __init__(self, api: RuntimeAPI, drain_grace: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.api = api
+        self.drain_grace = drain_grace
+        self.clock = clock
+        self.draining: dict[tuple[str, str], float] = {}  # (backend, server) -> delete by
+
+    def forget(self) -> None:
+        """After a reload HAProxy runs exactly the file: nothing is draining any more."""
+        self.draining.clear()
+
+    def execute(self, live_plan: Plan, new_text: str) -> int:
+        """Run the plan's operations; return how many were applied."""
+        assert live_plan.live
+        ops = sorted(live_plan.ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
+        for op in ops:
+            if isinstance(op, Add):
+                self._add(op.server)
+            elif isinstance(op, SetAddress):
+                self.api.set_address(op.server.backend, op.server.name, op.server.address, op.server.port)
+            elif isinstance(op, SetWeight):
+                self.api.set_weight(op.server.backend, op.server.name, op.server.weight or "1")
+            else:
+                self.api.set_state(op.backend, op.name, "drain")
+                self.draining[(op.backend, op.name)] = self.clock() + self.drain_grace
+        self.verify(new_text, {self._backend(op) for op in ops})
+        return len(ops)
+
+    @staticmethod
+    def _backend(op: Add | Remove | SetAddress | SetWeight) -> str:
+        return op.backend if isinstance(op, Remove) else op.server.backend
+
+    def _add(self, server: ServerLine) -> None:
+        key = (server.backend, server.name)
+        if key in self.draining:  # it came back before it was deleted: reuse it
+            del self.draining[key]
+            self.api.set_address(server.backend, server.name, server.address, server.port)
+            self.api.set_state(server.backend, server.name, "ready")
+            return
+        self.api.add_server(server.backend, server.name, server.addr_port, server.options_without_weight())
+        if server.weight is not None:
+            self.api.set_weight(server.backend, server.name, server.weight)
+
+    def verify(self, text: str, backends: set[str]) -> None:
+        """Read the touched backends back; raise LiveUpdateFailed on any drift from ``text``."""
+        parsed = parse(text)
+        if parsed is None:
+            raise LiveUpdateFailed("cannot read the new config back")
+        for backend in sorted(backends):
+            running = self.api.servers(backend)
+            expected = {name: s for (b, name), s in parsed.servers.items() if b == backend}
+            for name, server in expected.items():
+                state = running.get(name)
+                if state is None:
+                    raise LiveUpdateFailed(f"{backend}/{name} is missing from HAProxy")
+                if state.port != server.port or state.in_maintenance or state.draining:
+                    raise LiveUpdateFailed(f"{backend}/{name} is not ready at {server.addr_port} in HAProxy")
+            extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
+            if extra:
+                raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")
+
+    def tick(self) -> None:
+        """Delete drained servers whose connections are done or whose grace time is up."""
+        now = self.clock()
+        for (backend, name), deadline in list(self.draining.items()):
+            try:
+                if now < deadline and self.api.used_connections(backend, name) > 0:
+                    continue
+                self.api.delete_server(backend, name)
+                log.info("deleted drained server %s/%s", backend, name)
+            except DiscoveryError as exc:
+                if now < deadline + self.drain_grace:
+                    continue  # try again on the next tick
+                log.warning("could not delete drained server %s/%s: %s", backend, name, exc)
+            del self.draining[(backend, name)]
