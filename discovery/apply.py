@@ -24,7 +24,7 @@ import tenacity
 from .errors import ConfigError, HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
 from .haproxy import Reloader
 from .live import LiveUpdater
-from .plan import plan
+from .plan import Plan, plan
 from .validate import Validator
 
 log = logging.getLogger(__name__)
@@ -156,23 +156,35 @@ class Applier:
         if self.updater is not None and current is not None:
             change = plan(current, text)
             if change.live:
-                try:
-                    count = self.updater.execute(change, text)
-                except LiveUpdateFailed as exc:
-                    log.warning("live update failed: %s; reloading instead", exc)
-                else:
-                    # Routing has changed; now make the file say so, so a restart yields the same state.
-                    try:
-                        self.live.install(text, self.validator)
-                    except ValidationError:
-                        self._reload_quietly()  # HAProxy back to the file, which still holds the old config
-                        raise
-                    self.live.keep_as_last_good(text)
-                    log.info("runtime API: %d operations", count)
-                    return Outcome.LIVE
-            else:
-                log.info("reload needed: %s", change.reload_reason)
+                return self._apply_live(change, text)
+            log.info("reload needed: %s", change.reload_reason)
         return self._apply_by_reload(text)
+
+    def _apply_live(self, change: Plan, text: str) -> Outcome:
+        """Server-only change: file first, then the runtime API, then validation off the critical path.
+
+        The file is swapped before HAProxy changes, so a reload at any moment (by us,
+        by supervisord, by a person) reads the servers that are running.  Its skeleton
+        is the one HAProxy already accepted; only server lines differ, and HAProxy's
+        ``add server`` parses those itself.  The full ``haproxy -c`` runs right after.
+        """
+        write_atomic(self.live.path, text)
+        assert self.updater is not None
+        try:
+            count = self.updater.execute(change, text)
+        except LiveUpdateFailed as exc:
+            log.warning("live update failed: %s; reloading instead", exc)
+            return self._apply_by_reload(text, installed=True)
+        try:
+            if self.validator is not None:
+                self.validator.check(self.live.path)
+        except ValidationError:
+            self.live.restore_last_good()
+            self._reload_quietly()  # HAProxy back to what the restored file says
+            raise
+        self.live.keep_as_last_good(text)
+        log.info("runtime API: %d operations", count)
+        return Outcome.LIVE
 
     def _reload_quietly(self) -> None:
         try:
@@ -183,8 +195,17 @@ class Applier:
         if self.updater is not None:
             self.updater.forget()
 
-    def _apply_by_reload(self, text: str) -> Outcome:
-        self.live.install(text, self.validator)
+    def _apply_by_reload(self, text: str, installed: bool = False) -> Outcome:
+        if installed:  # already on disk (a live update that failed): validate it where it is
+            try:
+                if self.validator is not None:
+                    self.validator.check(self.live.path)
+            except ValidationError:
+                self.live.restore_last_good()
+                self._reload_quietly()
+                raise
+        else:
+            self.live.install(text, self.validator)
         if self.reloader is None:
             self.live.keep_as_last_good(text)
             return Outcome.WRITTEN

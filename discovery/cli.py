@@ -124,7 +124,7 @@ def watch(
     check_cmd: Annotated[str, typer.Option(
         help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -f {path}",
     wait: Annotated[str, typer.Option(
-        metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first.")] = "50ms:1s",
+        metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first.")] = "10ms:1s",
     once: Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the rendered config; touch nothing.")] = False,
     consul_addr: ConsulAddr = None,

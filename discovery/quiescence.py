@@ -6,10 +6,11 @@ Two rules, both from what users of consul-template learnt the hard way:
   until ``min`` passes with no further change, but never longer than ``max``
   after the first one, so a burst (a deploy registering ten instances) becomes
   one apply.
-- A budget of applies (a token bucket): ``burst`` applies at once, then one per
+- A budget of reloads (a token bucket): ``burst`` reloads at once, then one per
   ``spacing``.  A flapping instance or a rolling deploy that changes the catalog
-  faster than that is collapsed into at most one apply per ``spacing``, so it
+  faster than that is collapsed into at most one reload per ``spacing``, so it
   cannot cause a reload storm, while isolated changes still go out after ``min``.
+  Changes applied live through the runtime API cost nothing and spend no token.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ class Quiescence:
         deadline = self.deadline()
         return deadline is not None and now >= deadline - 1e-9
 
-    def flushed(self, now: float) -> None:
-        """The pending changes were acted on at ``now``: spend one token."""
-        self._tokens = max(0.0, self._tokens_now(now) - 1.0) if self._tokens_at != float("-inf") \
-            else float(self.burst) - 1.0
-        self._tokens_at = now
+    def flushed(self, now: float, reloaded: bool = True) -> None:
+        """The pending changes were acted on at ``now``; a reload spends one token."""
+        if reloaded:
+            self._tokens = max(0.0, self._tokens_now(now) - 1.0) if self._tokens_at != float("-inf") \
+                else float(self.burst) - 1.0
+            self._tokens_at = now
         self._first = self._last = None

@@ -41,7 +41,7 @@ class WatchConfig:
     output: Path
     tag: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
-    wait: tuple[float, float] = (0.05, 1.0)
+    wait: tuple[float, float] = (0.01, 1.0)
     validator: Validator | None = Validator()
     reloader: Reloader | None = None
     timing: WatchTiming = WatchTiming()
@@ -126,7 +126,7 @@ class Watcher:
                 if complete and (once or timer.due(self.clock())):
                     state = DesiredState(tuple(s for s in services.values() if s is not None))
                     last = self._pass(state)
-                    timer.flushed(self.clock())
+                    timer.flushed(self.clock(), reloaded=last.outcome in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
                         if last.error is not None:
                             raise last.error

@@ -71,3 +71,14 @@ def test_budget_refills_after_a_quiet_spell():
         q.flushed(q.deadline())
     q.change(10.0)
     assert q.deadline() == 10.05
+
+
+def test_live_applies_spend_no_reload_budget():
+    q = Quiescence(0.01, 1.0, burst=2, spacing=0.5)
+    t = 0.0
+    for _ in range(20):
+        q.change(t)
+        deadline = q.deadline()
+        assert deadline == t + 0.01
+        q.flushed(deadline, reloaded=False)
+        t = deadline + 0.01
