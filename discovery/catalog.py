@@ -33,6 +33,14 @@ class Catalog(Protocol):
         """Blocking query: return ``(X-Consul-Index, entries)`` once the index moves past ``index``."""
         ...
 
+    def health_state(self, *, index: int, wait: float) -> tuple[int, Entries]:
+        """Blocking query on every check in the datacenter (``/v1/health/state/any``)."""
+        ...
+
+    def catalog_services(self, *, index: int, wait: float) -> tuple[int, Mapping[str, Sequence[str]]]:
+        """Blocking query on the service names and their tags (``/v1/catalog/services``)."""
+        ...
+
 
 class ConsulClient:
     """python-consul2 with explicit settings, timeouts and error mapping."""
@@ -47,8 +55,10 @@ class ConsulClient:
         # Undo python-consul2's environment override: our settings already resolved it.
         self._consul.http = consul.std.HTTPClient(settings.host, settings.port, settings.scheme, verify)
         self._consul.scheme = settings.scheme
+        self.requests = 0  # HTTP requests made, for the watcher's stats line
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
+        self.requests += 1
         self._consul.http.timeout = timeout or self.request_timeout
         token = self.settings.current_token()
         try:
@@ -60,17 +70,32 @@ class ConsulClient:
 
     # -- watching --------------------------------------------------------------------
 
-    def health_service(self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0,
-                       passing: bool = True) -> tuple[int, Entries]:
+    def _timeout(self, index: int, wait: float) -> float:
         # Consul adds up to wait/16 of jitter: the read timeout must exceed it.
-        timeout = wait + wait / 16 + 5 if index else self.request_timeout
-        raw_index, entries = self._call(self._consul.health.service, service, index=index or None,
-                                        wait=format_duration(wait), passing=passing, tag=tag, timeout=timeout)
+        return wait + wait / 16 + 5 if index else self.request_timeout
+
+    def _index(self, raw_index: object) -> int:
         try:
-            new_index = int(raw_index)
+            return int(str(raw_index))
         except (TypeError, ValueError) as exc:
             raise CatalogUnavailable(f"Consul at {self.settings.url} sent no usable X-Consul-Index") from exc
-        return new_index, entries or []
+
+    def health_service(self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0,
+                       passing: bool = True) -> tuple[int, Entries]:
+        raw_index, entries = self._call(self._consul.health.service, service, index=index or None,
+                                        wait=format_duration(wait), passing=passing, tag=tag,
+                                        timeout=self._timeout(index, wait))
+        return self._index(raw_index), entries or []
+
+    def health_state(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Entries]:
+        raw_index, checks = self._call(self._consul.health.state, "any", index=index or None,
+                                       wait=format_duration(wait), timeout=self._timeout(index, wait))
+        return self._index(raw_index), checks or []
+
+    def catalog_services(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Mapping[str, Sequence[str]]]:
+        raw_index, services = self._call(self._consul.catalog.services, index=index or None,
+                                         wait=format_duration(wait), timeout=self._timeout(index, wait))
+        return self._index(raw_index), services or {}
 
     # -- the local agent (disco register) ----------------------------------------------
 

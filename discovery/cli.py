@@ -125,6 +125,9 @@ def watch(
         help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -f {path}",
     wait: Annotated[str, typer.Option(
         metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first.")] = "10ms:1s",
+    watch_mode: Annotated[str, typer.Option(
+        help="service: one blocking query per service; catalog: two for the whole datacenter; "
+             "auto: catalog above 8 services.")] = "auto",
     once: Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the rendered config; touch nothing.")] = False,
     consul_addr: ConsulAddr = None,
@@ -147,6 +150,8 @@ def watch(
     try:
         if master_socket and reload_cmd:
             raise ConfigError("give --master-socket or --reload-cmd, not both")
+        if watch_mode not in ("auto", "service", "catalog"):
+            raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
         reloader: Reloader | None = None
         if master_socket:
             reloader = MasterSocket(master_socket)
@@ -163,10 +168,11 @@ def watch(
         config = WatchConfig(
             services=tuple(dict.fromkeys(service)), template=template or DEFAULT_TEMPLATE, output=output, tag=tag,
             values=values, wait=parse_wait(wait), validator=Validator(check_cmd), reloader=reloader,
-            runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace))
+            runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace), watch_mode=watch_mode)
         watcher = Watcher(ConsulClient(consul_settings(consul_addr)), config, dry_run=dry_run,
                           output=lambda text: typer.echo(text, nl=False))
         _on_signals(action=watcher.stop)
+        signal.signal(signal.SIGUSR1, lambda *_: watcher.log_stats())
         watcher.run(once=once)
     except DiscoveryError as exc:
         raise _fail(exc) from None

@@ -72,7 +72,7 @@ def socket_command(path: Path, command: str, timeout: float = 5.0) -> str:
 class MasterSocket:
     """Reload through the master CLI and confirm it with ``show proc``."""
 
-    def __init__(self, path: Path, timeout: float = 10.0, poll: float = 0.01) -> None:
+    def __init__(self, path: Path, timeout: float = 10.0, poll: float = 0.005) -> None:
         self.path = path
         self.timeout = timeout
         self.poll = poll

@@ -5,7 +5,9 @@ Two rules, both from what users of consul-template learnt the hard way:
 - Quiescence, like consul-template's ``wait {min, max}``: after a change, wait
   until ``min`` passes with no further change, but never longer than ``max``
   after the first one, so a burst (a deploy registering ten instances) becomes
-  one apply.
+  one apply.  The first change after a quiet spell (nothing applied for ``max``)
+  goes out at once: waiting only pays off when more changes follow, and those
+  are then collapsed as above.
 - A budget of reloads (a token bucket): ``burst`` reloads at once, then one per
   ``spacing``.  A flapping instance or a rolling deploy that changes the catalog
   faster than that is collapsed into at most one reload per ``spacing``, so it
@@ -25,6 +27,8 @@ class Quiescence:
     burst: int = 5
     spacing: float = 0.25
     _first: float | None = field(default=None, repr=False)
+    _leading: bool = field(default=False, repr=False)
+    _last_flush: float = field(default=float("-inf"), repr=False)
     _last: float | None = field(default=None, repr=False)
     _tokens: float = field(default=-1.0, repr=False)
     _tokens_at: float = field(default=float("-inf"), repr=False)
@@ -40,6 +44,9 @@ class Quiescence:
         """A change arrived at ``now``."""
         if self._first is None:
             self._first = now
+            self._leading = now - self._last_flush > self.max
+        else:
+            self._leading = False  # a second change before the first went out: it is a burst
         self._last = now
 
     def _tokens_now(self, now: float) -> float:
@@ -51,7 +58,7 @@ class Quiescence:
         """When the pending changes are due, or None when nothing is pending."""
         if self._first is None or self._last is None:
             return None
-        quiet = min(self._last + self.min, self._first + self.max)
+        quiet = self._first if self._leading else min(self._last + self.min, self._first + self.max)
         if self._tokens_at == float("-inf") or self.spacing <= 0:
             return quiet
         # The earliest moment the bucket holds one whole token again.
@@ -69,3 +76,4 @@ class Quiescence:
                 else float(self.burst) - 1.0
             self._tokens_at = now
         self._first = self._last = None
+        self._last_flush = now

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import resource
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from .apply import Applier, LiveConfig, Outcome, ReloadRetry
 from .catalog import Catalog
+from .catalog_watch import CatalogWatch
 from .errors import CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
 from .haproxy import Reloader, RuntimeAPI
 from .live import LiveUpdater
@@ -30,6 +32,9 @@ from .validate import Validator
 from .watch import ServiceWatch, Update, WatchTiming
 
 log = logging.getLogger(__name__)
+
+#: In ``auto`` mode, more services than this are followed through the catalog-wide watch.
+CATALOG_ABOVE = 8
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class WatchConfig:
     runtime_socket: Path | None = None
     #: How long a removed server may drain before it is deleted.
     drain_grace: float = 10.0
+    #: ``service``: one blocking query per service; ``catalog``: two for the whole datacenter
+    #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
+    watch_mode: str = "auto"
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
@@ -95,15 +103,36 @@ class Watcher:
         self.stop_event.set()
         self._queue.put(None)
 
-    def _start_watches(self) -> list[threading.Thread]:
-        threads = []
-        for name in self.config.services:
-            watch = ServiceWatch(self.catalog, name, self._queue.put, self.stop_event,
+    @property
+    def blocking_queries(self) -> int:
+        """How many blocking queries the watch keeps open against Consul."""
+        return 2 if self._catalog_mode else len(self.config.services)
+
+    @property
+    def _catalog_mode(self) -> bool:
+        mode = self.config.watch_mode
+        return mode == "catalog" or (mode == "auto" and len(self.config.services) > CATALOG_ABOVE)
+
+    def _start_watches(self) -> None:
+        watches: list[tuple[str, Callable[[], None]]]
+        if self._catalog_mode:
+            watch = CatalogWatch(self.catalog, self.config.services, self._queue.put, self.stop_event,
                                  tag=self.config.tag, timing=self.config.timing)
-            thread = threading.Thread(target=watch.run, name=f"watch-{name}", daemon=True)
-            thread.start()
-            threads.append(thread)
-        return threads
+            watches = [("watch-catalog", watch.run)]
+        else:
+            watches = [(f"watch-{name}", ServiceWatch(self.catalog, name, self._queue.put, self.stop_event,
+                                                      tag=self.config.tag, timing=self.config.timing).run)
+                       for name in self.config.services]
+        log.info("watching %d services with %d blocking queries", len(self.config.services), self.blocking_queries)
+        for name, target in watches:
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def log_stats(self) -> None:
+        """One line an operator (or a benchmark) can read: load on Consul and on this process."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        log.info("stats: %d requests to Consul, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
+                 getattr(self.catalog, "requests", -1), self.blocking_queries, usage.ru_utime + usage.ru_stime,
+                 usage.ru_maxrss / 1024)
 
     def run(self, once: bool = False) -> Applied | None:
         """Follow Consul until stopped; with ``once``, return after the first pass."""
@@ -119,6 +148,8 @@ class Watcher:
                     raise CatalogUnavailable(f"Consul did not answer for every service within "
                                              f"{self.config.once_timeout:.0f}s")
                 self._receive(services, timer)
+                if not timer.pending:
+                    self._settle()
                 self._applier.tick()
                 if self._template_changed() and all(s is not None for s in services.values()):
                     timer.change(self.clock())
@@ -128,6 +159,7 @@ class Watcher:
                     last = self._pass(state)
                     timer.flushed(self.clock(), reloaded=last.outcome in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
+                        self._applier.settle()
                         if last.error is not None:
                             raise last.error
                         return last
@@ -150,6 +182,12 @@ class Watcher:
                 update = self._queue.get_nowait()
             except queue.Empty:
                 break
+
+    def _settle(self) -> None:
+        try:
+            self._applier.settle()
+        except DiscoveryError as exc:
+            log.error("%s; the last good config was restored", exc)
 
     def _template_changed(self) -> bool:
         mtime = _mtime(self.config.template)

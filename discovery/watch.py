@@ -1,13 +1,17 @@
-"""Follow one service's instances with Consul blocking queries.
+"""Follow Consul with blocking queries.
 
-The loop follows Consul's rules for blocking queries (and consul-template's
-``watch/view.go``): a return is not a change, so compare the body; an index that
-goes backwards is reset to 0 and re-read; an index below 1 is taken as 1 so the
-loop cannot spin; queries are spaced by a minimum interval; errors back off
-exponentially with jitter (tenacity), forever, and the backoff resets after any
-success.  A refused ACL token is reported once and re-tried slowly, since a token
-file may be fixed without a restart.  Every wait is on the stop event, so SIGTERM
-acts at once.
+:class:`Follow` is the loop every watch uses.  It follows Consul's rules for
+blocking queries (and consul-template's ``watch/view.go``): a return is not a
+change, so the caller compares bodies; an index that goes backwards is reset to
+0 and re-read; an index below 1 is taken as 1 so the loop cannot spin; queries
+are spaced by a minimum interval; errors back off exponentially with jitter
+(tenacity), forever, and the backoff resets after any success.  A refused ACL
+token is reported once and re-tried slowly, since a token file may be fixed
+without a restart.  Every wait is on the stop event, so SIGTERM acts at once.
+
+:class:`ServiceWatch` follows one service (``/v1/health/service/NAME``); for
+many services, :mod:`discovery.catalog_watch` follows the whole catalog with a
+fixed number of queries instead.
 """
 
 from __future__ import annotations
@@ -17,20 +21,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import tenacity
 
 from .catalog import Catalog
-from .desired import convert
+from .desired import Conversion, convert
 from .errors import AccessDenied, CatalogError
 from .model import Service
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Update:
-    """A changed view of one service, as the watcher hands it on."""
+    """A changed view of one service, as a watch hands it on."""
 
     service: Service
     index: int
@@ -45,88 +51,123 @@ def next_index(previous: int, received: int) -> int:
 
 @dataclass(frozen=True)
 class WatchTiming:
-    """How the loop paces itself."""
+    """How the loops pace themselves."""
 
     wait: float = 300.0           # blocking wait sent to Consul
-    min_interval: float = 0.05    # at least this long between two queries of one service
+    min_interval: float = 0.02    # at least this long between two queries of one endpoint
     backoff_min: float = 0.25     # first retry after an error
     backoff_max: float = 5.0      # ceiling of the exponential backoff (a local agent: keep it short)
     denied_retry: float = 30.0    # how often to try again after a 403
 
 
-class ServiceWatch:
-    """One service, one blocking query at a time, results handed to ``on_update``."""
+class Retry:
+    """Call Consul until it answers or we are stopped: backoff with jitter, 403 reported once."""
 
-    def __init__(self, catalog: Catalog, service: str, on_update: Callable[[Update], None],
-                 stop: threading.Event, *, tag: str | None = None, passing: bool = True,
-                 timing: WatchTiming = WatchTiming(),
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.catalog = catalog
-        self.service = service
-        self.tag = tag
-        self.passing = passing
-        self.on_update = on_update
+    def __init__(self, identity: str, stop: threading.Event, timing: WatchTiming) -> None:
+        self.identity = identity
         self.stop = stop
         self.timing = timing
-        self.clock = clock
-        self.identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
         self._denied_reported = False
-        self._notes: tuple[str, ...] = ()
 
-    def _wait_for_retry(self, state: tenacity.RetryCallState) -> float:
+    def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, AccessDenied):
             return self.timing.denied_retry
         backoff = tenacity.wait_random_exponential(multiplier=self.timing.backoff_min, max=self.timing.backoff_max)
         return float(backoff(state))
 
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+    def _log(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         if isinstance(exc, AccessDenied):
             if not self._denied_reported:
-                log.error("%s: %s; not retried as an outage, checking again every %.0fs",
-                          self.identity, exc, delay)
+                log.error("%s: %s; not retried as an outage, checking again every %.0fs", self.identity, exc, delay)
                 self._denied_reported = True
             return
         log.warning("%s: %s; retry %d in %.2fs", self.identity, exc, state.attempt_number, delay)
 
-    def _query(self, index: int) -> tuple[int, list]:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(CatalogError),
-            wait=self._wait_for_retry,
-            stop=lambda _state: self.stop.is_set(),
-            sleep=self.stop.wait,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        new_index, entries = retrying(self.catalog.health_service, self.service, tag=self.tag,
-                                      index=index, wait=self.timing.wait, passing=self.passing)
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Raises CatalogError only once stopped."""
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(CatalogError), wait=self._wait,
+                                     stop=lambda _state: self.stop.is_set(), sleep=self.stop.wait,
+                                     before_sleep=self._log, reraise=True)
+        result = retrying(fn, *args, **kwargs)
         self._denied_reported = False
-        return new_index, list(entries)
+        return result
+
+
+class Follow:
+    """One blocking query, followed until stopped; every answer with a new index goes to ``on_answer``."""
+
+    def __init__(self, identity: str, fetch: Callable[[int, float], tuple[int, Any]],
+                 on_answer: Callable[[int, Any], None], stop: threading.Event,
+                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.identity = identity
+        self.fetch = fetch
+        self.on_answer = on_answer
+        self.stop = stop
+        self.timing = timing
+        self.clock = clock
+        self.retry = Retry(identity, stop, timing)
 
     def run(self) -> None:
         """Loop until the stop event is set; never raises for Consul trouble."""
-        index, last, last_start = 0, None, float("-inf")
+        index, answered, last_start = 0, False, float("-inf")
         while not self.stop.is_set():
             pause = last_start + self.timing.min_interval - self.clock()
             if pause > 0 and self.stop.wait(pause):
                 break
             last_start = self.clock()
             try:
-                received, entries = self._query(index)
+                received, body = self.retry(self.fetch, index, self.timing.wait)
             except CatalogError:
-                break  # only reached when stopping: tenacity re-raises the last error
-            if received == index and last is not None:
+                break  # only reached when stopping
+            if received == index and answered:
                 continue  # the wait elapsed with no change
             index = next_index(index, received)
-            conversion = convert(self.service, entries)
-            if conversion.skipped != self._notes:
-                for note in conversion.skipped:
-                    log.warning("%s: %s", self.identity, note)
-                self._notes = conversion.skipped
-            if conversion.service != last:
-                last = conversion.service
-                log.info("%s: change seen at index %d: %d instances", self.identity, received,
-                         len(last.instances))
-                self.on_update(Update(last, received))
+            answered = True
+            self.on_answer(received, body)
+
+
+class ServiceWatch:
+    """One service, one blocking query at a time; changed views go to ``on_update``."""
+
+    def __init__(self, catalog: Catalog, service: str, on_update: Callable[[Update], None],
+                 stop: threading.Event, *, tag: str | None = None, passing: bool = True,
+                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.service = service
+        self.on_update = on_update
+        identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
+        self._last: Service | None = None
+        self._skips = SkipLog(identity)
+
+        def fetch(index: int, wait: float) -> tuple[int, Any]:
+            return catalog.health_service(service, tag=tag, index=index, wait=wait, passing=passing)
+
+        self.follow = Follow(identity, fetch, self._answer, stop, timing, clock)
+
+    def _answer(self, index: int, entries: Any) -> None:
+        conversion = convert(self.service, list(entries))
+        self._skips.report(conversion)
+        if conversion.service != self._last:
+            self._last = conversion.service
+            log.info("%s: change seen at index %d: %d instances", self.follow.identity, index,
+                     len(conversion.service.instances))
+            self.on_update(Update(conversion.service, index))
+
+    def run(self) -> None:
+        self.follow.run()
+
+
+class SkipLog:
+    """Logs what a conversion skipped, once per distinct set of reasons (not on every answer)."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+        self._notes: tuple[str, ...] = ()
+
+    def report(self, conversion: Conversion) -> None:
+        if conversion.skipped != self._notes:
+            for note in conversion.skipped:
+                log.warning("%s: %s", self.identity, note)
+            self._notes = conversion.skipped

@@ -72,12 +72,14 @@ class Proc:
 class ConsulAgent:
     """A single-node dev agent on free ports; restartable on the same ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, dns: bool = False) -> None:
         self.workdir = workdir
         self.binary = find_consul(os.environ.get("DISCO_CONSUL_BIN"))
         self.http_port = free_port()
+        self.dns_port = free_port() if dns else -1
         self.config = workdir / "consul.json"
-        self.config.write_text(json.dumps(consul_dev_config(self.http_port, free_port(), free_port(), free_port())))
+        self.config.write_text(json.dumps(consul_dev_config(self.http_port, free_port(), free_port(), free_port(),
+                                                            self.dns_port)))
         self.proc: Proc | None = None
 
     @property

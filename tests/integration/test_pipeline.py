@@ -140,3 +140,17 @@ def test_watch_exits_cleanly_on_sigterm(stack: Stack):
     wait_until(lambda: "applied" in stack.watch.output(), 10, what="a first apply")
     stack.watch.signal(signal.SIGTERM)
     assert stack.watch.popen.wait(10) == 0
+
+
+def test_catalog_wide_watch_follows_the_same_changes(stack: Stack):
+    """--watch-mode catalog: two blocking queries for the datacenter instead of one per service."""
+    stack.watch_args = (lambda orig: lambda *extra: orig("--watch-mode", "catalog", *extra))(stack.watch_args)
+    fails = three(stack)
+    assert stack.watch is not None and "with 2 blocking queries" in stack.watch.output()
+    fails["web-2"].touch()
+    wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-3"}, 15, what="web-2 out")
+    stack.registers["web-3"].stop()
+    wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1"}, 15, what="web-3 out")
+    stack.add_webapp("web-4")
+    wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-4"}, 15, what="web-4 in")
+    assert stack.servers_in_config() == {"web-1", "web-4"}

@@ -6,15 +6,24 @@ def test_nothing_pending_nothing_due():
     assert q.deadline() is None and not q.due(100.0)
 
 
-def test_isolated_change_is_due_after_min():
+def test_first_change_after_a_quiet_spell_is_due_at_once():
     q = Quiescence(0.05, 1.0)
     q.change(10.0)
-    assert not q.due(10.04)
-    assert q.due(10.05)
+    assert q.due(10.0)
+
+
+def test_change_soon_after_an_apply_waits_min():
+    q = Quiescence(0.05, 1.0)
+    q.change(10.0)
+    q.flushed(10.0)
+    q.change(10.5)
+    assert not q.due(10.54)
+    assert q.due(10.55)
 
 
 def test_burst_is_collapsed_until_it_pauses():
     q = Quiescence(0.05, 1.0)
+    q.flushed(9.9)
     for t in (10.0, 10.03, 10.06, 10.09):
         q.change(t)
     assert not q.due(10.12)
@@ -23,6 +32,7 @@ def test_burst_is_collapsed_until_it_pauses():
 
 def test_never_later_than_max_after_the_first_change():
     q = Quiescence(0.05, 0.5)
+    q.flushed(9.9)
     t = 10.0
     while t < 10.6:
         q.change(t)
@@ -59,7 +69,7 @@ def test_burst_of_separate_changes_is_applied_at_once_then_spaced():
         times.append(round(t, 3))
         q.flushed(t)
         t += 0.01
-    assert times[:3] == [0.05, 0.11, 0.17]      # the burst: each after MIN
+    assert times[:3] == [0.0, 0.06, 0.12]       # the burst: the first at once, then each after MIN
     assert times[3] - times[2] > 0.3            # the bucket runs dry (it refilled a little meanwhile)
     assert times[4] - times[3] >= 0.49          # then one per spacing
 
@@ -70,11 +80,12 @@ def test_budget_refills_after_a_quiet_spell():
         q.change(t)
         q.flushed(q.deadline())
     q.change(10.0)
-    assert q.deadline() == 10.05
+    assert q.deadline() == 10.0
 
 
 def test_live_applies_spend_no_reload_budget():
     q = Quiescence(0.01, 1.0, burst=2, spacing=0.5)
+    q.flushed(-0.5, reloaded=False)
     t = 0.0
     for _ in range(20):
         q.change(t)

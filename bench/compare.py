@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""disco against the alternatives, side by side in one run on this machine.
+
+For each contender (disco with live apply, disco with reloads only, HAProxy's
+own DNS service discovery against Consul's DNS, `consul watch` + a handler that
+re-renders and reloads), on a fresh Consul dev agent and HAProxy 2.6:
+
+1. Convergence: N changes (register, check critical, check passing,
+   deregister, in turn, at most one every 250 ms) on an idle balancer; the time from the Consul API call
+   to the first request answered by an added instance, or the last request
+   answered by a removed one.
+2. Failed requests under churn: wrk sends a steady load through HAProxy (fresh
+   connection per request) while N more changes happen; socket errors and
+   non-2xx answers are counted.
+
+Prints a markdown table and writes JSON (bench/results/compare.json).
+Usage: .venv/bin/python bench/compare.py [--changes 200] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.contenders import ALL, Contender  # noqa: E402
+from bench.lib import KINDS, MOVING_ADDRESS, Load, drive_changes, probe, probe_cost, serve, summarize, write_json  # noqa: E402
+from tests.integration.harness import ConsulAgent, free_port, wait_until  # noqa: E402
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="disco-compare-"))
+    consul = ConsulAgent(work, dns=True)
+    consul.start()
+    servers = [serve(f"base-{n}", f"127.0.0.{n}") for n in (1, 2, 3)]
+    spare, spare_port = serve("moving", MOVING_ADDRESS)
+    for n, (_, port) in enumerate(servers, 1):
+        consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
+                                                  "Port": port})
+    lb = free_port()
+    contender = cls(name, work, consul, lb)
+    try:
+        contender.start()
+        wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
+                   what=f"{name}: the three base instances answering")
+        cost = probe_cost(lb)
+        cpu0 = cpu_seconds(contender.watcher_pids())
+        report = lambda n: print(f"\r{name}: {n}/{changes} changes", end="", file=sys.stderr, flush=True)  # noqa: E731
+        idle = drive_changes(consul, lb, spare_port, changes, report)
+        cpu_idle = cpu_seconds(contender.watcher_pids()) - cpu0
+        load = Load(lb)
+        load.start()
+        time.sleep(1.0)
+        churn = drive_changes(consul, lb, spare_port, changes, lambda n: report(changes + n))
+        wrk = load.stop()
+        print(file=sys.stderr)
+    finally:
+        contender.stop()
+        consul.stop()
+        for server, _ in [*servers, (spare, 0)]:
+            server.shutdown()
+    flat = [v for values in idle.values() for v in values]
+    flat_churn = [v for values in churn.values() for v in values]
+    return {"convergence_ms": summarize(flat), "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
+            "convergence_under_load_ms": summarize(flat_churn), "load": wrk,
+            "failed_requests": wrk["socket_errors"] + wrk["non_2xx"], "probe_ms": cost * 1000,
+            "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat))}
+
+
+def table(results: dict[str, dict]) -> str:
+    ref = results.get("disco (live)")
+    lines = ["| contender | p50 ms | p95 ms | p99 ms | max ms | p99 vs disco (live) | failed / requests under churn "
+             "| req/s | p99 ms under load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        c, load = r["convergence_ms"], r["load"]
+        ratio = f"{c['p99'] / ref['convergence_ms']['p99']:.1f}x" if ref else "-"
+        lines.append(f"| {name} | {c['p50']:.0f} | {c['p95']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | {ratio} | "
+                     f"{r['failed_requests']:.0f} / {load['requests']:.0f} | {load['rps']:.0f} | "
+                     f"{r['convergence_under_load_ms']['p99']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--changes", type=int, default=200, help="changes per phase (a multiple of 4)")
+    parser.add_argument("--only", nargs="*", choices=list(ALL), help="run only these contenders")
+    parser.add_argument("--json", type=Path, default=REPO / "bench/results/compare.json")
+    args = parser.parse_args()
+    results = {name: run_one(name, cls, args.changes) for name, cls in ALL.items()
+               if not args.only or name in args.only}
+    print(table(results))
+    first = next(iter(results.values()))
+    print(f"\n{args.changes} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
+          f"(fresh connection); load: wrk, 8 connections, Connection: close.")
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

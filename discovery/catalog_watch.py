@@ -1,0 +1,175 @@
+"""Follow many services with two blocking queries instead of one per service.
+
+One blocking query per service does not scale: Consul limits HTTP connections
+per client address (200 by default), and consul-template's users know the N+1
+pattern well.  This watch follows two endpoints for the whole datacenter:
+
+- ``/v1/health/state/any``: every check; a registration or deregistration with a
+  check, a status change, or a node failing its ``serfHealth`` changes it;
+- ``/v1/catalog/services``: service names and tags; it moves on every
+  registration, including the rare ones without a check.
+
+Answers are compared with the last ones to find the watched services that
+changed, and only those are read again (one non-blocking
+``/v1/health/service/NAME`` each).  A registration with a check moves both
+endpoints at the same Raft index; when the service index moves and the checks
+have not reached that index within ``explain_within``, nothing says which
+service changed (an instance without checks, or re-registered with a new
+address but the same checks and tags), so every watched service is read again:
+correct, and rare.  The fan-out is pure (:func:`dirty_services`); the
+rest is two :class:`~discovery.watch.Follow` loops and one reader.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .catalog import Catalog
+from .desired import convert
+from .errors import CatalogError
+from .model import Service
+from .watch import Follow, Retry, SkipLog, Update, WatchTiming
+
+log = logging.getLogger(__name__)
+
+CheckKey = tuple[str, str]                        # (node, check ID)
+CheckValue = tuple[str, str, str, tuple[str, ...]]  # (service name, service ID, status, tags)
+
+
+def check_digest(checks: Iterable[Mapping[str, Any]]) -> dict[CheckKey, CheckValue]:
+    """What matters of ``/v1/health/state/any``: who has which check in which state (not its output)."""
+    digest: dict[CheckKey, CheckValue] = {}
+    for chk in checks:
+        if not isinstance(chk, Mapping):
+            continue
+        key = (str(chk.get("Node", "")), str(chk.get("CheckID", "")))
+        digest[key] = (str(chk.get("ServiceName") or ""), str(chk.get("ServiceID") or ""),
+                       str(chk.get("Status", "")), tuple(sorted(str(t) for t in chk.get("ServiceTags") or ())))
+    return digest
+
+
+def dirty_services(old: Mapping[CheckKey, CheckValue] | None, new: Mapping[CheckKey, CheckValue],
+                   watched: Iterable[str], nodes: Mapping[str, set[str]]) -> set[str]:
+    """The watched services a change of checks touches.  ``nodes`` maps a node to the watched
+    services with instances on it (a node check, like ``serfHealth``, affects all of them)."""
+    watched = set(watched)
+    if old is None:
+        return watched
+    touched: set[str] = set()
+    for key in old.keys() ^ new.keys() | {k for k in old.keys() & new.keys() if old[k] != new[k]}:
+        value = new.get(key) or old[key]
+        service = value[0]
+        if service:
+            touched.add(service)
+        else:
+            touched |= nodes.get(key[0], set())
+    return touched & watched
+
+
+def dirty_from_service_list(old: Mapping[str, Sequence[str]] | None, new: Mapping[str, Sequence[str]],
+                            watched: Iterable[str]) -> set[str]:
+    """Watched services that appeared, disappeared or changed tags in ``/v1/catalog/services``."""
+    watched = set(watched)
+    if old is None:
+        return watched
+    return {name for name in watched if sorted(old.get(name) or ()) != sorted(new.get(name) or ())
+            or (name in old) != (name in new)}
+
+
+class CatalogWatch:
+    """Watched services through two blocking queries; changed services go to ``on_update``."""
+
+    def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update], None],
+                 stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
+                 clock: Callable[[], float] = time.monotonic, gather: float = 0.005,
+                 explain_within: float = 0.5) -> None:
+        self.catalog = catalog
+        self.services = tuple(services)
+        self.on_update = on_update
+        self.stop = stop
+        self.tag = tag
+        self.timing = timing
+        self.clock = clock
+        self.gather = gather  # both endpoints usually answer for one change: read them together
+        self.explain_within = explain_within
+        self._checks_index = 0
+        self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
+        self._triggers: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        self._checks: dict[CheckKey, CheckValue] | None = None
+        self._service_list: Mapping[str, Sequence[str]] | None = None
+        self._current: dict[str, Service] = {}
+        self._skips = {name: SkipLog(f"health.service({name})") for name in self.services}
+        self._retry = Retry("catalog fan-out", stop, timing)
+
+    def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]]) -> threading.Thread:
+        follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body)),
+                        self.stop, self.timing, self.clock)
+        thread = threading.Thread(target=follow.run, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def run(self) -> None:
+        self._follow("health.state(any)", lambda i, w: self.catalog.health_state(index=i, wait=w))
+        self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w))
+        while not self.stop.is_set():
+            timeout = 0.5 if self._unexplained is None else max(0.0, self._unexplained[1] - self.clock())
+            batch = []
+            try:
+                batch.append(self._triggers.get(timeout=timeout))
+                self.stop.wait(self.gather)
+                while not self._triggers.empty():
+                    batch.append(self._triggers.get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                self._handle(batch)
+            except CatalogError:
+                return  # only when stopping: the reads retry until then
+
+    def _nodes(self) -> dict[str, set[str]]:
+        nodes: dict[str, set[str]] = {}
+        for service in self._current.values():
+            for inst in service.instances:
+                nodes.setdefault(inst.node, set()).add(service.name)
+        return nodes
+
+    def _handle(self, batch: list[tuple[str, int, Any]]) -> None:
+        dirty: set[str] = set()
+        for name, index, body in batch:
+            if name == "health.state(any)":
+                digest = check_digest(body)
+                dirty |= dirty_services(self._checks, digest, self.services, self._nodes())
+                self._checks = digest
+                self._checks_index = max(self._checks_index, index)
+            else:
+                found = dirty_from_service_list(self._service_list, body, self.services)
+                if not found and self._service_list is not None:
+                    self._unexplained = (index, self.clock() + self.explain_within)
+                self._service_list = dict(body)
+                dirty |= found
+        if self._unexplained is not None:
+            index, give_up = self._unexplained
+            if self._checks_index >= index:
+                self._unexplained = None  # a check moved at the same index: the fan-out above covered it
+            elif self.clock() >= give_up:
+                log.info("catalog moved at index %d without a check saying where: reading every service", index)
+                self._unexplained = None
+                dirty = set(self.services)
+        for name in sorted(dirty):
+            self._read(name)
+
+    def _read(self, name: str) -> None:
+        index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
+                                     wait=self.timing.wait, passing=True)
+        conversion = convert(name, list(entries))
+        self._skips[name].report(conversion)
+        if self._current.get(name) != conversion.service:
+            self._current[name] = conversion.service
+            log.info("health.service(%s|passing): change seen at index %d: %d instances", name, index,
+                     len(conversion.service.instances))
+            self.on_update(Update(conversion.service, index))
