@@ -19,7 +19,8 @@ integration: deps
 	.venv/bin/pytest tests/integration
 
 bench: deps
-	.venv/bin/python bench/convergence.py
+	.venv/bin/python bench/compare.py
+	.venv/bin/python bench/scale.py
 
 clean:
 	rm -rf .venv run .pytest_cache

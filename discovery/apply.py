@@ -24,7 +24,7 @@ import tenacity
 from .errors import ConfigError, HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
 from .haproxy import Reloader
 from .live import LiveUpdater
-from .plan import Plan, plan
+from .plan import Plan, Planner
 from .validate import Validator
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class Applier:
         self.retry = retry
         self.updater = updater
         self._unvalidated: str | None = None
+        self._planner = Planner()
 
     def tick(self) -> None:
         """Housekeeping between changes: delete servers that finished draining."""
@@ -155,7 +156,7 @@ class Applier:
         if current == text:
             return Outcome.UNCHANGED
         if self.updater is not None and current is not None:
-            change = plan(current, text)
+            change = self._planner.plan(current, text)
             if change.live:
                 return self._apply_live(change, text)
             log.info("reload needed: %s", change.reload_reason)

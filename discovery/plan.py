@@ -120,11 +120,34 @@ class Plan:
         return self.reload_reason is None
 
 
+class Planner:
+    """:func:`plan` that remembers the last parse: the next plan starts from the config it planned to."""
+
+    def __init__(self) -> None:
+        self._last: tuple[str, ParsedConfig | None] | None = None
+
+    def _parse(self, text: str) -> ParsedConfig | None:
+        if self._last is not None and self._last[0] == text:
+            return self._last[1]
+        return parse(text)
+
+    def plan(self, old_text: str | None, new_text: str) -> Plan:
+        if old_text is None:
+            return Plan(reload_reason="no running config")
+        old, new = self._parse(old_text), parse(new_text)
+        self._last = (new_text, new)
+        return diff(old, new)
+
+
 def plan(old_text: str | None, new_text: str) -> Plan:
     """What it takes to go from the running config to the new one."""
     if old_text is None:
         return Plan(reload_reason="no running config")
-    old, new = parse(old_text), parse(new_text)
+    return diff(parse(old_text), parse(new_text))
+
+
+def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
+    """Runtime operations between two parsed configs, or why a reload is needed."""
     if old is None or new is None:
         return Plan(reload_reason="server lines the planner cannot read")
     if old.skeleton != new.skeleton:

@@ -22,7 +22,7 @@ import jinja2
 
 from . import names
 from .errors import TemplateError
-from .model import DesiredState
+from .model import DesiredState, Service
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "haproxy.cfg.j2"
 RESERVED = frozenset({"services", "service", "values", "env"})
@@ -47,6 +47,8 @@ class Renderer:
             autoescape=False,
         )
         env.filters["server_address"] = server_address
+        # Unchanged services are the same objects from one pass to the next: keep their context.
+        self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}
         try:
             self._template = env.get_template(template_path.name)
         except jinja2.TemplateNotFound as exc:
@@ -56,13 +58,20 @@ class Renderer:
         except OSError as exc:
             raise TemplateError(f"cannot read template {template_path}: {exc.strerror}") from exc
 
+    def _context(self, service: Service) -> dict[str, Any]:
+        cached = self._contexts.get(service.name)
+        if cached is None or cached[0] is not service:
+            cached = (service, service.as_context())
+            self._contexts[service.name] = cached
+        return cached[1]
+
     def render(self, state: DesiredState, values: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> str:
         values = dict(values or {})
         clash = RESERVED.intersection(values)
         if clash:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
-        services = [s.as_context() for s in state.services]
+        services = [self._context(s) for s in state.services]
         context: dict[str, Any] = {**values, "values": values, "env": dict(env or {}),
                                    "services": services, "service": {s["name"]: s for s in services}}
         try:

@@ -146,7 +146,8 @@ def test_catalog_wide_watch_follows_the_same_changes(stack: Stack):
     """--watch-mode catalog: two blocking queries for the datacenter instead of one per service."""
     stack.watch_args = (lambda orig: lambda *extra: orig("--watch-mode", "catalog", *extra))(stack.watch_args)
     fails = three(stack)
-    assert stack.watch is not None and "with 2 blocking queries" in stack.watch.output()
+    assert stack.watch is not None
+    wait_until(lambda: "with 2 blocking queries" in stack.watch.output(), 10, what="the watch mode in the log")
     fails["web-2"].touch()
     wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-3"}, 15, what="web-2 out")
     stack.registers["web-3"].stop()
