@@ -77,6 +77,9 @@ def register(
     interval: Annotated[str, typer.Option(help="Check interval (Consul's minimum is 1s).")] = "1s",
     deregister_after: Annotated[str, typer.Option(
         help="Consul removes the instance after its check has been critical this long (minimum 1m).")] = "1m",
+    grace: Annotated[str, typer.Option(
+        help="After deregistering on SIGTERM, wait this long before exiting, so load balancers stop routing "
+             "here before the app stops (supervisord stops the app next).")] = "0s",
     consul_addr: ConsulAddr = None,
     verbose: Verbose = False,
 ) -> None:
@@ -98,7 +101,8 @@ def register(
             interval=parse_duration(interval), deregister_after=parse_duration(deregister_after))
         stop = threading.Event()
         _on_signals(stop)
-        Registrar(ConsulClient(consul_settings(consul_addr)), registration, stop).run()
+        Registrar(ConsulClient(consul_settings(consul_addr)), registration, stop,
+                  grace=parse_duration(grace)).run()
     except DiscoveryError as exc:
         raise _fail(exc) from None
 
@@ -129,6 +133,9 @@ def watch(
         help="service: one blocking query per service; catalog: two for the whole datacenter; "
              "auto: catalog above 8 services.")] = "auto",
     once: Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")] = False,
+    bootstrap: Annotated[bool, typer.Option(
+        "--bootstrap", help="If OUTPUT does not exist, first write a config with no instances (so HAProxy can "
+                            "start before Consul answers). With --once, exit right after, without Consul.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the rendered config; touch nothing.")] = False,
     consul_addr: ConsulAddr = None,
     verbose: Verbose = False,
@@ -173,6 +180,10 @@ def watch(
                           output=lambda text: typer.echo(text, nl=False))
         _on_signals(action=watcher.stop)
         signal.signal(signal.SIGUSR1, lambda *_: watcher.log_stats())
+        if bootstrap:
+            watcher.bootstrap()
+            if once:
+                return
         watcher.run(once=once)
     except DiscoveryError as exc:
         raise _fail(exc) from None

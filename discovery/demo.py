@@ -23,11 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .apply import LiveConfig, write_atomic
-from .errors import ConfigError, DiscoveryError
-from .model import DesiredState, Service
-from .render import DEFAULT_TEMPLATE, Renderer
-from .validate import Validator
+from .apply import write_atomic
+from .errors import CatalogUnavailable, ConfigError, DiscoveryError
+from .render import DEFAULT_TEMPLATE
+from .runner import WatchConfig, Watcher
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "web"
@@ -56,6 +55,13 @@ def find_consul(explicit: str | None = None) -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     raise ConfigError("no consul binary: run scripts/fetch-consul.sh (or make deps), or pass --consul-bin")
+
+
+class NoCatalog:
+    """Bootstrapping needs no Consul: any query is an error."""
+
+    def __getattr__(self, name: str) -> object:
+        raise CatalogUnavailable("no Consul while bootstrapping")
 
 
 def free_port() -> int:
@@ -139,8 +145,9 @@ def prepare(spec: DemoSpec) -> Path:
                  json.dumps(consul_dev_config(spec.consul_port, free_port(), free_port(), free_port()), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
     values = dict(arg.split("=", 1) for arg in _values(spec)[1::2])
-    text = Renderer(DEFAULT_TEMPLATE).render(DesiredState((Service(SERVICE),)), values)
-    LiveConfig(spec.workdir / "haproxy.cfg").install(text, Validator())
+    config = WatchConfig(services=(SERVICE,), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
+                         values=values)
+    Watcher(NoCatalog(), config).bootstrap()
     conf = spec.workdir / "supervisord.conf"
     write_atomic(conf, supervisord_config(spec, consul_bin))
     return conf

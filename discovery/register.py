@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,12 +139,13 @@ class Registrar:
     """Keeps one registration alive with the local agent until ``stop`` is set."""
 
     def __init__(self, client: ConsulClient, registration: Registration, stop: threading.Event,
-                 resync: float = 1.0, connect_attempts: int = 10) -> None:
+                 resync: float = 1.0, connect_attempts: int = 10, grace: float = 0.0) -> None:
         self.client = client
         self.registration = registration
         self.stop = stop
         self.resync = resync
         self.connect_attempts = connect_attempts
+        self.grace = grace
 
     def register(self) -> None:
         """First registration: retried while the agent starts; then a clear error."""
@@ -196,3 +198,8 @@ class Registrar:
             log.info("deregistered %s", self.registration.id)
         except CatalogError as exc:
             log.error("could not deregister %s: %s", self.registration.id, exc)
+            return
+        if self.grace > 0:
+            # Load balancers need a moment to stop routing here before the app itself stops.
+            log.info("waiting %.1fs before exiting", self.grace)
+            time.sleep(self.grace)

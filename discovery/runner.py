@@ -98,6 +98,21 @@ class Watcher:
         self._applier = Applier(self._live, config.validator, config.reloader, self.stop_event, config.retry,
                                 updater)
 
+    def bootstrap(self) -> bool:
+        """Write a validated config with every service and no instances, if there is no config yet.
+
+        For process supervisors that start HAProxy beside the watcher: HAProxy needs a
+        file before Consul has answered.  Returns whether a file was written.
+        """
+        if self._live.read() is not None:
+            return False
+        empty = DesiredState(tuple(Service(name) for name in self.config.services))
+        text = self._renderer.render(empty, self.config.values, self.env)
+        self._live.install(text, self.config.validator)
+        self._live.keep_as_last_good(text)
+        log.info("bootstrap config written to %s (%s)", self.config.output, empty.summary())
+        return True
+
     def stop(self) -> None:
         """Ask the loop to end; safe from signal handlers and other threads."""
         self.stop_event.set()

@@ -1,0 +1,6 @@
+#!/bin/sh
+# Render the first config (every service, no instances yet) before supervisord starts HAProxy.
+set -e
+disco watch --service "$DISCO_SERVICE" --output /etc/haproxy/haproxy.cfg --bootstrap --once \
+  --set frontend_port=80 --set stats_port=1936 --set admin_socket=/run/haproxy/admin.sock
+exec supervisord -c /etc/supervisord.conf
