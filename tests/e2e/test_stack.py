@@ -73,6 +73,20 @@ def test_logs_of_every_process_reach_docker_logs(stack: Stack):
     assert "bootstrap config written" in haproxy
 
 
+def test_crashed_webapp_is_restarted_by_supervisord(stack: Stack):
+    container = stack.containers("webapp")[0]
+    kill = ("for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in "
+            "'python3 /app/app.py'*) kill -9 ${p#/proc/};; esac; done")
+    assert container.exec_run(["sh", "-c", kill]).exit_code == 0
+    def restarted() -> bool:
+        logs = container.logs().decode(errors="replace")
+        return "exited: webapp" in logs and "spawned: 'webapp'" in logs.split("exited: webapp", 1)[1]
+
+    wait_until(restarted, 30, interval=0.2, what="supervisord to restart the webapp")
+    wait_until(lambda: len(stack.up_servers()) == 3 and len(reached(stack, 12)) == 3, 60, interval=0.2,
+               what="the restarted webapp serving again")
+
+
 def test_scale_up_to_six(stack: Stack):
     t = time.monotonic()
     stack.compose("up", "-d", "--no-build", "--scale", "webapp=6")
