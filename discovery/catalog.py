@@ -41,6 +41,10 @@ class Catalog(Protocol):
         """Blocking query on the service names and their tags (``/v1/catalog/services``)."""
         ...
 
+    def leader(self) -> str:
+        """The Raft leader's address, or ``""`` while there is none."""
+        ...
+
 
 class ConsulClient:
     """python-consul2 with explicit settings, timeouts and error mapping."""

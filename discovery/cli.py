@@ -129,6 +129,14 @@ def watch(
         help="Command that validates a candidate config; {path} is replaced by its path.")] = "haproxy -c -f {path}",
     wait: Annotated[str, typer.Option(
         metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first.")] = "10ms:1s",
+    gate_share: Annotated[float, typer.Option(
+        min=0.01, max=1.0, help="Sanity gate: a change removing at least this share of a service's instances at "
+                                "once is suspect (1.0: all of them).")] = 1.0,
+    gate_grace: Annotated[str, typer.Option(
+        help="A suspect change is held until Consul has a leader again, or this long.")] = "30s",
+    when_empty: Annotated[str, typer.Option(
+        help="A service left with no instance while Consul is healthy: keep (the last servers, for --gate-grace) "
+             "or empty (at once; the backend answers 503).")] = "keep",
     watch_mode: Annotated[str, typer.Option(
         help="service: one blocking query per service; catalog: two for the whole datacenter; "
              "auto: catalog above 8 services.")] = "auto",
@@ -147,6 +155,7 @@ def watch(
     reloads HAProxy. Consul being down never empties the live config.
     """
     from .catalog import ConsulClient
+    from .gate import GatePolicy
     from .haproxy import CommandReloader, MasterSocket, Reloader
     from .render import DEFAULT_TEMPLATE
     from .runner import WatchConfig, Watcher
@@ -157,6 +166,8 @@ def watch(
     try:
         if master_socket and reload_cmd:
             raise ConfigError("give --master-socket or --reload-cmd, not both")
+        if when_empty not in ("keep", "empty"):
+            raise ConfigError(f"invalid --when-empty {when_empty!r}: use keep or empty")
         if watch_mode not in ("auto", "service", "catalog"):
             raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
         reloader: Reloader | None = None
@@ -175,7 +186,8 @@ def watch(
         config = WatchConfig(
             services=tuple(dict.fromkeys(service)), template=template or DEFAULT_TEMPLATE, output=output, tag=tag,
             values=values, wait=parse_wait(wait), validator=Validator(check_cmd), reloader=reloader,
-            runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace), watch_mode=watch_mode)
+            runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace), watch_mode=watch_mode,
+            gate=GatePolicy(gate_share, parse_duration(gate_grace), when_empty))  # type: ignore[arg-type]
         watcher = Watcher(ConsulClient(consul_settings(consul_addr)), config, dry_run=dry_run,
                           output=lambda text: typer.echo(text, nl=False))
         _on_signals(action=watcher.stop)

@@ -22,7 +22,8 @@ from pathlib import Path
 from .apply import Applier, LiveConfig, Outcome, ReloadRetry
 from .catalog import Catalog
 from .catalog_watch import CatalogWatch
-from .errors import CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
+from .errors import CatalogError, CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
+from .gate import GatePolicy, Hold, decide, release, suspect
 from .haproxy import Reloader, RuntimeAPI
 from .live import LiveUpdater
 from .model import DesiredState, Service
@@ -58,6 +59,8 @@ class WatchConfig:
     #: ``service``: one blocking query per service; ``catalog``: two for the whole datacenter
     #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
     watch_mode: str = "auto"
+    #: The sanity gate for changes that take away most of a service (:mod:`discovery.gate`).
+    gate: GatePolicy = GatePolicy()
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
@@ -90,6 +93,7 @@ class Watcher:
         self.clock = clock
         self.stop_event = threading.Event()
         self._queue: queue.Queue[Update | None] = queue.Queue()
+        self._holds: dict[str, Hold] = {}
         self._renderer = Renderer(config.template)
         self._template_mtime = _mtime(config.template)
         self._live = LiveConfig(config.output)
@@ -163,6 +167,7 @@ class Watcher:
                     raise CatalogUnavailable(f"Consul did not answer for every service within "
                                              f"{self.config.once_timeout:.0f}s")
                 self._receive(services, timer)
+                self._release_holds(services, timer)
                 if not timer.pending:
                     self._settle()
                 self._applier.tick()
@@ -191,12 +196,51 @@ class Watcher:
         except queue.Empty:
             return
         while update is not None:
-            services[update.service.name] = update.service
-            timer.change(self.clock())
+            if self._admit(services, update.service):
+                timer.change(self.clock())
             try:
                 update = self._queue.get_nowait()
             except queue.Empty:
                 break
+
+    def _consul_healthy(self) -> bool:
+        """Does Consul have a leader?  Asked only when a change looks suspect."""
+        try:
+            return bool(self.catalog.leader())
+        except (CatalogError, AttributeError):
+            return False
+
+    def _admit(self, services: dict[str, Service | None], proposed: Service) -> bool:
+        """Take ``proposed`` unless the sanity gate holds it; return whether anything changed."""
+        name, policy = proposed.name, self.config.gate
+        previous = services.get(name)
+        held = self._holds.pop(name, None)
+        reason = None
+        if suspect(previous, proposed, policy.share):
+            reason = decide(policy, previous, proposed, self._consul_healthy())
+        if reason is not None:
+            self._holds[name] = Hold(proposed, held.since if held else self.clock(), reason)
+            if held is None:
+                log.warning("holding the change of %s: %d -> %d instances (%s); until that changes or %.0fs pass",
+                            name, len(previous.instances) if previous else 0, len(proposed.instances), reason,
+                            policy.grace)
+            return False
+        if held is not None:
+            log.info("hold on %s ended: %d instances now", name, len(proposed.instances))
+        services[name] = proposed
+        return True
+
+    def _release_holds(self, services: dict[str, Service | None], timer: Quiescence) -> None:
+        if not self._holds:
+            return
+        healthy = self._consul_healthy()
+        for name, hold in list(self._holds.items()):
+            if release(self.config.gate, hold, self.clock(), healthy):
+                del self._holds[name]
+                services[name] = hold.proposed
+                timer.change(self.clock())
+                log.warning("released the held change of %s after %.1fs: %d instances", name,
+                            self.clock() - hold.since, len(hold.proposed.instances))
 
     def _settle(self) -> None:
         try:

@@ -1,0 +1,66 @@
+"""The sanity gate on real processes: a service losing every instance at once."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from .conftest import Stack
+from .harness import instances_reached, wait_until
+
+
+def start(stack: Stack, *extra: str) -> None:
+    stack.watch_args = (lambda orig: lambda *more: orig(*extra, *more))(stack.watch_args)
+    for name in ("web-1", "web-2"):
+        stack.add_webapp(name)
+    wait_until(lambda: len(stack.consul.passing("web")) == 2, 20, what="2 instances passing")
+    stack.start_balancer(live=True)
+    wait_until(lambda: set(instances_reached(stack.lb, 6)) == {"web-1", "web-2"}, 20, what="both reached")
+    assert stack.watch is not None
+    wait_until(lambda: "applied 1 backends, 2 servers" in stack.watch.output(), 10, what="the watcher's first view")
+
+
+def deregister_all(stack: Stack) -> float:
+    """Stop both instances' `disco register` (SIGTERM: they deregister) at the same time."""
+    import signal
+
+    t = time.monotonic()
+    for name in ("web-1", "web-2"):
+        stack.registers[name].signal(signal.SIGTERM)
+    for name in ("web-1", "web-2"):
+        assert stack.registers[name].popen.wait(10) == 0
+    return t
+
+
+def test_when_empty_keep_holds_the_last_servers_for_the_grace_time(stack: Stack):
+    start(stack, "--when-empty", "keep", "--gate-grace", "4s")
+    t = deregister_all(stack)
+    assert stack.watch is not None
+    wait_until(lambda: "-> 0 instances (every instance is gone)" in stack.watch.output(), 10, what="the hold")
+    # The two deregistrations may arrive one by one (2 -> 1 is an ordinary change) or together;
+    # either way the last known servers are still in the config and still serve while held.
+    kept = stack.servers_in_config()
+    assert kept and kept <= {"web-1", "web-2"}
+    assert set(instances_reached(stack.lb, 6)) == kept
+    wait_until(lambda: stack.servers_in_config() == set(), 15, what="the release after the grace time")
+    assert time.monotonic() - t >= 3.5
+    wait_until(lambda: requests.get(stack.lb, timeout=3).status_code == 503, 10, what="an empty backend")
+    assert "released the held change of web" in stack.watch.output()
+
+
+def test_instances_coming_back_end_the_hold(stack: Stack):
+    start(stack, "--when-empty", "keep", "--gate-grace", "60s")
+    deregister_all(stack)
+    assert stack.watch is not None
+    wait_until(lambda: "holding the change of web" in stack.watch.output(), 10, what="the hold")
+    stack.add_webapp("web-3")
+    wait_until(lambda: stack.servers_in_config() == {"web-3"}, 15, what="the new instance applied")
+    assert "hold on web ended: 1 instances now" in stack.watch.output()
+
+
+def test_when_empty_empty_applies_at_once(stack: Stack):
+    start(stack, "--when-empty", "empty")
+    deregister_all(stack)
+    wait_until(lambda: stack.servers_in_config() == set(), 5, what="the empty backend")
+    wait_until(lambda: requests.get(stack.lb, timeout=3).status_code == 503, 5, what="503 from HAProxy")
