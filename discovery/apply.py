@@ -89,6 +89,9 @@ class LiveConfig:
         self.last_good = path.with_name(path.name + ".last-good")
         if not path.parent.is_dir():
             raise ConfigError(f"output directory {path.parent} does not exist")
+        # A watcher killed mid-write leaves its temporary file behind, never a partial config.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def read(self) -> str | None:
         try:
