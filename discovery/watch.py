@@ -57,7 +57,7 @@ class WatchTiming:
     min_interval: float = 0.02    # at least this long between two queries of one endpoint
     backoff_min: float = 0.25     # first retry after an error
     backoff_max: float = 5.0      # ceiling of the exponential backoff (a local agent: keep it short)
-    denied_retry: float = 30.0    # how often to try again after a 403
+    denied_retry: float = 10.0    # how often to try again after a 403 (a token file may be fixed)
 
 
 class Retry:

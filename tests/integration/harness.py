@@ -72,14 +72,15 @@ class Proc:
 class ConsulAgent:
     """A single-node dev agent on free ports; restartable on the same ports."""
 
-    def __init__(self, workdir: Path, dns: bool = False) -> None:
+    def __init__(self, workdir: Path, dns: bool = False, extra: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.binary = find_consul(os.environ.get("DISCO_CONSUL_BIN"))
         self.http_port = free_port()
         self.dns_port = free_port() if dns else -1
         self.config = workdir / "consul.json"
-        self.config.write_text(json.dumps(consul_dev_config(self.http_port, free_port(), free_port(), free_port(),
-                                                            self.dns_port)))
+        config = consul_dev_config(self.http_port, free_port(), free_port(), free_port(), self.dns_port)
+        self.config.write_text(json.dumps({**config, **(extra or {})}))
+        self.token = str((extra or {}).get("acl", {}).get("tokens", {}).get("master", ""))
         self.proc: Proc | None = None
 
     @property
@@ -91,6 +92,13 @@ class ConsulAgent:
                          self.workdir / "consul.log")
         wait_until(lambda: requests.get(f"{self.url}/v1/status/leader", timeout=1).json(), 30,
                    what="a Consul leader")
+        if self.token:  # ACLs: wait until the master token works
+            wait_until(lambda: requests.get(f"{self.url}/v1/acl/token/self", timeout=1,
+                                            headers=self.headers).status_code == 200, 30, what="ACLs ready")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Consul-Token": self.token} if self.token else {}
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -98,15 +106,18 @@ class ConsulAgent:
             self.proc = None
 
     def passing(self, service: str) -> list[str]:
-        answer = requests.get(f"{self.url}/v1/health/service/{service}?passing=1", timeout=2).json()
+        answer = requests.get(f"{self.url}/v1/health/service/{service}?passing=1", timeout=2,
+                              headers=self.headers).json()
         return sorted(e["Service"]["ID"] for e in answer)
 
     def agent_services(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/v1/agent/services", timeout=2).json()
 
-    def put(self, path: str, body: Any = None) -> None:
-        requests.put(f"{self.url}{path}", data=json.dumps(body) if body is not None else None,
-                     timeout=2).raise_for_status()
+    def put(self, path: str, body: Any = None) -> Any:
+        response = requests.put(f"{self.url}{path}", data=json.dumps(body) if body is not None else None,
+                                timeout=2, headers=self.headers)
+        response.raise_for_status()
+        return response.json() if response.content else None
 
 
 def instances_reached(url: str, requests_count: int = 30) -> collections.Counter[str]:

@@ -1,0 +1,60 @@
+"""Consul with ACLs (default deny): a least-privilege token works; a refused one is reported once,
+clearly, and not retried as an outage; a fixed token file is picked up without a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from .harness import DISCO, ConsulAgent, Proc, free_port, wait_until
+
+MASTER = "0b7f5ac4-6ad5-4b43-8b53-5b3b1d5c1a77"
+READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
+
+
+@pytest.fixture
+def acl_consul(tmp_path):
+    agent = ConsulAgent(tmp_path, extra={"primary_datacenter": "dc1", "acl": {
+        "enabled": True, "default_policy": "deny", "tokens": {"master": MASTER, "agent": MASTER}}})
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+def watch_args(consul: ConsulAgent, output, *extra: str) -> list[str]:
+    return [*DISCO, "watch", "--service", "web", "--output", str(output), "--consul-addr", consul.url,
+            "--set", f"frontend_port={free_port()}", "--set", f"stats_port={free_port()}", *extra]
+
+
+def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_path):
+    policy = acl_consul.put("/v1/acl/policy", {"Name": "disco-watch", "Rules": READ_RULES})
+    token = acl_consul.put("/v1/acl/token", {"Policies": [{"ID": policy["ID"]}]})["SecretID"]
+    acl_consul.put("/v1/agent/service/register", {"Name": "web", "ID": "web-1", "Address": "127.0.0.1", "Port": 8080})
+    env = {**os.environ, "CONSUL_HTTP_TOKEN": token}
+    result = subprocess.run(watch_args(acl_consul, tmp_path / "h.cfg", "--once", "--dry-run"), env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "server web-1 127.0.0.1:8080" in result.stdout
+
+
+def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_consul: ConsulAgent, tmp_path):
+    acl_consul.put("/v1/agent/service/register", {"Name": "web", "ID": "web-1", "Address": "127.0.0.1", "Port": 8080})
+    token_file = tmp_path / "token"
+    token_file.write_text("00000000-0000-0000-0000-000000000000\n")  # a token Consul does not know
+    output = tmp_path / "haproxy.cfg"
+    watch = Proc(watch_args(acl_consul, output), tmp_path / "watch.log",
+                 env={"CONSUL_HTTP_TOKEN_FILE": str(token_file), "CONSUL_HTTP_TOKEN": ""})
+    try:
+        wait_until(lambda: "refused the ACL token (403)" in watch.output(), 15, what="the 403 reported")
+        time.sleep(12)  # more than one retry interval: still one error line, no outage-style retries
+        assert watch.alive()
+        assert watch.output().count("refused the ACL token") == 1
+        assert "unavailable" not in watch.output()
+        assert not output.exists()
+        token_file.write_text(MASTER)  # fixed without a restart
+        wait_until(lambda: output.exists() and "server web-1" in output.read_text(), 20, what="the config written")
+    finally:
+        watch.stop()
