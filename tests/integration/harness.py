@@ -100,8 +100,11 @@ class ConsulAgent:
     def headers(self) -> dict[str, str]:
         return {"X-Consul-Token": self.token} if self.token else {}
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """Stop the agent (SIGTERM), or with ``kill`` SIGKILL it, as a crash would."""
         if self.proc is not None:
+            if kill:
+                self.proc.signal(signal.SIGKILL)
             self.proc.stop()
             self.proc = None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 
 import requests
 
@@ -36,6 +38,19 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         catalog = requests.get(f"http://127.0.0.1:{ports['consul']}/v1/health/service/web?passing=1", timeout=3)
         assert sorted(e["Service"]["ID"] for e in catalog.json()) == ["web-1", "web-2", "web-3"]
         assert all(listening(p) for p in [*ports.values(), *webapp_ports])
+
+        # HAProxy's master killed: supervisord starts it again on the current file, and changes
+        # still reach the new process.
+        ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(workdir / "supervisord.conf")]
+        master = int(subprocess.run([*ctl, "pid", "haproxy"], capture_output=True, text=True).stdout.strip())
+        os.kill(master, signal.SIGKILL)
+        lb = f"http://127.0.0.1:{ports['lb']}/"
+        wait_until(lambda: int(subprocess.run([*ctl, "pid", "haproxy"], capture_output=True, text=True)
+                               .stdout.strip() or 0) not in (0, master), 30, what="HAProxy restarted")
+        wait_until(lambda: set(instances_reached(lb, 9)) == {"web-1", "web-2", "web-3"}, 30,
+                   what="all three served by the new HAProxy")
+        subprocess.run([*ctl, "stop", "register-2"], capture_output=True, check=True, timeout=30)
+        wait_until(lambda: set(instances_reached(lb, 9)) == {"web-1", "web-3"}, 15, what="web-2 removed")
 
         demo.popen.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground command
         assert demo.popen.wait(60) == 0

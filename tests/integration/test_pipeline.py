@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import requests
 
 from .conftest import Stack
@@ -62,10 +63,12 @@ def test_instance_failing_its_consul_check_gets_no_more_traffic(stack: Stack):
     wait_until(lambda: "web-3" in instances_reached(stack.lb, 9), 10, what="web-3 answering again")
 
 
-def test_consul_down_keeps_serving_and_changes_flow_once_it_is_back(stack: Stack):
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_consul_down_keeps_serving_and_changes_flow_once_it_is_back(stack: Stack, how: str):
     three(stack)
     before = stack.output.read_text()
-    stack.consul.stop()
+    time.sleep(0.5)  # the watcher is now inside a long poll
+    stack.consul.stop(kill=how == "kill")
     time.sleep(3)  # several watcher retries happen while Consul is gone
     assert stack.watch is not None and stack.watch.alive()
     assert set(instances_reached(stack.lb, 30)) == {"web-1", "web-2", "web-3"}
