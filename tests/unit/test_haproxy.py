@@ -27,3 +27,9 @@ def test_reload_command_failure_carries_its_last_line():
     with pytest.raises(ReloadError, match="exited 3: boom"):
         CommandReloader("sh -c 'echo first >&2; echo boom >&2; exit 3'").reload()
     assert CommandReloader("true").reload() == "true exited 0"
+
+
+def test_reload_command_runs_without_a_shell():
+    reloader = CommandReloader("printf %s $HOME;touch")
+    assert reloader.argv == ["printf", "%s", "$HOME;touch"]
+    assert reloader.reload() == "printf exited 0"  # no shell: nothing expanded, no second command

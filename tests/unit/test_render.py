@@ -30,6 +30,11 @@ def test_default_template_lists_every_server_with_checks():
     assert "bind *:80" in text and "bind *:1936" in text
 
 
+def test_runtime_api_socket_is_private_and_admin_level():
+    text = Renderer(DEFAULT_TEMPLATE).render(state(WEB), {"admin_socket": "/run/haproxy/admin.sock"})
+    assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in text
+
+
 def test_set_values_reach_the_template():
     text = Renderer(DEFAULT_TEMPLATE).render(state(WEB), {"frontend_port": "8080", "bind_address": "127.0.0.1"})
     assert "bind 127.0.0.1:8080" in text
