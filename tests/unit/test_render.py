@@ -35,6 +35,14 @@ def test_runtime_api_socket_is_private_and_admin_level():
     assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in text
 
 
+def test_stats_credentials_come_from_the_environment():
+    renderer = Renderer(DEFAULT_TEMPLATE)
+    assert "stats auth" not in renderer.render(state(WEB), env={})
+    text = renderer.render(state(WEB), env={"DISCO_STATS_USER": "ops", "DISCO_STATS_PASSWORD": "s3cret"})
+    assert "stats auth ops:s3cret" in text
+    assert "stats auth a:b" in renderer.render(state(WEB), {"stats_user": "a", "stats_password": "b"}, env={})
+
+
 def test_set_values_reach_the_template():
     text = Renderer(DEFAULT_TEMPLATE).render(state(WEB), {"frontend_port": "8080", "bind_address": "127.0.0.1"})
     assert "bind 127.0.0.1:8080" in text
