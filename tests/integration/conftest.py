@@ -99,7 +99,7 @@ class Stack:
                                                                 "--drain-grace", "2s", *extra))(self.watch_args)
         once = self.spawn(self.watch_args("--once"), "watch-once")
         assert once.popen.wait(60) == 0, once.output()
-        self.haproxy = self.spawn(["haproxy", "-W", "-S", str(self.master_socket), "-f", str(self.output)],
+        self.haproxy = self.spawn(["haproxy", "-W", "-S", f"{self.master_socket},mode,600", "-f", str(self.output)],
                                   "haproxy")
         wait_until(self.master_socket.exists, 10, what="HAProxy's master socket")
         self.watch = self.spawn(self.watch_args("--master-socket", str(self.master_socket)), "watch")

@@ -38,6 +38,8 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         catalog = requests.get(f"http://127.0.0.1:{ports['consul']}/v1/health/service/web?passing=1", timeout=3)
         assert sorted(e["Service"]["ID"] for e in catalog.json()) == ["web-1", "web-2", "web-3"]
         assert all(listening(p) for p in [*ports.values(), *webapp_ports])
+        for sock in ("master.sock", "admin.sock"):  # HAProxy's control sockets: owner only
+            assert (workdir / sock).stat().st_mode & 0o777 == 0o600
 
         # HAProxy's master killed: supervisord starts it again on the current file, and changes
         # still reach the new process.
