@@ -73,6 +73,27 @@ def test_logs_of_every_process_reach_docker_logs(stack: Stack):
     assert "bootstrap config written" in haproxy
 
 
+def processes(container) -> list[tuple[str, str]]:
+    """(uid, command line) of every process in a container, as the engine sees them."""
+    top = container.top(ps_args="-eo pid,uid,args")  # the engine needs the PID column
+    return [(row[1], row[2]) for row in top["Processes"]]
+
+
+def test_processes_run_as_non_root_wherever_they_can(stack: Stack):
+    for uid, args in processes(stack.containers("webapp")[0]):
+        assert uid != "0", args  # supervisord, the agent, the webapp and disco register
+    haproxy = processes(stack.containers("haproxy")[0])
+    root = [args for uid, args in haproxy if uid == "0"]
+    # Only supervisord, the entrypoint shell it replaced, HAProxy's master (port 80) and the log
+    # prefixer supervisord starts for it keep root; the workers, the agent and disco watch do not.
+    assert all("supervisord" in a or a.startswith("python3 -m discovery.logprefix haproxy") or
+               a.startswith("haproxy -W") for a in root), root
+    workers = [uid for uid, args in haproxy if args.startswith("haproxy -W")]
+    assert len(workers) >= 2 and workers.count("0") == 1  # the master; its worker(s) dropped root
+    assert any(uid != "0" and "disco watch" in args for uid, args in haproxy)
+    assert any(uid != "0" and args.startswith("consul agent") for uid, args in haproxy)
+
+
 def test_crashed_webapp_is_restarted_by_supervisord(stack: Stack):
     container = stack.containers("webapp")[0]
     kill = ("for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in "
