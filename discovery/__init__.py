@@ -15,7 +15,9 @@ from .apply import Applier, LiveConfig, Outcome
 from .catalog import Catalog, ConsulClient
 from .desired import convert
 from .errors import (AccessDenied, CatalogError, CatalogUnavailable, ConfigError, DiscoveryError,
-                     HAProxyUnavailable, RegistrationError, ReloadError, TemplateError, ValidationError)
+                     HAProxyUnavailable, LiveUpdateFailed, RegistrationError, ReloadError, TemplateError,
+                     ValidationError)
+from .gate import GatePolicy
 from .haproxy import CommandReloader, MasterSocket
 from .model import DesiredState, Instance, Service
 from .register import Registrar, Registration, build_registration
@@ -29,10 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDenied", "Applied", "Applier", "Catalog", "CatalogError", "CatalogUnavailable", "CommandReloader",
     "ConfigError", "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "DesiredState", "DiscoveryError",
-    "HAProxyUnavailable", "Instance", "LiveConfig", "MasterSocket", "Outcome", "Registrar", "Registration",
+    "GatePolicy", "HAProxyUnavailable", "Instance", "LiveUpdateFailed", "LiveConfig", "MasterSocket", "Outcome", "Registrar", "Registration",
     "RegistrationError", "ReloadError", "Renderer", "Service", "TemplateError", "ValidationError", "Validator",
-    "WatchConfig", "Watcher", "build_registration", "consul_dev_config", "consul_settings", "convert",
-    "parse_duration",
+    "WatchConfig", "Watcher", "build_registration", "consul_settings", "convert", "parse_duration",
 ]
-
-from .demo import consul_dev_config  # noqa: E402  (kept last: demo imports the rest)
