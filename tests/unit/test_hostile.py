@@ -6,6 +6,7 @@ Property-based (hypothesis) over conversion and the default template, with the r
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,9 @@ VALUES = {"frontend_port": "18080", "stats_port": "18081"}
 SERVER_LINE = re.compile(r"^    server [A-Za-z0-9_.:-]+ (\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d+ check inter 1s fall 2 rise 1$")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# New cases on every developer run; the same cases in CI, so a landing is never decided by chance.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=os.environ.get("CI") == "true")
 @given(st.lists(ENTRY, max_size=6))
 def test_hostile_entries_render_a_valid_config_with_one_line_per_usable_instance(entries):
     conversion = convert("web", entries)
