@@ -60,15 +60,6 @@ class DesiredState:
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
 
-    def with_service(self, service: Service) -> DesiredState:
-        """A copy with ``service`` replaced (or added at the end)."""
-        names = [s.name for s in self.services]
-        if service.name in names:
-            items = tuple(service if s.name == service.name else s for s in self.services)
-        else:
-            items = self.services + (service,)
-        return DesiredState(items)
-
     def summary(self) -> str:
         """For log lines: ``2 backends, 5 servers``."""
         return f"{len(self.services)} backends, {self.server_count} servers"
