@@ -194,14 +194,19 @@ class Applier:
         text, self._unvalidated = self._unvalidated, None
         if text is None:
             return
+        self._validate_in_place()
+        self.live.keep_as_last_good(text)
+
+    def _validate_in_place(self) -> None:
+        """Check the file already on disk; if HAProxy rejects it, put the last good one back,
+        reload so HAProxy runs what the file says again, and re-raise."""
         try:
             if self.validator is not None:
                 self.validator.check(self.live.path)
         except ValidationError:
             self.live.restore_last_good()
-            self._reload_quietly()  # HAProxy back to what the restored file says
+            self._reload_quietly()
             raise
-        self.live.keep_as_last_good(text)
 
     def _reload_quietly(self) -> None:
         try:
@@ -215,13 +220,7 @@ class Applier:
     def _apply_by_reload(self, text: str, installed: bool = False) -> Outcome:
         self._unvalidated = None  # this path validates what it installs
         if installed:  # already on disk (a live update that failed): validate it where it is
-            try:
-                if self.validator is not None:
-                    self.validator.check(self.live.path)
-            except ValidationError:
-                self.live.restore_last_good()
-                self._reload_quietly()
-                raise
+            self._validate_in_place()
         else:
             self.live.install(text, self.validator)
         if self.reloader is None:
