@@ -177,7 +177,7 @@ class Applier:
         write_atomic(self.live.path, text)
         assert self.updater is not None
         try:
-            count = self.updater.execute(change, text)
+            count = self.updater.execute(change, self._planner.parsed(text))
         except LiveUpdateFailed as exc:
             log.warning("live update failed: %s; reloading instead", exc)
             self._unvalidated = None

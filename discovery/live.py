@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .errors import DiscoveryError, LiveUpdateFailed
 from .haproxy import RuntimeAPI
-from .plan import Add, Plan, Remove, ServerLine, SetAddress, SetWeight, parse
+from .plan import Add, ParsedConfig, Plan, Remove, ServerLine, SetAddress, SetWeight
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class LiveUpdater:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
         self.draining.clear()
 
-    def execute(self, live_plan: Plan, new_text: str) -> int:
+    def execute(self, live_plan: Plan, new: ParsedConfig | None) -> int:
         """Run the plan's operations; return how many were applied."""
         assert live_plan.live
         ops = sorted(live_plan.ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
@@ -49,7 +49,7 @@ class LiveUpdater:
             else:
                 self.api.set_state(op.backend, op.name, "drain")
                 self.draining[(op.backend, op.name)] = self.clock() + self.drain_grace
-        self.verify(new_text, {self._backend(op) for op in ops})
+        self.verify(new, {self._backend(op) for op in ops})
         return len(ops)
 
     @staticmethod
@@ -67,9 +67,8 @@ class LiveUpdater:
         if server.weight is not None:
             self.api.set_weight(server.backend, server.name, server.weight)
 
-    def verify(self, text: str, backends: set[str]) -> None:
-        """Read the touched backends back; raise LiveUpdateFailed on any drift from ``text``."""
-        parsed = parse(text)
+    def verify(self, parsed: ParsedConfig | None, backends: set[str]) -> None:
+        """Read the touched backends back; raise LiveUpdateFailed on any drift from the new config."""
         if parsed is None:
             raise LiveUpdateFailed("cannot read the new config back")
         for backend in sorted(backends):

@@ -126,7 +126,8 @@ class Planner:
     def __init__(self) -> None:
         self._last: tuple[str, ParsedConfig | None] | None = None
 
-    def _parse(self, text: str) -> ParsedConfig | None:
+    def parsed(self, text: str) -> ParsedConfig | None:
+        """``parse(text)``, reusing the last plan's parse when it was of the same text."""
         if self._last is not None and self._last[0] == text:
             return self._last[1]
         return parse(text)
@@ -134,7 +135,7 @@ class Planner:
     def plan(self, old_text: str | None, new_text: str) -> Plan:
         if old_text is None:
             return Plan(reload_reason="no running config")
-        old, new = self._parse(old_text), parse(new_text)
+        old, new = self.parsed(old_text), parse(new_text)
         self._last = (new_text, new)
         return diff(old, new)
 
