@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.lib import summarize, write_json  # noqa: E402
-from discovery.haproxy import RuntimeAPI  # noqa: E402
+from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
 from tests.integration.harness import DISCO, ConsulAgent, Proc, free_port, wait_until  # noqa: E402
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"

@@ -11,20 +11,21 @@ The pipeline, one module per step, data flowing one way::
 
 from __future__ import annotations
 
-from .apply import Applier, LiveConfig, Outcome
-from .catalog import Catalog, ConsulClient
-from .desired import convert
+from .haproxy.files import LiveConfig
+from .pipeline.execute import Applier, Outcome
+from .consul.client import Catalog, ConsulClient
+from .state.convert import convert
 from .errors import (AccessDenied, CatalogError, CatalogUnavailable, ConfigError, DiscoveryError,
                      HAProxyUnavailable, LiveUpdateFailed, RegistrationError, ReloadError, TemplateError,
                      ValidationError)
-from .gate import GatePolicy
-from .haproxy import CommandReloader, MasterSocket
-from .model import DesiredState, Instance, Service
-from .register import Registrar, Registration, build_registration
-from .render import DEFAULT_TEMPLATE, Renderer
-from .runner import Applied, WatchConfig, Watcher
+from .state.gate import GatePolicy
+from .haproxy.master import CommandReloader, MasterSocket
+from .state.model import DesiredState, Instance, Service
+from .registration.register import Registrar, Registration, build_registration
+from .haproxy.render import DEFAULT_TEMPLATE, Renderer
+from .pipeline.watcher import Applied, WatchConfig, Watcher
 from .settings import ConsulSettings, consul_settings, parse_duration
-from .validate import Validator
+from .haproxy.validate import Validator
 
 __version__ = "0.1.0"
 

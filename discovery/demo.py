@@ -13,7 +13,6 @@ import json
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .apply import write_atomic
-from .errors import CatalogUnavailable, ConfigError, DiscoveryError
-from .render import DEFAULT_TEMPLATE
-from .runner import WatchConfig, Watcher
+from .haproxy.files import write_atomic
+from .consul.agent import consul_dev_config, find_consul, free_port
+from .errors import ConfigError, DiscoveryError
+from .haproxy.render import DEFAULT_TEMPLATE
+from .pipeline.watcher import WatchConfig, bootstrap
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "web"
@@ -47,36 +47,6 @@ class DemoSpec:
         return {"load balancer": f"http://127.0.0.1:{self.lb_port}/",
                 "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
                 "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/"}
-
-
-def find_consul(explicit: str | None = None) -> str:
-    """The Consul binary: an explicit path, then PATH, then the project cache (scripts/fetch-consul.sh)."""
-    for candidate in (explicit, shutil.which("consul"), str(REPO / ".cache/consul/bin/consul")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise ConfigError("no consul binary: run scripts/fetch-consul.sh (or make deps), or pass --consul-bin")
-
-
-class NoCatalog:
-    """Bootstrapping needs no Consul: any query is an error."""
-
-    def __getattr__(self, name: str) -> object:
-        raise CatalogUnavailable("no Consul while bootstrapping")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def consul_dev_config(http_port: int, serf_lan: int, serf_wan: int, server: int, dns: int = -1) -> dict[str, object]:
-    """Agent config for a single dev server on 127.0.0.1 with its UI; gRPC off, DNS off unless given."""
-    return {"bind_addr": "127.0.0.1", "client_addr": "127.0.0.1", "ui": True,
-            "ports": {"http": http_port, "dns": dns, "grpc": -1, "serf_lan": serf_lan,
-                      "serf_wan": serf_wan, "server": server},
-            "disable_update_check": True, "log_level": "WARN"}
 
 
 def _program(name: str, command: list[str], priority: int, logdir: Path) -> str:
@@ -148,7 +118,7 @@ def prepare(spec: DemoSpec) -> Path:
     values = dict(arg.split("=", 1) for arg in _values(spec)[1::2])
     config = WatchConfig(services=(SERVICE,), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
                          values=values)
-    Watcher(NoCatalog(), config).bootstrap()
+    bootstrap(config)
     conf = spec.workdir / "supervisord.conf"
     write_atomic(conf, supervisord_config(spec, consul_bin))
     return conf

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.demo import find_consul
+from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
 
 from .harness import DISCO, REPO, ConsulAgent, Proc, free_port, wait_until
@@ -106,7 +106,7 @@ class Stack:
 
     def reloads(self) -> int:
         """HAProxy's reload counter, from the master CLI."""
-        from discovery.haproxy import MasterSocket
+        from discovery.haproxy.master import MasterSocket
 
         return MasterSocket(self.master_socket).state().reloads
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from discovery.demo import consul_dev_config, find_consul, free_port
+from discovery.consul.agent import consul_dev_config, find_consul, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DISCO = [sys.executable, "-m", "discovery.cli"]

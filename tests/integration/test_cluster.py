@@ -12,7 +12,7 @@ import time
 import requests
 
 from .harness import DISCO, REPO, Proc, free_port, instances_reached, wait_until
-from discovery.demo import find_consul
+from discovery.consul.agent import find_consul
 
 
 class Server:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from discovery.haproxy import RuntimeAPI
+from discovery.haproxy.runtime import RuntimeAPI
 
 from .conftest import Stack
 from .harness import instances_reached, wait_until

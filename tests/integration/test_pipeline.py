@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from .conftest import Stack
-from .harness import DISCO, instances_reached, wait_until
+from .harness import instances_reached, wait_until
 
 
 def three(stack: Stack) -> dict[str, object]:
@@ -111,7 +111,7 @@ def test_dry_run_prints_the_config_and_touches_nothing(stack: Stack):
 
 
 def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(stack: Stack, tmp_path):
-    from discovery.render import DEFAULT_TEMPLATE
+    from discovery.haproxy.render import DEFAULT_TEMPLATE
 
     template = tmp_path / "custom.cfg.j2"
     template.write_text(DEFAULT_TEMPLATE.read_text())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 
-from discovery.apply import Applier, LiveConfig, Outcome, ReloadRetry
+from discovery.haproxy.files import LiveConfig
+from discovery.pipeline.execute import Applier, Outcome, ReloadRetry
 from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
-from discovery.validate import Validator
+from discovery.haproxy.validate import Validator
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from discovery.catalog_watch import CatalogWatch, check_digest, dirty_from_service_list, dirty_services
-from discovery.watch import WatchTiming
+from discovery.consul.catalog_watch import CatalogWatch, check_digest, dirty_from_service_list, dirty_services
+from discovery.consul.watch import WatchTiming
 
 
 def chk(node, check, service="", sid="", status="passing", tags=()):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from discovery.desired import convert
+from discovery.state.convert import convert
 
 
 def entry(sid="web-1", node="n1", address="10.0.0.1", port=8080, tags=(), meta=None, checks=("passing",),

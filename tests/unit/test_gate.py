@@ -1,5 +1,5 @@
-from discovery.gate import GatePolicy, Hold, decide, release, suspect
-from discovery.model import Instance, Service
+from discovery.state.gate import GatePolicy, Hold, decide, release, suspect
+from discovery.state.model import Instance, Service
 
 
 def svc(*names: str) -> Service:

@@ -1,7 +1,7 @@
 import pytest
 
 from discovery.errors import ReloadError
-from discovery.haproxy import CommandReloader, parse_show_proc
+from discovery.haproxy.master import CommandReloader, parse_show_proc
 
 SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <version>
 2422            master          2 [failed: 1]   0d00h00m02s     2.6.12-1+deb12u4

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discovery.desired import convert
-from discovery.model import DesiredState
-from discovery.render import DEFAULT_TEMPLATE, Renderer
+from discovery.state.convert import convert
+from discovery.state.model import DesiredState
+from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 

@@ -1,6 +1,6 @@
 """Diffing rendered configs into runtime operations (pure)."""
 
-from discovery.plan import Add, Remove, SetAddress, SetWeight, parse, plan
+from discovery.haproxy.plan import Add, Remove, SetAddress, SetWeight, parse, plan
 
 BASE = """global
     maxconn 100

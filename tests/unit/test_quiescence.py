@@ -1,4 +1,4 @@
-from discovery.quiescence import Quiescence
+from discovery.pipeline.quiescence import Quiescence
 
 
 def test_nothing_pending_nothing_due():

@@ -1,7 +1,7 @@
 import pytest
 
 from discovery.errors import ConfigError
-from discovery.register import build_registration
+from discovery.registration.register import build_registration
 
 
 def test_defaults_id_address_and_tcp_check():

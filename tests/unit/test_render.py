@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from discovery.errors import TemplateError, ValidationError
-from discovery.model import DesiredState, Instance, Service
-from discovery.render import DEFAULT_TEMPLATE, Renderer
-from discovery.validate import Validator
+from discovery.state.model import DesiredState, Instance, Service
+from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
+from discovery.haproxy.validate import Validator
 
 needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 

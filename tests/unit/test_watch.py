@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from discovery.errors import AccessDenied, CatalogUnavailable
-from discovery.watch import ServiceWatch, Update, WatchTiming, next_index
+from discovery.consul.watch import ServiceWatch, Update, WatchTiming, next_index
 
 
 def entry(sid, port=8080):

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, ValidationError
+from ..errors import ConfigError, ValidationError
 
 DEFAULT_CHECK = "haproxy -c -f {path}"
 

@@ -29,10 +29,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .catalog import Catalog
-from .desired import convert
-from .errors import CatalogError
-from .model import Service
+from .client import Catalog
+from ..state.convert import convert
+from ..errors import CatalogError
+from ..state.model import Service
 from .watch import Follow, Retry, SkipLog, Update, WatchTiming
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import names
+from . import checks as names
 from .model import Instance, Service
 
 

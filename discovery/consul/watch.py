@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from .catalog import Catalog
-from .desired import Conversion, convert
-from .errors import AccessDenied, CatalogError
-from .model import Service
+from .client import Catalog
+from ..state.convert import Conversion, convert
+from ..errors import AccessDenied, CatalogError
+from ..state.model import Service
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

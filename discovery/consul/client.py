@@ -18,8 +18,8 @@ import consul.base
 import consul.std
 import requests
 
-from .errors import AccessDenied, CatalogUnavailable
-from .settings import ConsulSettings, format_duration
+from ..errors import AccessDenied, CatalogUnavailable
+from ..settings import ConsulSettings, format_duration
 
 T = TypeVar("T")
 Entries = Sequence[Mapping[str, Any]]

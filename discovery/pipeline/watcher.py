@@ -19,18 +19,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .apply import Applier, LiveConfig, Outcome, ReloadRetry
-from .catalog import Catalog
-from .catalog_watch import CatalogWatch
-from .errors import CatalogError, CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
-from .gate import GatePolicy, Hold, decide, release, suspect
-from .haproxy import Reloader, RuntimeAPI
+from ..haproxy.files import LiveConfig
+from .execute import Applier, Outcome, ReloadRetry
+from ..consul.client import Catalog
+from ..consul.catalog_watch import CatalogWatch
+from ..errors import CatalogError, CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
+from ..state.gate import GatePolicy, Hold, decide, release, suspect
+from ..haproxy.master import Reloader
+from ..haproxy.runtime import RuntimeAPI
 from .live import LiveUpdater
-from .model import DesiredState, Service
+from ..state.model import DesiredState, Service
 from .quiescence import Quiescence
-from .render import Renderer
-from .validate import Validator
-from .watch import ServiceWatch, Update, WatchTiming
+from ..haproxy.render import Renderer
+from ..haproxy.validate import Validator
+from ..consul.watch import ServiceWatch, Update, WatchTiming
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +105,8 @@ class Watcher:
                                 updater)
 
     def bootstrap(self) -> bool:
-        """Write a validated config with every service and no instances, if there is no config yet.
-
-        For process supervisors that start HAProxy beside the watcher: HAProxy needs a
-        file before Consul has answered.  Returns whether a file was written.
-        """
-        if self._live.read() is not None:
-            return False
-        empty = DesiredState(tuple(Service(name) for name in self.config.services))
-        text = self._renderer.render(empty, self.config.values, self.env)
-        self._live.install(text, self.config.validator)
-        self._live.keep_as_last_good(text)
-        log.info("bootstrap config written to %s (%s)", self.config.output, empty.summary())
-        return True
+        """See :func:`bootstrap`."""
+        return bootstrap(self.config, self.env)
 
     def stop(self) -> None:
         """Ask the loop to end; safe from signal handlers and other threads."""
@@ -284,6 +275,23 @@ class Watcher:
         if self.on_applied is not None:
             self.on_applied(applied)
         return applied
+
+
+def bootstrap(config: WatchConfig, env: Mapping[str, str] | None = None) -> bool:
+    """Write a validated config with every service and no instances, if there is no config yet.
+
+    For process supervisors that start HAProxy beside the watcher: HAProxy needs a
+    file before Consul has answered.  Needs no Consul.  Returns whether a file was written.
+    """
+    live = LiveConfig(config.output)
+    if live.read() is not None:
+        return False
+    empty = DesiredState(tuple(Service(name) for name in config.services))
+    text = Renderer(config.template).render(empty, config.values, dict(os.environ if env is None else env))
+    live.install(text, config.validator)
+    live.keep_as_last_good(text)
+    log.info("bootstrap config written to %s (%s)", config.output, empty.summary())
+    return True
 
 
 def _mtime(path: Path) -> float | None:

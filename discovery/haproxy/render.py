@@ -20,11 +20,11 @@ from typing import Any
 
 import jinja2
 
-from . import names
-from .errors import TemplateError
-from .model import DesiredState, Service
+from ..state import checks as names
+from ..errors import TemplateError
+from ..state.model import DesiredState, Service
 
-DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "haproxy.cfg.j2"
+DEFAULT_TEMPLATE = Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2"
 RESERVED = frozenset({"services", "service", "values", "env"})
 
 

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import tenacity
 
-from . import names
-from .catalog import ConsulClient
-from .errors import AccessDenied, CatalogError, ConfigError, RegistrationError
-from .settings import format_duration
+from ..state import checks as names
+from ..consul.client import ConsulClient
+from ..errors import AccessDenied, CatalogError, ConfigError, RegistrationError
+from ..settings import format_duration
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from .errors import DiscoveryError, LiveUpdateFailed
-from .haproxy import RuntimeAPI
-from .plan import Add, ParsedConfig, Plan, Remove, ServerLine, SetAddress, SetWeight
+from ..errors import DiscoveryError, LiveUpdateFailed
+from ..haproxy.runtime import RuntimeAPI
+from ..haproxy.plan import Add, ParsedConfig, Plan, Remove, ServerLine, SetAddress, SetWeight
 
 log = logging.getLogger(__name__)
 

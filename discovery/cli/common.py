@@ -1,0 +1,46 @@
+"""What every command shares: the Consul address option, logging, signals, and the one error edge.
+
+Exit status: 0 done; 1 a runtime failure (Consul, HAProxy, a file); 2 bad input
+(a flag, a file the user named, an environment value).  ``DiscoveryError`` is
+turned into that line and status by :func:`fail`, called only by the commands' outermost ``except``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import ConfigError, DiscoveryError
+from ..signals import SignalRelay
+
+ConsulAddr = Annotated[Optional[str], typer.Option(
+    "--consul-addr", metavar="URL",
+    help="Consul HTTP API, e.g. http://127.0.0.1:8500. Default: $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500. "
+         "The ACL token comes from $CONSUL_HTTP_TOKEN or $CONSUL_HTTP_TOKEN_FILE.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details too.")]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def on_signals(action: Callable[[], None]) -> SignalRelay:
+    """SIGTERM and SIGINT call ``action`` (supervisord sends SIGTERM); see :class:`SignalRelay`."""
+    relay = SignalRelay(action)
+    relay.install(signal.SIGTERM, signal.SIGINT)
+    return relay
+
+
+def fail(exc: DiscoveryError) -> typer.Exit:
+    typer.echo(f"disco: error: {exc}", err=True)
+    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+

@@ -1,0 +1,41 @@
+"""``disco demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import DiscoveryError
+from .common import Verbose, fail, setup_logging
+
+from .app import app
+
+
+@app.command(epilog="Example: `disco demo --webapps 3`, then `curl http://127.0.0.1:8080/` a few times.")
+def demo(
+    webapps: Annotated[int, typer.Option(min=1, max=50, help="How many webapp instances to start.")] = 3,
+    lb_port: Annotated[int, typer.Option(help="Load balancer port on 127.0.0.1.")] = 8080,
+    stats_port: Annotated[int, typer.Option(help="HAProxy stats page port.")] = 1936,
+    consul_port: Annotated[int, typer.Option(help="Consul HTTP/UI port.")] = 8500,
+    first_webapp_port: Annotated[int, typer.Option(help="Port of the first webapp; the others follow.")] = 9001,
+    workdir: Annotated[Optional[Path], typer.Option(help="Where configs, sockets and logs go. Default: ./run/demo.")] = None,
+    consul_bin: Annotated[Optional[str], typer.Option(envvar="DISCO_CONSUL_BIN", help="Consul binary. Default: consul on PATH or in .cache.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the whole topology on this machine under one supervisord: Consul (with UI), HAProxy
+    driven by `disco watch`, and N webapps each with its `disco register`.
+
+    Prints the URLs; Ctrl-C stops everything and leaves nothing running.
+    """
+    from ..demo import DemoSpec, run_demo
+
+    setup_logging(verbose)
+    try:
+        spec = DemoSpec(webapps=webapps, lb_port=lb_port, stats_port=stats_port, consul_port=consul_port,
+                        first_webapp_port=first_webapp_port, workdir=(workdir or Path("run/demo")).resolve(),
+                        consul_bin=consul_bin)
+        raise typer.Exit(run_demo(spec, on_ready=typer.echo))
+    except DiscoveryError as exc:
+        raise fail(exc) from None
