@@ -1,38 +1,46 @@
 """disco: Consul-backed service discovery for HAProxy.
 
-The pipeline, one module per step, data flowing one way::
+The package is grouped by pipeline stage, data flowing one way::
 
-    watch (Consul blocking queries) -> desired (checked, frozen state) -> render (Jinja2)
-        -> validate (haproxy -c) -> apply (atomic swap, reload)
+    consul/        Consul's HTTP API, blocking-query watches (per service or catalog-wide)
+    state/         desired state: frozen dataclasses, catalog checks, the sanity gate's rules
+    haproxy/       render (Jinja2), validate (haproxy -c), plan (config diff), master CLI,
+                   runtime API, the output file
+    pipeline/      the watcher loop, decide (pure), execute, live updates, quiescence,
+                   events, the threads' lifecycle
+    registration/  keeping one instance registered (disco register)
+    cli/           the Typer commands, one module each
 
-``Watcher`` runs it; ``Registrar`` keeps an instance registered.  The CLI
-(``disco``) is a thin layer over these.
+``Watcher`` runs the pipeline; ``Registrar`` keeps an instance registered.
 """
 
 from __future__ import annotations
 
 from .haproxy.files import LiveConfig
-from .pipeline.execute import Applier, Outcome
+from .pipeline.decide import Action, Decision, decide
+from .pipeline.events import EventBus
+from .pipeline.execute import Executor, Outcome
 from .consul.client import Catalog, ConsulClient
 from .state.convert import convert
 from .errors import (AccessDenied, CatalogError, CatalogUnavailable, ConfigError, DiscoveryError,
-                     HAProxyUnavailable, LiveUpdateFailed, RegistrationError, ReloadError, TemplateError,
-                     ValidationError)
+                     HAProxyUnavailable, LiveUpdateFailed, OutputError, RegistrationError, ReloadError, TemplateError,
+                     ValidationError, WorkerFailed)
 from .state.gate import GatePolicy
 from .haproxy.master import CommandReloader, MasterSocket
 from .state.model import DesiredState, Instance, Service
 from .registration.register import Registrar, Registration, build_registration
 from .haproxy.render import DEFAULT_TEMPLATE, Renderer
-from .pipeline.watcher import Applied, WatchConfig, Watcher
+from .pipeline.watcher import WatchConfig, Watcher
 from .settings import ConsulSettings, consul_settings, parse_duration
 from .haproxy.validate import Validator
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccessDenied", "Applied", "Applier", "Catalog", "CatalogError", "CatalogUnavailable", "CommandReloader",
-    "ConfigError", "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "DesiredState", "DiscoveryError",
-    "GatePolicy", "HAProxyUnavailable", "Instance", "LiveUpdateFailed", "LiveConfig", "MasterSocket", "Outcome", "Registrar", "Registration",
-    "RegistrationError", "ReloadError", "Renderer", "Service", "TemplateError", "ValidationError", "Validator",
-    "WatchConfig", "Watcher", "build_registration", "consul_settings", "convert", "parse_duration",
+    "AccessDenied", "Action", "Catalog", "CatalogError", "CatalogUnavailable", "CommandReloader", "ConfigError",
+    "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "Decision", "DesiredState", "DiscoveryError", "EventBus",
+    "Executor", "GatePolicy", "HAProxyUnavailable", "Instance", "LiveConfig", "LiveUpdateFailed", "MasterSocket",
+    "Outcome", "OutputError", "Registrar", "Registration", "RegistrationError", "ReloadError", "Renderer", "Service",
+    "TemplateError", "ValidationError", "Validator", "WatchConfig", "Watcher", "WorkerFailed", "build_registration",
+    "consul_settings", "convert", "decide", "parse_duration",
 ]

@@ -3,7 +3,7 @@
 The tree::
 
     DiscoveryError                 anything disco reports to a user
-    ├── ConfigError                bad flag, environment value, template path or --set value
+    ├── ConfigError                bad input: a flag, environment value, file named by the user (exit 2)
     ├── CatalogError               Consul could not answer
     │   ├── CatalogUnavailable     unreachable, timed out, or 5xx: retried with backoff
     │   └── AccessDenied           the ACL token was refused (403): not retried
@@ -12,9 +12,12 @@ The tree::
     ├── LiveUpdateFailed           the runtime API refused a change: disco reloads instead
     ├── ReloadError                HAProxy did not take the new config
     │   └── HAProxyUnavailable     no HAProxy answers on the master socket yet
+    ├── OutputError                the output file (or its directory) could not be written
+    ├── WorkerFailed               a thread the watcher owns died: the process exits 1 for its supervisor
     └── RegistrationError          `disco register` could not register the instance
 
-The CLI catches ``DiscoveryError`` in exactly one place and prints one line.
+Each command of the CLI catches ``DiscoveryError`` once, at its edge, and prints
+one line: exit status 2 for ``ConfigError`` (bad input), 1 for everything else.
 """
 
 from __future__ import annotations
@@ -66,3 +69,11 @@ class HAProxyUnavailable(ReloadError):
 
 class LiveUpdateFailed(DiscoveryError):
     """The runtime API did not take a change; disco falls back to a validated reload."""
+
+
+class OutputError(DiscoveryError):
+    """The output file, its temporary copy or its last good copy could not be written or read."""
+
+
+class WorkerFailed(DiscoveryError):
+    """A thread the watcher owns ended unexpectedly; the watcher stops so its supervisor restarts it."""

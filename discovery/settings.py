@@ -87,10 +87,7 @@ class ConsulSettings:
     def current_token(self) -> str | None:
         """The token to send now; a token file is re-read so that rotation needs no restart."""
         if self.token_file is not None:
-            try:
-                return self.token_file.read_text().strip() or None
-            except OSError as exc:
-                raise ConfigError(f"cannot read Consul token file {self.token_file}: {exc.strerror}") from exc
+            return self.token_file.read_text().strip() or None  # OSError: the caller decides
         return self.token
 
 
@@ -120,6 +117,10 @@ def consul_settings(addr: str | None = None, token: str | None = None,
         token = env.get("CONSUL_HTTP_TOKEN") or None
         if token is None and env.get("CONSUL_HTTP_TOKEN_FILE"):
             token_file = Path(env["CONSUL_HTTP_TOKEN_FILE"])
+            try:
+                token_file.read_text()
+            except OSError as exc:
+                raise ConfigError(f"cannot read CONSUL_HTTP_TOKEN_FILE {token_file}: {exc.strerror}") from exc
     ca = env.get("CONSUL_CACERT")
     verify = env.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false", "no")
     return ConsulSettings(scheme=scheme, host=host, port=port, token=token, token_file=token_file,

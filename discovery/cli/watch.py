@@ -78,6 +78,8 @@ def watch(
             raise ConfigError(f"invalid --when-empty {when_empty!r}: use keep or empty")
         if watch_mode not in ("auto", "service", "catalog"):
             raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
+        if template is not None and not template.is_file():
+            raise ConfigError(f"--template {template}: no such file")
         reloader: Reloader | None = None
         if master_socket:
             reloader = MasterSocket(master_socket)
@@ -88,12 +90,14 @@ def watch(
             reason = names.check(names.SERVICE_NAME, name, "service name")
             if reason:
                 raise ConfigError(reason)
+        validator = Validator(check_cmd)
+        validator.ensure_available()
         values = parse_pairs(set_ or [], "--set")
         if runtime_socket is not None:
             values.setdefault("admin_socket", str(runtime_socket))
         config = WatchConfig(
             services=tuple(dict.fromkeys(service)), template=template or DEFAULT_TEMPLATE, output=output, tag=tag,
-            values=values, wait=parse_wait(wait), validator=Validator(check_cmd), reloader=reloader,
+            values=values, wait=parse_wait(wait), validator=validator, reloader=reloader,
             runtime_socket=runtime_socket, drain_grace=parse_duration(drain_grace), watch_mode=watch_mode,
             gate=GatePolicy(gate_share, parse_duration(gate_grace), when_empty))  # type: ignore[arg-type]
         watcher = Watcher(ConsulClient(consul_settings(consul_addr)), config, dry_run=dry_run,

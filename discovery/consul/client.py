@@ -9,8 +9,10 @@ exceptions mapped onto disco's own (403 is not "Consul is down").
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import consul
@@ -56,17 +58,32 @@ class ConsulClient:
         verify: bool | str = str(settings.ca_file) if settings.ca_file and settings.verify else settings.verify
         self._consul = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
                                      verify=verify, consistency="stale" if stale else "default")
-        # Undo python-consul2's environment override: our settings already resolved it.
-        self._consul.http = consul.std.HTTPClient(settings.host, settings.port, settings.scheme, verify)
+        # Undo python-consul2's environment override (our settings already resolved it), and give
+        # every thread its own timeout and session.
+        self._http = PerThreadHTTPClient(settings.host, settings.port, settings.scheme, verify,
+                                         timeout=request_timeout)
+        self._consul.http = self._http
         self._consul.scheme = settings.scheme
-        self.requests = 0  # HTTP requests made, for the watcher's stats line
+        self._requests_lock = threading.Lock()
+        self._made = 0
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests made so far, from every thread (for the watcher's stats line)."""
+        return self._made
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
-        self.requests += 1
-        self._consul.http.timeout = timeout or self.request_timeout
-        token = self.settings.current_token()
+        with self._requests_lock:
+            self._made += 1
         try:
-            return fn(*args, token=token, **kwargs)
+            token = self.settings.current_token()
+        except OSError as exc:
+            # A token file that vanished or became unreadable at run time: reported once and
+            # re-tried like a refused token, since it may be fixed without a restart.
+            raise AccessDenied(f"cannot read Consul token file {self.settings.token_file}: {exc.strerror}") from exc
+        try:
+            with self._http.timeout_for(timeout or self.request_timeout):
+                return fn(*args, token=token, **kwargs)
         except consul.base.ACLPermissionDenied as exc:
             raise AccessDenied(f"Consul at {self.settings.url} refused the ACL token (403): {str(exc).strip()}") from exc
         except (requests.RequestException, consul.base.ConsulException) as exc:
@@ -127,6 +144,45 @@ class ConsulClient:
     def leader(self) -> str:
         """The current leader's address, or ``""`` while there is none."""
         return str(self._call(lambda token=None: self._consul.status.leader()) or "")
+
+
+class PerThreadHTTPClient(consul.std.HTTPClient):
+    """python-consul2's HTTP client reads ``self.timeout`` and ``self.session`` on every request,
+    and the watcher calls one client from several threads: both are kept per thread, so a
+    long poll's read timeout is never another thread's, and no ``requests.Session`` is shared."""
+
+    def __init__(self, *args: Any, timeout: float, **kwargs: Any) -> None:
+        self._local = threading.local()
+        self._default_timeout = timeout
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def timeout(self) -> float:
+        return getattr(self._local, "timeout", self._default_timeout)
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        if value is not None:  # the base class sets None at construction: keep our default
+            self._default_timeout = value
+
+    @property  # type: ignore[override]
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    @session.setter
+    def session(self, _value: requests.Session) -> None:
+        pass  # the base class makes one shared session: each thread makes its own instead
+
+    @contextlib.contextmanager
+    def timeout_for(self, seconds: float) -> Iterator[None]:
+        self._local.timeout = seconds
+        try:
+            yield
+        finally:
+            del self._local.timeout
 
 
 def _brief(exc: BaseException) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from .validate import Validator
 
 
@@ -45,49 +47,74 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class LiveConfig:
-    """The output file and its last good copy."""
+    """The output file and its last good copy.
+
+    Building one touches nothing: :meth:`prepare` (the watcher's start, never a
+    dry run or ``plan``) removes a crashed run's temporary files and records the
+    running config as the last good one.  Every write failure is an OutputError.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.last_good = path.with_name(path.name + ".last-good")
         if not path.parent.is_dir():
             raise ConfigError(f"output directory {path.parent} does not exist")
+
+    def prepare(self) -> None:
+        """Before the first write: remove stale temporary files, adopt the running file as last good."""
         # A watcher killed mid-write leaves its temporary file behind, never a partial config.
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        with _writing(self.path):
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+            if not self.last_good.exists():
+                text = self.read()
+                if text is not None:
+                    self.keep_as_last_good(text)
 
     def read(self) -> str | None:
         try:
             return self.path.read_text()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise OutputError(f"cannot read {self.path}: {exc.strerror}") from exc
 
     def install(self, text: str, validator: Validator | None) -> None:
         """Validate ``text`` as a temporary file and rename it over the live file."""
-        candidate = _write_temp(self.path, text)
-        try:
-            if validator is not None:
-                validator.check(candidate, shown_as=self.path)
-            os.replace(candidate, self.path)
-        except BaseException:
-            candidate.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
-
-    def adopt_running(self) -> None:
-        """At start, the file HAProxy runs with is the last good one unless we kept a newer copy."""
-        if not self.last_good.exists():
-            text = self.read()
-            if text is not None:
-                self.keep_as_last_good(text)
+        with _writing(self.path):
+            candidate = _write_temp(self.path, text)
+            try:
+                if validator is not None:
+                    validator.check(candidate, shown_as=self.path)
+                os.replace(candidate, self.path)
+            except BaseException:
+                candidate.unlink(missing_ok=True)
+                raise
+            _fsync_dir(self.path.parent)
 
     def keep_as_last_good(self, text: str) -> None:
-        write_atomic(self.last_good, text)
+        with _writing(self.last_good):
+            write_atomic(self.last_good, text)
 
-    def restore_last_good(self) -> bool:
+    def read_last_good(self) -> str | None:
         try:
-            text = self.last_good.read_text()
+            return self.last_good.read_text()
         except FileNotFoundError:
-            return False
-        write_atomic(self.path, text)
-        return True
+            return None
+
+    def restore_last_good(self) -> str | None:
+        """Put the last good copy back as the live file; return its text (None: there is none)."""
+        text = self.read_last_good()
+        if text is not None:
+            with _writing(self.path):
+                write_atomic(self.path, text)
+        return text
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """OSError (disk full, permissions, a directory gone) becomes an OutputError naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -113,13 +114,15 @@ class CommandReloader:
             raise ConfigError(f"invalid --reload-cmd {command!r}: {exc}") from exc
         if not self.argv:
             raise ConfigError("--reload-cmd is empty")
+        if shutil.which(self.argv[0]) is None:
+            raise ConfigError(f"--reload-cmd: command not found: {self.argv[0]}")
         self.timeout = timeout
 
     def reload(self) -> str:
         try:
             proc = subprocess.run(self.argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"reload command not found: {self.argv[0]}") from exc
+        except FileNotFoundError as exc:  # it was there at start
+            raise ReloadError(f"reload command not found: {self.argv[0]}") from exc
         except subprocess.TimeoutExpired as exc:
             raise ReloadError(f"reload command did not finish in {self.timeout:.0f}s") from exc
         if proc.returncode != 0:

@@ -54,6 +54,7 @@ class ServerLine:
 class ParsedConfig:
     skeleton: tuple[str, ...]                      # every line but server lines of backends
     servers: dict[tuple[str, str], ServerLine]     # (backend, name) -> line
+    backends: tuple[str, ...] = ()                 # every backend section, servers or not
 
 
 def parse(text: str) -> ParsedConfig | None:
@@ -61,11 +62,14 @@ def parse(text: str) -> ParsedConfig | None:
     skeleton: list[str] = []
     servers: dict[tuple[str, str], ServerLine] = {}
     section, name = "", ""
+    backends: list[str] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         match = _SECTION.match(line)
         if match:
             section, name = match.group(1), match.group(2)
+            if section == "backend":
+                backends.append(name)
         words = line.split()
         if section == "backend" and words and words[0] == "server":
             if len(words) < 3:
@@ -81,7 +85,7 @@ def parse(text: str) -> ParsedConfig | None:
             continue  # order within a backend does not matter to roundrobin: only the set counts
         if line:  # blank and comment-only lines change nothing
             skeleton.append(line)
-    return ParsedConfig(tuple(skeleton), servers)
+    return ParsedConfig(tuple(skeleton), servers, tuple(backends))
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Plan:
 
 
 class Planner:
-    """:func:`plan` that remembers the last parse: the next plan starts from the config it planned to."""
+    """Plans from one config text to the next, remembering the last parse: the next plan starts from the config it planned to."""
 
     def __init__(self) -> None:
         self._last: tuple[str, ParsedConfig | None] | None = None
@@ -138,13 +142,6 @@ class Planner:
         old, new = self.parsed(old_text), parse(new_text)
         self._last = (new_text, new)
         return diff(old, new)
-
-
-def plan(old_text: str | None, new_text: str) -> Plan:
-    """What it takes to go from the running config to the new one."""
-    if old_text is None:
-        return Plan(reload_reason="no running config")
-    return diff(parse(old_text), parse(new_text))
 
 
 def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:

@@ -18,6 +18,7 @@ class ServerState:
     port: int
     op_state: int      # 0 stopped, 1 starting, 2 running, 3 stopping
     admin_state: int   # bit flags: 0x01/0x02/0x04/0x20 maintenance, 0x08/0x10 drain
+    weight: int = 1    # the user weight (srv_uweight)
 
     @property
     def in_maintenance(self) -> bool:
@@ -31,20 +32,27 @@ class ServerState:
 class RuntimeAPI:
     """HAProxy's runtime API on an admin-level stats socket (``stats socket PATH level admin``).
 
-    Every command is checked against the answer HAProxy gives on success; anything
-    else raises LiveUpdateFailed so the caller can fall back to a reload.
+    Every failure, whether the socket cannot be reached, drops the connection or
+    HAProxy answers with anything but its success message, raises
+    LiveUpdateFailed: the caller falls back to a validated reload.
     """
 
     def __init__(self, path: Path, timeout: float = 2.0) -> None:
         self.path = path
         self.timeout = timeout
 
-    def run(self, command: str, expect: str = "") -> str:
+    def ask(self, command: str) -> str:
+        """Send one command and return the answer; any socket failure is a LiveUpdateFailed."""
         try:
-            answer = socket_command(self.path, command, self.timeout).strip()
-        except ReloadError as exc:
+            return socket_command(self.path, command, self.timeout).strip()
+        except ReloadError as exc:  # HAProxyUnavailable included
             raise LiveUpdateFailed(f"runtime API: {exc}") from exc
-        if expect not in answer or (not expect and answer):
+
+    def run(self, command: str, expect: str = "", *also: str) -> str:
+        """Send a command that answers ``expect`` (or one of ``also``) on success, or nothing if empty."""
+        answer = self.ask(command)
+        ok = any(e in answer for e in (expect, *also)) if expect else not answer
+        if not ok:
             raise LiveUpdateFailed(f"runtime API refused {command!r}: {answer[:200] or 'no answer'}")
         return answer
 
@@ -59,10 +67,7 @@ class RuntimeAPI:
         self.run(f"set server {backend}/{name} state {state}")
 
     def set_address(self, backend: str, name: str, address: str, port: int) -> None:
-        answer = socket_command(self.path, f"set server {backend}/{name} addr {address} port {port}",
-                                self.timeout).strip()
-        if "changed" not in answer and "no need" not in answer:
-            raise LiveUpdateFailed(f"runtime API refused the new address of {backend}/{name}: {answer[:200]}")
+        self.run(f"set server {backend}/{name} addr {address} port {port}", "changed", "no need")
 
     def set_weight(self, backend: str, name: str, weight: str) -> None:
         self.run(f"set server {backend}/{name} weight {weight}")
@@ -70,22 +75,22 @@ class RuntimeAPI:
     def delete_server(self, backend: str, name: str) -> None:
         """Maintenance, close what is left, delete: the order ``del server`` requires."""
         self.set_state(backend, name, "maint")
-        socket_command(self.path, f"shutdown sessions server {backend}/{name}", self.timeout)
+        self.ask(f"shutdown sessions server {backend}/{name}")
         self.run(f"del server {backend}/{name}", "Server deleted")
 
     def used_connections(self, backend: str, name: str) -> int:
-        answer = socket_command(self.path, f"show servers conn {backend}", self.timeout)
-        for line in answer.splitlines():
+        for line in self.ask(f"show servers conn {backend}").splitlines():
             words = line.split()
             if words and words[0] == f"{backend}/{name}" and len(words) > 6 and words[6].isdigit():
                 return int(words[6])
         return 0
 
     def servers(self, backend: str) -> dict[str, ServerState]:
-        answer = socket_command(self.path, f"show servers state {backend}", self.timeout)
+        """``show servers state`` of one backend, by server name."""
         result = {}
-        for line in answer.splitlines():
+        for line in self.ask(f"show servers state {backend}").splitlines():
             words = line.split()
             if len(words) > 18 and words[1] == backend and words[0].isdigit():
-                result[words[3]] = ServerState(words[3], words[4], int(words[18]), int(words[5]), int(words[6]))
+                result[words[3]] = ServerState(words[3], words[4], int(words[18]), int(words[5]), int(words[6]),
+                                               int(words[7]))
         return result

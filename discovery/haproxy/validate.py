@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,19 @@ class Validator:
             words.append(str(path))
         return [w.replace("{path}", str(path)) for w in words]
 
+    def ensure_available(self) -> None:
+        """At start: the check command must exist (ConfigError, exit 2, otherwise)."""
+        program = self.argv(Path("candidate"))[0]
+        if shutil.which(program) is None:
+            raise ConfigError(f"--check-cmd: command not found: {program}")
+
     def check(self, candidate: Path, shown_as: Path | None = None) -> None:
         """Raise ValidationError unless the command accepts ``candidate``."""
         argv = self.argv(candidate)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"check command not found: {argv[0]}") from exc
+        except FileNotFoundError as exc:  # it was there at start
+            raise ValidationError(f"check command not found: {argv[0]}") from exc
         except subprocess.TimeoutExpired as exc:
             raise ValidationError(f"{argv[0]} did not finish checking the config in {self.timeout:.0f}s") from exc
         if proc.returncode == 0:

@@ -1,12 +1,21 @@
-"""Put a rendered config live: validate, swap atomically, reload, and never lose the last good one.
+"""Carry out a decision: validate, swap atomically, then the runtime API or a reload; never lose the live config.
 
-The order is the whole point.  The candidate is written to a temporary file
-beside the output (same filesystem, so ``rename`` is atomic), fsynced,
-validated, and only then renamed over the live file.  After HAProxy confirms the
-reload, a copy is kept as ``<output>.last-good``.  If HAProxy refuses the new
-file on every retry, the last good copy is put back, so the file on disk always
-describes a config HAProxy accepts.  A crash at any moment leaves either the old
-or the new complete file, never a partial one.
+The order is the whole point.  Whatever the path, the candidate is written to a
+temporary file beside the output (same filesystem, so ``rename`` is atomic),
+fsynced and validated with ``haproxy -c`` before anything becomes live; only
+then is it renamed over the live file, so any reload (ours, supervisord's, a
+person's) reads a config HAProxy accepts.  Then:
+
+- live: the runtime API operations, read back with ``show servers state``; any
+  failure (a refused command, a socket error, a drift in the read-back) falls
+  back to a reload of the file already in place;
+- reload: through the master CLI (confirmed) or a command, retried with backoff;
+  if HAProxy never takes it, the last good copy is put back.
+
+The executor remembers what HAProxy is known to run and whether it is
+``in_sync`` with it.  After a partial live update it is not, and the next
+decision is a reload, never "unchanged": HAProxy and the file cannot stay
+silently different.
 """
 
 from __future__ import annotations
@@ -18,21 +27,22 @@ from dataclasses import dataclass
 
 import tenacity
 
-from ..errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
+from ..errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError
+from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
-from ..haproxy.files import LiveConfig, write_atomic
-from .live import LiveUpdater
-from ..haproxy.plan import Plan, Planner
+from ..haproxy.plan import Planner, parse
 from ..haproxy.validate import Validator
+from .decide import Action, Decision, decide
+from .live import LiveUpdater
 
 log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
-    UNCHANGED = "unchanged"      # the live file already says this
-    LIVE = "applied live"        # written, and HAProxy updated through its runtime API, no reload
-    WRITTEN = "written"          # written; no HAProxy to reload (yet, or none configured)
-    RELOADED = "reloaded"        # written and HAProxy confirmed the reload
+    UNCHANGED = "unchanged"      # HAProxy already runs this config
+    LIVE = "applied live"        # validated, written, and HAProxy updated through its runtime API, no reload
+    WRITTEN = "written"          # validated and written; no HAProxy to reload (yet, or none configured)
+    RELOADED = "reloaded"        # validated, written, and HAProxy confirmed the reload
     ROLLED_BACK = "rolled back"  # HAProxy refused it on every try; last good file restored
 
 
@@ -45,8 +55,8 @@ class ReloadRetry:
     backoff_max: float = 2.0
 
 
-class Applier:
-    """Validate, swap and reload; the one place (with the watch) where retries live."""
+class Executor:
+    """Turns decisions into a running HAProxy; the one place (with the watches) where retries live."""
 
     def __init__(self, live: LiveConfig, validator: Validator | None, reloader: Reloader | None,
                  stop: threading.Event, retry: ReloadRetry = ReloadRetry(),
@@ -57,109 +67,89 @@ class Applier:
         self.stop = stop
         self.retry = retry
         self.updater = updater
-        self._unvalidated: str | None = None
-        self._planner = Planner()
+        self.planner = Planner()
+        #: The config HAProxy is known to run, and whether it runs exactly that.
+        self.running: str | None = None
+        self.in_sync = True
+        self._good_unsaved: str | None = None
+
+    def prepare(self) -> None:
+        """At start: clean up after a crash, learn what runs, and check HAProxy agrees with the file."""
+        self.live.prepare()
+        self.running = self.live.read()
+        if self.updater is not None and self.running is not None:
+            try:
+                self.updater.verify(parse(self.running), None)
+            except LiveUpdateFailed as exc:
+                if not isinstance(exc.__cause__, HAProxyUnavailable):
+                    log.warning("HAProxy differs from %s at start (%s); a reload will follow", self.live.path, exc)
+                    self.in_sync = False
+
+    def decide(self, text: str) -> Decision:
+        return decide(self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None,
+                      planner=self.planner)
+
+    def execute(self, decision: Decision, text: str) -> Outcome:
+        """Make ``text`` what HAProxy runs, as ``decision`` says.
+
+        Raises ValidationError when HAProxy rejects the text (nothing changed),
+        OutputError when the file cannot be written.
+        """
+        if decision.action is Action.NOTHING:
+            return Outcome.UNCHANGED
+        self.live.install(text, self.validator)
+        if decision.action is Action.LIVE:
+            assert self.updater is not None
+            try:
+                count = self.updater.execute(decision.ops, decision.parsed)
+            except LiveUpdateFailed as exc:
+                log.warning("live update failed: %s; reloading instead", exc)
+                self.in_sync = False  # some operations may have gone through
+                return self._reload(text)
+            log.info("runtime API: %d operations", count)
+            self._ran(text)
+            return Outcome.LIVE
+        return self._reload(text)
 
     def tick(self) -> None:
-        """Housekeeping between changes: delete servers that finished draining."""
+        """Housekeeping while nothing is pending: delete drained servers, save the last good copy."""
         if self.updater is not None and self.updater.draining:
             self.updater.tick()
-
-    def apply(self, text: str) -> Outcome:
-        """Make ``text`` the live config, through the runtime API when only servers changed.
-
-        Raises ValidationError when HAProxy rejects the text: the live file is untouched.
-        """
-        current = self.live.read()
-        if current == text:
-            return Outcome.UNCHANGED
-        if self.updater is not None and current is not None:
-            change = self._planner.plan(current, text)
-            if change.live:
-                return self._apply_live(change, text)
-            log.info("reload needed: %s", change.reload_reason)
-        return self._apply_by_reload(text)
-
-    def _apply_live(self, change: Plan, text: str) -> Outcome:
-        """Server-only change: file first, then the runtime API, then validation off the critical path.
-
-        The file is swapped before HAProxy changes, so a reload at any moment (by us,
-        by supervisord, by a person) reads the servers that are running.  Its skeleton
-        is the one HAProxy already accepted; only server lines differ, and HAProxy's
-        ``add server`` parses those itself.  The full ``haproxy -c`` runs in
-        :meth:`settle`, once changes pause, so a burst is not slowed by one check each.
-        """
-        write_atomic(self.live.path, text)
-        assert self.updater is not None
-        try:
-            count = self.updater.execute(change, self._planner.parsed(text))
-        except LiveUpdateFailed as exc:
-            log.warning("live update failed: %s; reloading instead", exc)
-            self._unvalidated = None
-            return self._apply_by_reload(text, installed=True)
-        self._unvalidated = text
-        log.info("runtime API: %d operations", count)
-        return Outcome.LIVE
-
-    def settle(self) -> None:
-        """Validate what live updates wrote; on rejection put the last good config back and reload.
-
-        Raises ValidationError after restoring, so the caller can report it.
-        """
-        text, self._unvalidated = self._unvalidated, None
-        if text is None:
-            return
-        self._validate_in_place()
-        self.live.keep_as_last_good(text)
-
-    def _validate_in_place(self) -> None:
-        """Check the file already on disk; if HAProxy rejects it, put the last good one back,
-        reload so HAProxy runs what the file says again, and re-raise."""
-        try:
-            if self.validator is not None:
-                self.validator.check(self.live.path)
-        except ValidationError:
-            self.live.restore_last_good()
-            self._reload_quietly()
-            raise
-
-    def _reload_quietly(self) -> None:
-        try:
-            if self.reloader is not None:
-                self._reload()
-        except ReloadError as exc:
-            log.error("reload to restore the file's config failed: %s", exc)
-        if self.updater is not None:
-            self.updater.forget()
-
-    def _apply_by_reload(self, text: str, installed: bool = False) -> Outcome:
-        self._unvalidated = None  # this path validates what it installs
-        if installed:  # already on disk (a live update that failed): validate it where it is
-            self._validate_in_place()
-        else:
-            self.live.install(text, self.validator)
-        if self.reloader is None:
+        if self._good_unsaved is not None:
+            text, self._good_unsaved = self._good_unsaved, None
             self.live.keep_as_last_good(text)
+
+    def _ran(self, text: str) -> None:
+        self.running, self.in_sync, self._good_unsaved = text, True, text
+
+    def _reload(self, text: str) -> Outcome:
+        if self.reloader is None:
+            self._ran(text)
             return Outcome.WRITTEN
         try:
-            what = self._reload()
+            what = self._reload_with_retry()
         except HAProxyUnavailable as exc:
             # Nothing runs yet (or it is being restarted): it reads the new file when it starts.
             log.info("%s; config written, HAProxy reads it when it starts", exc)
-            self.live.keep_as_last_good(text)
+            self._ran(text)
+            if self.updater is not None:
+                self.updater.forget()
             return Outcome.WRITTEN
         except ReloadError as exc:
+            self._good_unsaved = None
             restored = self.live.restore_last_good()
             log.error("reload failed after %d attempts: %s; %s", self.retry.attempts, exc,
-                      "last good config restored" if restored else "no last good config to restore")
+                      "last good config restored" if restored is not None else "no last good config to restore")
+            if restored is not None:
+                self.running = restored  # the previous worker keeps serving it (plus any live change)
             return Outcome.ROLLED_BACK
         log.info("reloaded: %s", what)
         if self.updater is not None:
             self.updater.forget()
-        self.live.keep_as_last_good(text)
+        self._ran(text)
         return Outcome.RELOADED
 
-    def _reload(self) -> str:
+    def _reload_with_retry(self) -> str:
         assert self.reloader is not None
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(ReloadError)
@@ -172,4 +162,3 @@ class Applier:
             reraise=True,
         )
         return retrying(self.reloader.reload)
-

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..errors import DiscoveryError, LiveUpdateFailed
 from ..haproxy.runtime import RuntimeAPI
-from ..haproxy.plan import Add, ParsedConfig, Plan, Remove, ServerLine, SetAddress, SetWeight
+from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, SetAddress, SetWeight
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ class LiveUpdater:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
         self.draining.clear()
 
-    def execute(self, live_plan: Plan, new: ParsedConfig | None) -> int:
-        """Run the plan's operations; return how many were applied."""
-        assert live_plan.live
-        ops = sorted(live_plan.ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
+    def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None) -> int:
+        """Run the operations, then read HAProxy back; return how many were applied."""
+        ops = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
         for op in ops:
             if isinstance(op, Add):
                 self._add(op.server)
@@ -67,10 +66,14 @@ class LiveUpdater:
         if server.weight is not None:
             self.api.set_weight(server.backend, server.name, server.weight)
 
-    def verify(self, parsed: ParsedConfig | None, backends: set[str]) -> None:
-        """Read the touched backends back; raise LiveUpdateFailed on any drift from the new config."""
+    def verify(self, parsed: ParsedConfig | None, backends: set[str] | None) -> None:
+        """Read ``backends`` (None: every backend of the config) back from HAProxy; raise
+        LiveUpdateFailed on any drift from ``parsed``: a server missing, extra, not ready,
+        or at another address, port or weight."""
         if parsed is None:
             raise LiveUpdateFailed("cannot read the new config back")
+        if backends is None:
+            backends = {b for (b, _) in parsed.servers} | set(parsed.backends)
         for backend in sorted(backends):
             running = self.api.servers(backend)
             expected = {name: s for (b, name), s in parsed.servers.items() if b == backend}
@@ -78,8 +81,14 @@ class LiveUpdater:
                 state = running.get(name)
                 if state is None:
                     raise LiveUpdateFailed(f"{backend}/{name} is missing from HAProxy")
-                if state.port != server.port or state.in_maintenance or state.draining:
-                    raise LiveUpdateFailed(f"{backend}/{name} is not ready at {server.addr_port} in HAProxy")
+                if (state.address, state.port) != (server.address, server.port):
+                    raise LiveUpdateFailed(f"{backend}/{name} runs at {state.address}:{state.port} in HAProxy, "
+                                           f"not {server.addr_port}")
+                if state.in_maintenance or state.draining:
+                    raise LiveUpdateFailed(f"{backend}/{name} is not ready in HAProxy")
+                if state.weight != int(server.weight or 1):
+                    raise LiveUpdateFailed(f"{backend}/{name} has weight {state.weight} in HAProxy, "
+                                           f"not {server.weight or 1}")
             extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
             if extra:
                 raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")

@@ -1,10 +1,18 @@
-"""The watch pipeline: watches -> desired state -> render -> validate -> apply.
+"""The watch pipeline: watches -> desired state -> render -> decide -> execute.
 
-One thread per watched service runs a blocking query (:mod:`discovery.watch`)
-and hands changes to a queue; this module's loop owns everything else, so the
-pipeline has a single writer.  Nothing is rendered until every service has been
-read once: a watcher that starts while Consul is down leaves the live config
-alone.  The template file is watched too, so an edit is applied without a restart.
+Worker threads (one blocking query per service, or two for the whole catalog,
+and the gate's leader probe) are owned by :class:`~discovery.pipeline.lifecycle.Workers`
+and hand what they see to one inbox; this module's loop owns everything else,
+so the pipeline has a single writer.  A worker that dies stops the loop with
+WorkerFailed.  Nothing is rendered until every service has been read once: a
+watcher that starts while Consul is down leaves the live config alone.  The
+template file is watched too, so an edit is applied without a restart.
+
+Each pass is: render (pure), decide (pure, :mod:`~discovery.pipeline.decide`),
+execute (:mod:`~discovery.pipeline.execute`); every step emits an event
+(:mod:`~discovery.pipeline.events`) that the log and other observers subscribe to.
+A pass that leaves HAProxy possibly different from the file, or that could not
+write it, is tried again with backoff until it succeeds.
 """
 
 from __future__ import annotations
@@ -19,20 +27,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..haproxy.files import LiveConfig
-from .execute import Applier, Outcome, ReloadRetry
-from ..consul.client import Catalog
 from ..consul.catalog_watch import CatalogWatch
-from ..errors import CatalogError, CatalogUnavailable, DiscoveryError, TemplateError, ValidationError
-from ..state.gate import GatePolicy, Hold, decide, release, suspect
-from ..haproxy.master import Reloader
-from ..haproxy.runtime import RuntimeAPI
-from .live import LiveUpdater
-from ..state.model import DesiredState, Service
-from .quiescence import Quiescence
-from ..haproxy.render import Renderer
-from ..haproxy.validate import Validator
+from ..consul.client import Catalog
 from ..consul.watch import ServiceWatch, Update, WatchTiming
+from ..errors import CatalogUnavailable, DiscoveryError, OutputError, TemplateError
+from ..haproxy.files import LiveConfig
+from ..haproxy.master import Reloader
+from ..haproxy.render import Renderer
+from ..haproxy.runtime import RuntimeAPI
+from ..haproxy.validate import Validator
+from ..state.gate import GatePolicy
+from ..state.model import DesiredState, Service
+from .events import Applied, ChangeSeen, Decided, EventBus, Failed, Rendered, log_event
+from .execute import Executor, Outcome, ReloadRetry
+from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
+from .lifecycle import Workers
+from .live import LiveUpdater
+from .quiescence import Quiescence
 
 log = logging.getLogger(__name__)
 
@@ -68,50 +79,57 @@ class WatchConfig:
     template_poll: float = 1.0
 
 
-@dataclass(frozen=True)
-class Applied:
-    """What one pass of the pipeline did, for logs, tests and benchmarks."""
+class _Stop:
+    """The inbox message that ends the loop."""
 
-    state: DesiredState
-    outcome: Outcome | None
-    text: str
-    at: float
-    error: DiscoveryError | None = None
+
+class _Wake:
+    """The inbox message that makes the loop look at its workers."""
+
+
+STOP, WAKE = _Stop(), _Wake()
+Message = Update | LeaderStatus | _Stop | _Wake
+
+#: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
+RETRY_MIN, RETRY_MAX = 0.5, 30.0
 
 
 class Watcher:
-    """Runs the pipeline until stopped (or once).  ``on_applied`` sees every pass."""
+    """Runs the pipeline until stopped (or once).  Subscribe to ``events`` to see every step."""
 
     def __init__(self, catalog: Catalog, config: WatchConfig, *, env: Mapping[str, str] | None = None,
                  dry_run: bool = False, output: Callable[[str], None] = print,
-                 on_applied: Callable[[Applied], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.catalog = catalog
         self.config = config
         self.env = dict(os.environ if env is None else env)
         self.dry_run = dry_run
         self.output = output
-        self.on_applied = on_applied
         self.clock = clock
+        self.events = EventBus()
+        self.events.subscribe(log_event)
         self.stop_event = threading.Event()
-        self._queue: queue.Queue[Update | None] = queue.Queue()
-        self._holds: dict[str, Hold] = {}
+        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE))
+        self._services: dict[str, Service | None] = dict.fromkeys(config.services)
+        self._gate = Gatekeeper(config.gate, self._services, self.events.emit, clock)
         self._renderer = Renderer(config.template)
         self._template_mtime = _mtime(config.template)
-        self._live = LiveConfig(config.output)
-        self._live.adopt_running()
+        self._next_template_check = 0.0
+        self._retry_at: float | None = None
+        self._retry_delay = RETRY_MIN
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
-        self._applier = Applier(self._live, config.validator, config.reloader, self.stop_event, config.retry,
-                                updater)
+        # A dry run gets no executor: nothing that could write a file exists.
+        self.executor = None if dry_run else Executor(LiveConfig(config.output), config.validator, config.reloader,
+                                                      self.stop_event, config.retry, updater)
 
     def bootstrap(self) -> bool:
         """See :func:`bootstrap`."""
         return bootstrap(self.config, self.env)
 
     def stop(self) -> None:
-        """Ask the loop to end; safe from signal handlers and other threads."""
-        self.stop_event.set()
-        self._queue.put(None)
+        """Ask the loop to end; safe from any thread (a signal handler uses a SignalRelay)."""
+        self._inbox.put(STOP)
 
     @property
     def blocking_queries(self) -> int:
@@ -123,123 +141,101 @@ class Watcher:
         mode = self.config.watch_mode
         return mode == "catalog" or (mode == "auto" and len(self.config.services) > CATALOG_ABOVE)
 
-    def _start_watches(self) -> None:
-        watches: list[tuple[str, Callable[[], None]]]
+    def _start_workers(self) -> None:
+        post = self._inbox.put
         if self._catalog_mode:
-            watch = CatalogWatch(self.catalog, self.config.services, self._queue.put, self.stop_event,
+            watch = CatalogWatch(self.catalog, self.config.services, post, self.stop_event,
                                  tag=self.config.tag, timing=self.config.timing)
-            watches = [("watch-catalog", watch.run)]
+            self._workers.start("watch-catalog", watch.run)
         else:
-            watches = [(f"watch-{name}", ServiceWatch(self.catalog, name, self._queue.put, self.stop_event,
-                                                      tag=self.config.tag, timing=self.config.timing).run)
-                       for name in self.config.services]
+            for name in self.config.services:
+                self._workers.start(f"watch-{name}", ServiceWatch(self.catalog, name, post, self.stop_event,
+                                                                  tag=self.config.tag, timing=self.config.timing).run)
+        probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
+        self._workers.start("gate-leader", probe.run)
         log.info("watching %d services with %d blocking queries", len(self.config.services), self.blocking_queries)
-        for name, target in watches:
-            threading.Thread(target=target, name=name, daemon=True).start()
 
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         log.info("stats: %d requests to Consul, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
-                 getattr(self.catalog, "requests", -1), self.blocking_queries, usage.ru_utime + usage.ru_stime,
+                 self.catalog.requests, self.blocking_queries, usage.ru_utime + usage.ru_stime,
                  usage.ru_maxrss / 1024)
 
-    def run(self, once: bool = False) -> Applied | None:
-        """Follow Consul until stopped; with ``once``, return after the first pass."""
-        services: dict[str, Service | None] = dict.fromkeys(self.config.services)
+    @property
+    def _complete(self) -> bool:
+        return all(s is not None for s in self._services.values())
+
+    def run(self, once: bool = False) -> Outcome | None:
+        """Follow Consul until stopped; with ``once``, return after the first pass.
+
+        Raises WorkerFailed when a worker thread dies; with ``once``, the pass's error.
+        """
         timer = Quiescence(*self.config.wait)
         started = self.clock()
-        self._start_watches()
-        last: Applied | None = None
+        if self.executor is not None:
+            self.executor.prepare()
+        self._start_workers()
+        last: Outcome | None = None
         try:
             while not self.stop_event.is_set():
-                complete = all(s is not None for s in services.values())
-                if once and not complete and self.clock() - started > self.config.once_timeout:
+                self._workers.check()
+                if once and not self._complete and self.clock() - started > self.config.once_timeout:
                     raise CatalogUnavailable(f"Consul did not answer for every service within "
                                              f"{self.config.once_timeout:.0f}s")
-                self._receive(services, timer)
-                self._release_holds(services, timer)
-                if not timer.pending:
-                    self._settle()
-                self._applier.tick()
-                if self._template_changed() and all(s is not None for s in services.values()):
+                if not self._receive(timer):
+                    break
+                if self._gate.release_expired():
                     timer.change(self.clock())
-                complete = all(s is not None for s in services.values())
-                if complete and (once or timer.due(self.clock())):
-                    state = DesiredState(tuple(s for s in services.values() if s is not None))
-                    last = self._pass(state)
-                    timer.flushed(self.clock(), reloaded=last.outcome in (Outcome.RELOADED, Outcome.ROLLED_BACK))
+                if self._template_changed() and self._complete:
+                    timer.change(self.clock())
+                if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
+                    timer.change(self.clock())
+                if self._complete and (once or timer.due(self.clock())):
+                    state = DesiredState(tuple(s for s in self._services.values() if s is not None))
+                    last, error = self._pass(state)
+                    timer.flushed(self.clock(), reloaded=last in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
-                        self._applier.settle()
-                        if last.error is not None:
-                            raise last.error
+                        if error is not None:
+                            raise error
                         return last
+                if not timer.pending and self.executor is not None:
+                    self.executor.tick()
         finally:
-            self.stop_event.set()
+            stuck = self._workers.stop_and_join()
+            if stuck:
+                log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))
         return last
 
-    def _receive(self, services: dict[str, Service | None], timer: Quiescence) -> None:
-        """Take updates off the queue until one is due or a poll interval passes."""
-        deadline = timer.deadline()
-        timeout = self.config.template_poll if deadline is None else max(0.0, deadline - self.clock())
+    def _receive(self, timer: Quiescence) -> bool:
+        """Take messages off the inbox until something is due; False when asked to stop."""
+        now = self.clock()
+        wakeups = [d for d in (timer.deadline(), self._retry_at, self._gate.next_expiry()) if d is not None]
+        timeout = min([self.config.template_poll, *(max(0.0, d - now) for d in wakeups)])
         try:
-            update = self._queue.get(timeout=min(timeout, self.config.template_poll))
+            message = self._inbox.get(timeout=timeout)
         except queue.Empty:
-            return
-        while update is not None:
-            if self._admit(services, update.service):
-                timer.change(self.clock())
+            return True
+        while True:
+            if isinstance(message, _Stop):
+                return False
+            if isinstance(message, Update):
+                self.events.emit(ChangeSeen(message.service.name, len(message.service.instances)))
+                if self._gate.admit(message.service):
+                    timer.change(self.clock())
+            elif isinstance(message, LeaderStatus):
+                if self._gate.on_leader(message):
+                    timer.change(self.clock())
             try:
-                update = self._queue.get_nowait()
+                message = self._inbox.get_nowait()
             except queue.Empty:
-                break
-
-    def _consul_healthy(self) -> bool:
-        """Does Consul have a leader?  Asked only when a change looks suspect."""
-        try:
-            return bool(self.catalog.leader())
-        except (CatalogError, AttributeError):
-            return False
-
-    def _admit(self, services: dict[str, Service | None], proposed: Service) -> bool:
-        """Take ``proposed`` unless the sanity gate holds it; return whether anything changed."""
-        name, policy = proposed.name, self.config.gate
-        previous = services.get(name)
-        held = self._holds.pop(name, None)
-        reason = None
-        if suspect(previous, proposed, policy.share):
-            reason = decide(policy, previous, proposed, self._consul_healthy())
-        if reason is not None:
-            self._holds[name] = Hold(proposed, held.since if held else self.clock(), reason)
-            if held is None:
-                log.warning("holding the change of %s: %d -> %d instances (%s); until that changes or %.0fs pass",
-                            name, len(previous.instances) if previous else 0, len(proposed.instances), reason,
-                            policy.grace)
-            return False
-        if held is not None:
-            log.info("hold on %s ended: %d instances now", name, len(proposed.instances))
-        services[name] = proposed
-        return True
-
-    def _release_holds(self, services: dict[str, Service | None], timer: Quiescence) -> None:
-        if not self._holds:
-            return
-        healthy = self._consul_healthy()
-        for name, hold in list(self._holds.items()):
-            if release(self.config.gate, hold, self.clock(), healthy):
-                del self._holds[name]
-                services[name] = hold.proposed
-                timer.change(self.clock())
-                log.warning("released the held change of %s after %.1fs: %d instances", name,
-                            self.clock() - hold.since, len(hold.proposed.instances))
-
-    def _settle(self) -> None:
-        try:
-            self._applier.settle()
-        except DiscoveryError as exc:
-            log.error("%s; the last good config was restored", exc)
+                return True
 
     def _template_changed(self) -> bool:
+        now = self.clock()
+        if now < self._next_template_check:
+            return False
+        self._next_template_check = now + self.config.template_poll
         mtime = _mtime(self.config.template)
         if mtime == self._template_mtime:
             return False
@@ -252,29 +248,47 @@ class Watcher:
         log.info("template %s changed", self.config.template)
         return True
 
-    def _pass(self, state: DesiredState) -> Applied:
-        """Render, validate and apply one state; errors are logged, the live config kept."""
-        outcome: Outcome | None = None
-        error: DiscoveryError | None = None
-        text = ""
+    def _pass(self, state: DesiredState) -> tuple[Outcome | None, DiscoveryError | None]:
+        """Render, decide and execute one state; errors are reported, the live config kept."""
+        summary = state.summary()
+        stage = "render"
         try:
+            started = self.clock()
             text = self._renderer.render(state, self.config.values, self.env)
-            log.info("rendered %s (%d bytes)", state.summary(), len(text))
-            if self.dry_run:
+            self.events.emit(Rendered(summary, len(text), self.clock() - started))
+            if self.executor is None:
                 self.output(text)
-            else:
-                outcome = self._applier.apply(text)
-                log.info("applied %s: %s", state.summary(), outcome.value)
+                return None, None
+            stage = "apply"
+            decision = self.executor.decide(text)
+            self.events.emit(Decided(summary, decision))
+            started = self.clock()
+            outcome = self.executor.execute(decision, text)
         except DiscoveryError as exc:
-            error = exc
-            log.error("%s; the live config is unchanged", exc)
-            if isinstance(exc, ValidationError):
-                for line in exc.details.splitlines()[1:]:
-                    log.error("  %s", line)
-        applied = Applied(state, outcome, text, self.clock(), error)
-        if self.on_applied is not None:
-            self.on_applied(applied)
-        return applied
+            self.events.emit(Failed(stage, exc, self._kept(exc)))
+            self._schedule_retry(exc)
+            return None, exc
+        in_sync = self.executor.in_sync
+        self.events.emit(Applied(summary, outcome.value, self.clock() - started, in_sync))
+        self._schedule_retry(None)
+        return outcome, None
+
+    def _kept(self, exc: DiscoveryError) -> str:
+        if self.executor is not None and not self.executor.in_sync:
+            return "HAProxy may differ from the file; retrying with a reload"
+        if isinstance(exc, OutputError):
+            return "the live config is unchanged; retrying"
+        return "the live config is unchanged"
+
+    def _schedule_retry(self, error: DiscoveryError | None) -> None:
+        """Out of step or unwritten: try the pass again with backoff; otherwise wait for the next change."""
+        out_of_step = self.executor is not None and not self.executor.in_sync
+        if error is None and not out_of_step or error is not None and not (out_of_step or
+                                                                         isinstance(error, OutputError)):
+            self._retry_at, self._retry_delay = None, RETRY_MIN
+            return
+        self._retry_at = self.clock() + self._retry_delay
+        self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
 
 
 def bootstrap(config: WatchConfig, env: Mapping[str, str] | None = None) -> bool:

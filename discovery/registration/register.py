@@ -135,6 +135,10 @@ def build_registration(service: str, port: int, *, address: str | None = None, i
     return Registration(service, id, address, port, tuple(tags), tuple(sorted(meta.items())), check)
 
 
+class _Stopped(Exception):
+    """Raised inside the retry loop when ``stop`` is set before an attempt."""
+
+
 class Registrar:
     """Keeps one registration alive with the local agent until ``stop`` is set."""
 
@@ -147,8 +151,11 @@ class Registrar:
         self.connect_attempts = connect_attempts
         self.grace = grace
 
-    def register(self) -> None:
-        """First registration: retried while the agent starts; then a clear error."""
+    def register(self) -> bool:
+        """First registration: retried while the agent starts; then a clear error.
+
+        Returns False when stopped before it registered: no attempt starts once ``stop`` is set.
+        """
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(CatalogError) & tenacity.retry_if_not_exception_type(AccessDenied),
             wait=tenacity.wait_random_exponential(multiplier=0.2, max=3.0),
@@ -158,14 +165,22 @@ class Registrar:
                                                s.outcome.exception() if s.outcome else "?"),
             reraise=True,
         )
+        def attempt() -> None:
+            if self.stop.is_set():
+                raise _Stopped
+            self.client.register_service(self.registration.payload())
+
         try:
-            retrying(self.client.register_service, self.registration.payload())
+            retrying(attempt)
+        except _Stopped:
+            return False  # asked to stop while the agent was still starting: nothing to undo
         except CatalogError as exc:
             if self.stop.is_set():
-                return  # asked to stop while the agent was still starting: nothing to undo
+                return False
             raise RegistrationError(f"could not register {self.registration.id}: {exc}") from exc
         log.info("registered %s (%s at %s:%d, %s check)", self.registration.id, self.registration.service,
                  self.registration.address, self.registration.port, self.registration.check.kind)
+        return True
 
     def _tick(self) -> None:
         reg = self.registration
@@ -177,12 +192,13 @@ class Registrar:
 
     def run(self) -> None:
         """Register, keep registered until stopped, then deregister."""
-        self.register()
+        if not self.register():
+            return
         period = self.resync
         if self.registration.check.kind == "ttl":
             period = min(period, self.registration.check.interval / 3)
         try:
-            while True:
+            while not self.stop.is_set():
                 try:
                     self._tick()  # at once too: a TTL check starts critical until its first pass
                 except CatalogError as exc:

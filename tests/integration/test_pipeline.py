@@ -104,10 +104,20 @@ def test_once_writes_a_valid_config_and_exits(stack: Stack):
 def test_dry_run_prints_the_config_and_touches_nothing(stack: Stack):
     stack.add_webapp("web-1")
     wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
+    # Beside a running watcher: its output, a candidate it is validating, and no last-good copy yet.
+    stack.output.write_text("# the running config\n")
+    candidate = stack.workdir / f".{stack.output.name}.x1y2z3.tmp"
+    candidate.write_text("# a candidate being validated\n")
+
+    def snapshot() -> dict[str, tuple[bytes, int]]:
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in stack.workdir.iterdir() if p.is_file()
+                and not p.name.endswith(".log")}
+
+    before = snapshot()
     result = subprocess.run(stack.watch_args("--once", "--dry-run"), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "server web-1 127.0.0.1:" in result.stdout
-    assert not stack.output.exists()
+    assert snapshot() == before  # nothing deleted, written or touched: no .last-good either
 
 
 def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(stack: Stack, tmp_path):

@@ -18,14 +18,19 @@ runner = CliRunner()
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--wait", "2s:1s"], "MAX must not be below MIN"),
     (["watch", "--service", "bad name", "--output", "/tmp/x.cfg"], "service name"),
     (["watch", "--service", "web", "--output", "/no/such/dir/x.cfg"], "does not exist"),
-    (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--template", "/no/such.j2"], "not found"),
+    (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--template", "/no/such.j2"], "no such file"),
+    (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--check-cmd", "no-such-checker {path}"],
+     "command not found: no-such-checker"),
+    (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--reload-cmd", "no-such-reloader now"],
+     "command not found: no-such-reloader"),
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--master-socket", "/s", "--reload-cmd", "x"],
      "not both"),
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--consul-addr", "ftp://x"], "invalid Consul address"),
 ])
-def test_bad_input_gives_one_error_line_and_nonzero_exit(args, message):
+def test_bad_input_gives_one_error_line_and_exit_2(args, message):
+    """The README promises exit status 2 for bad input (1 is for runtime failures)."""
     result = runner.invoke(app, args)
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("disco: error:") and message in lines[0]
@@ -36,3 +41,13 @@ def test_help_documents_each_command_with_an_example(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output and f"disco {command}" in result.output
+
+
+def test_missing_token_file_is_bad_input(tmp_path):
+    """CONSUL_HTTP_TOKEN_FILE naming a missing file: one line, exit 2, before any thread starts."""
+    result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg")],
+                           env={"CONSUL_HTTP_TOKEN_FILE": str(tmp_path / "missing-token"), "CONSUL_HTTP_TOKEN": ""})
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines == [f"disco: error: cannot read CONSUL_HTTP_TOKEN_FILE {tmp_path / 'missing-token'}: "
+                     "No such file or directory"]

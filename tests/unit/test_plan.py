@@ -1,6 +1,11 @@
 """Diffing rendered configs into runtime operations (pure)."""
 
-from discovery.haproxy.plan import Add, Remove, SetAddress, SetWeight, parse, plan
+from discovery.haproxy.plan import Add, Planner, Remove, SetAddress, SetWeight, parse
+
+
+def plan(old, new):
+    """A fresh Planner each time, as `disco plan` uses it."""
+    return Planner().plan(old, new)
 
 BASE = """global
     maxconn 100
@@ -62,3 +67,13 @@ def test_unreadable_server_lines_need_a_reload():
 
 def test_removal_names_backend_and_server():
     assert plan(cfg("a 10.0.0.1:80"), cfg()).ops == (Remove("web", "a"),)
+
+
+def test_planner_reuses_its_last_parse_and_stays_correct():
+    """The watcher's Planner plans from the config it planned to last: chained plans must equal fresh ones."""
+    planner = Planner()
+    a, b, c = cfg("a 10.0.0.1:80"), cfg("a 10.0.0.1:80", "b 10.0.0.2:80"), cfg("b 10.0.0.2:81")
+    assert planner.plan(a, b) == plan(a, b)
+    assert planner.parsed(b) is planner.parsed(b)  # reused, not parsed again
+    assert planner.plan(b, c) == plan(b, c)
+    assert planner.plan(c, a) == plan(c, a)

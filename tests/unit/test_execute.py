@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from discovery.haproxy.files import LiveConfig
-from discovery.pipeline.execute import Applier, Outcome, ReloadRetry
+from discovery.pipeline.decide import Action
+from discovery.pipeline.execute import Executor, Outcome, ReloadRetry
 from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
 from discovery.haproxy.validate import Validator
 
@@ -33,10 +34,24 @@ class Reloader:
         return result
 
 
+class Apply:
+    """Decide, execute, then the idle-time housekeeping, as the watcher's loop does."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    def apply(self, text):
+        outcome = self.executor.execute(self.executor.decide(text), text)
+        self.executor.tick()
+        return outcome
+
+
 def applier(tmp_path, reloader=None, attempts=3):
     live = LiveConfig(tmp_path / "haproxy.cfg")
-    return live, Applier(live, Validator(), reloader, threading.Event(),
-                         ReloadRetry(attempts=attempts, backoff_min=0.001, backoff_max=0.002))
+    executor = Executor(live, Validator(), reloader, threading.Event(),
+                        ReloadRetry(attempts=attempts, backoff_min=0.001, backoff_max=0.002))
+    executor.prepare()
+    return live, Apply(executor)
 
 
 def test_first_write_without_haproxy(tmp_path):
@@ -88,8 +103,29 @@ def test_no_haproxy_yet_means_written_not_retried(tmp_path):
 def test_existing_file_is_adopted_as_last_good(tmp_path):
     (tmp_path / "haproxy.cfg").write_text(GOOD)
     live = LiveConfig(tmp_path / "haproxy.cfg")
-    live.adopt_running()
+    live.prepare()
     assert live.last_good.read_text() == GOOD
+
+
+def test_building_touches_nothing_prepare_cleans_up(tmp_path):
+    """A dry run or `plan` builds a LiveConfig beside a running watcher: it must not delete its candidate."""
+    (tmp_path / "haproxy.cfg").write_text(GOOD)
+    stale = tmp_path / ".haproxy.cfg.abc123.tmp"
+    stale.write_text("half")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    LiveConfig(tmp_path / "haproxy.cfg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    LiveConfig(tmp_path / "haproxy.cfg").prepare()
+    assert not stale.exists() and (tmp_path / "haproxy.cfg.last-good").read_text() == GOOD
+
+
+def test_out_of_step_means_reload_even_for_the_same_text(tmp_path):
+    """After a failed or partial update the next decision is a reload, never 'unchanged'."""
+    live, app = applier(tmp_path, Reloader())
+    app.apply(GOOD)
+    app.executor.in_sync = False
+    assert app.executor.decide(GOOD).action is Action.RELOAD
+    assert app.apply(GOOD) is Outcome.RELOADED and app.executor.in_sync
 
 
 def test_file_mode_is_kept(tmp_path):

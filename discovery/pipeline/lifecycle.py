@@ -1,0 +1,65 @@
+"""The threads a watcher owns: started, watched and joined by one owner.
+
+A worker thread that raises, or returns while nobody asked it to stop, is a
+failure: it is logged with its traceback, the owner's ``notify`` wakes the
+pipeline loop, and :meth:`Workers.check` raises WorkerFailed there, so the
+process exits non-zero and its supervisor restarts it instead of idling with a
+dead watch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from ..errors import WorkerFailed
+
+log = logging.getLogger(__name__)
+
+
+class Workers:
+    def __init__(self, stop: threading.Event, notify: Callable[[], None]) -> None:
+        self.stop = stop
+        self.notify = notify
+        self._threads: list[threading.Thread] = []
+        self._failures: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def start(self, name: str, target: Callable[[], None]) -> None:
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - every failure must reach the loop
+                log.error("thread %s failed", name, exc_info=exc)
+                self._failures.put(f"thread {name} failed: {type(exc).__name__}: {exc}")
+                self.notify()
+                return
+            if not self.stop.is_set():
+                self._failures.put(f"thread {name} ended unexpectedly")
+                self.notify()
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def check(self) -> None:
+        """Raise WorkerFailed if any worker failed (called on the pipeline's thread)."""
+        try:
+            failure = self._failures.get_nowait()
+        except queue.Empty:
+            return
+        raise WorkerFailed(f"{failure}; stopping so the supervisor restarts disco")
+
+    def stop_and_join(self, timeout: float = 2.0) -> list[str]:
+        """Stop every worker and wait up to ``timeout`` in all; return the names still running.
+
+        A worker inside a long poll cannot be interrupted: it is a daemon thread and
+        ends with the process.
+        """
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self._threads if t.is_alive()]

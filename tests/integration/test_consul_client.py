@@ -1,0 +1,50 @@
+"""The Consul adapter used from several threads at once, against a real Consul (core issue, defect 3)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from discovery.consul.client import ConsulClient
+from discovery.settings import consul_settings
+
+from .harness import ConsulAgent
+
+
+def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
+    """Long polls must keep their long read timeout while other threads make short calls.
+
+    The adapter used to set the timeout on the one shared client before each call, so a
+    `leader()` from another thread could give a long poll its 0.1 s read timeout.  Threads
+    switch very often here (sys.setswitchinterval) so that such a race shows.
+    """
+    client = ConsulClient(consul_settings(consul.url, token=consul.token or None), request_timeout=0.1)
+    index, _ = client.health_service("nothing-here", index=0, wait=1)
+    stop, errors, calls = threading.Event(), [], [0, 0, 0]
+
+    def hammer(slot: int) -> None:
+        while not stop.is_set() and calls[slot] < 20000:
+            client.leader()
+            calls[slot] += 1
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    hammers = [threading.Thread(target=hammer, args=(i,)) for i in range(3)]
+    try:
+        for thread in hammers:
+            thread.start()
+        for _ in range(8):  # nothing changes: each returns after its 0.3 s wait, if its timeout is its own
+            started = time.monotonic()
+            try:
+                client.health_service("nothing-here", index=index, wait=0.3)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+            assert time.monotonic() - started < 5
+    finally:
+        sys.setswitchinterval(old_interval)
+        stop.set()
+        for thread in hammers:
+            thread.join(10)
+    assert errors == []
+    assert client.requests == sum(calls) + 9  # counted from every thread, none lost

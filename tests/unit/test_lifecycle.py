@@ -1,0 +1,57 @@
+"""Threads the watcher owns: a failure reaches the main loop, which stops (core issue, defect 2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from discovery.errors import WorkerFailed
+from discovery.haproxy.render import DEFAULT_TEMPLATE
+from discovery.pipeline.lifecycle import Workers
+from discovery.pipeline.watcher import WatchConfig, Watcher
+
+
+class BrokenCatalog:
+    """A catalog whose every call fails in a way no retry rule covers (a bug, a library surprise)."""
+
+    requests = 0
+
+    def health_service(self, service, **_):
+        raise RuntimeError("unexpected")
+
+    def leader(self):
+        return "127.0.0.1:8300"
+
+
+def test_a_dying_watch_thread_stops_the_watcher_with_an_error(tmp_path: Path):
+    config = WatchConfig(services=("web", "api"), template=DEFAULT_TEMPLATE, output=tmp_path / "haproxy.cfg",
+                         validator=None, watch_mode="service")
+    watcher = Watcher(BrokenCatalog(), config)
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed, match="thread watch-(web|api) failed: RuntimeError: unexpected"):
+        watcher.run()
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "haproxy.cfg").exists()
+
+
+def test_a_worker_that_returns_unasked_is_a_failure():
+    stop, woken = threading.Event(), threading.Event()
+    workers = Workers(stop, woken.set)
+    workers.start("quitter", lambda: None)
+    assert woken.wait(2.0)
+    with pytest.raises(WorkerFailed, match="quitter ended unexpectedly"):
+        workers.check()
+
+
+def test_stop_and_join_is_prompt_and_quiet():
+    stop, woken = threading.Event(), threading.Event()
+    workers = Workers(stop, woken.set)
+    workers.start("waiter", lambda: stop.wait(30))
+    started = time.monotonic()
+    assert workers.stop_and_join(timeout=2.0) == []
+    assert time.monotonic() - started < 1.0
+    workers.check()  # stopping on request is not a failure
+    assert not woken.is_set()
