@@ -21,6 +21,7 @@ from ..state.model import Service
 from .events import Event, Held, Released
 
 ASKING = "asking Consul for its leader"
+NO_LEADER = "Consul has no leader"  # the reason the gate's rules give
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class Gatekeeper:
         previous = self.services.get(name)
         held = self.holds.pop(name, None)
         if suspect(previous, proposed, self.policy.share):
-            self._hold(proposed, previous, held.since if held else self.clock(), ASKING)
+            # Held at once; the probe's answer decides.  A hold already reported keeps its reason meanwhile.
+            self.holds[name] = Hold(proposed, held.since, held.reason) if held else Hold(proposed, self.clock(), ASKING)
+            self._want_probe()
             return False
         if held is not None:
             self.emit(Released(name, len(proposed.instances), self.clock() - held.since, ended=True))
@@ -62,11 +65,14 @@ class Gatekeeper:
         for name, hold in list(self.holds.items()):
             previous = self.services.get(name)
             reason = decide(self.policy, previous, hold.proposed, status.healthy)
-            if reason is None and hold.reason == ASKING:  # not suspect after all: no hold to report
+            if reason is None:
                 del self.holds[name]
                 self.services[name] = hold.proposed
                 changed = True
-            elif reason is None or release(self.policy, hold, self.clock(), status.healthy):
+                if hold.reason != ASKING:  # a hold that was reported ends, or Consul is back
+                    self.emit(Released(name, len(hold.proposed.instances), self.clock() - hold.since,
+                                       ended=hold.reason != NO_LEADER))
+            elif release(self.policy, hold, self.clock(), status.healthy):
                 changed |= self._release(name)
             elif reason != hold.reason:
                 self._hold(hold.proposed, previous, hold.since, reason)

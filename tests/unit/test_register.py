@@ -46,3 +46,39 @@ def test_bad_input_is_refused_with_one_clear_reason(kwargs, message):
     service, port = args.pop("service"), args.pop("port")
     with pytest.raises(ConfigError, match=message):
         build_registration(service, port, **args)
+
+
+class StartingAgent:
+    """An agent that is still starting: every call fails; the test stops the registrar meanwhile."""
+
+    def __init__(self, stop):
+        self.stop = stop
+        self.calls: list[str] = []
+
+    def register_service(self, payload):
+        self.calls.append("register")
+        self.stop.set()  # SIGTERM arrives while the first attempt is failing
+        from discovery.errors import CatalogUnavailable
+        raise CatalogUnavailable("agent starting")
+
+    def agent_services(self):
+        self.calls.append("services")
+        return {}
+
+    def deregister_service(self, service_id):
+        self.calls.append("deregister")
+
+    def ttl_pass(self, check_id, note=None):
+        self.calls.append("ttl")
+
+
+def test_registrar_stopped_while_registering_never_registers_again():
+    import threading
+
+    from discovery.registration.register import Registrar
+
+    stop = threading.Event()
+    agent = StartingAgent(stop)
+    registration = build_registration("web", 8080, address="10.0.0.1", id="web-1")
+    Registrar(agent, registration, stop).run()  # type: ignore[arg-type]
+    assert agent.calls == ["register"]  # no second attempt, no "registering it again", nothing to undo
