@@ -135,17 +135,16 @@ def preflight(ports: list[Port]) -> None:
         if (exc := _bind_error(port.number, port.udp)) is None:
             continue
         taken.append(port)
-        what = f"port {port.number}{'/udp' if port.udp else ''} on 127.0.0.1 ({port.purpose}" + \
-            (f", {port.flag})" if port.flag else ")")
-        if exc.errno == errno.EADDRINUSE:
-            holder = port_holder(port.number, port.udp)
-            problems.append(f"{what} is in use{' by ' + holder if holder else ''}")
-        else:
-            problems.append(f"{what} cannot be bound: {exc.strerror}")
+        holder = port_holder(port.number, port.udp) if exc.errno == errno.EADDRINUSE else ""
+        problems.append(f"{port.number}{'/udp' if port.udp else ''} ({port.purpose}"
+                        f"{', ' + port.flag if port.flag else ''}) on 127.0.0.1 "
+                        + (f"is in use{' by ' + holder if holder else ''}" if exc.errno == errno.EADDRINUSE
+                           else f"cannot be bound ({exc.strerror})"))
     if problems:
-        flags = sorted({p.flag for p in taken if p.flag})
-        fix = f"choose another port with {', '.join(flags)}" if flags else "run the demo again"
-        raise ConfigError(f"{'; '.join(problems)}: stop what holds it or {fix}; nothing was started")
+        flags = ", ".join(sorted({p.flag for p in taken if p.flag}))
+        fix = f"choose {'another port' if len(problems) == 1 else 'other ports'} with {flags}" if flags else "retry"
+        raise ConfigError(f"port {problems[0]}: stop it or {fix}; nothing was started" if len(problems) == 1 else
+                          f"ports not free: {', '.join(problems)}: stop them or {fix}; nothing was started")
 
 
 def _program(name: str, command: list[str], priority: int, logdir: Path) -> str:
