@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make demo` and `make test`.  Both install what is missing first.
-.PHONY: deps demo test unit integration bench clean
+.PHONY: deps bench-deps demo test unit integration bench clean
 
 WEBAPPS ?= 3
 
@@ -18,7 +18,11 @@ unit: deps
 integration: deps
 	.venv/bin/pytest tests/integration
 
-bench: deps
+# What the benchmarks need beyond deps (wrk); bench/compare.py and bench/scale.py check their tools first.
+bench-deps: deps
+	@scripts/install-bench-deps.sh
+
+bench: bench-deps
 	.venv/bin/python bench/compare.py
 	.venv/bin/python bench/scale.py
 

@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.contenders import ALL, Contender  # noqa: E402
-from bench.lib import KINDS, MOVING_ADDRESS, Load, drive_changes, probe, probe_cost, serve, summarize, write_json  # noqa: E402
+from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, drive_changes, phase, probe, probe_cost,  # noqa: E402
+                       require_tools, serve, summarize, write_json)
 from tests.integration.harness import ConsulAgent, free_port, wait_until  # noqa: E402
 
 
@@ -55,23 +56,24 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
         consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
                                                   "Port": port})
     lb = free_port()
-    contender = cls(name, work, consul, lb)
+    contender, load = cls(name, work, consul, lb), Load(lb)
     try:
         contender.start()
         wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
                    what=f"{name}: the three base instances answering")
         cost = probe_cost(lb)
         cpu0 = cpu_seconds(contender.watcher_pids())
-        report = lambda n: print(f"\r{name}: {n}/{changes} changes", end="", file=sys.stderr, flush=True)  # noqa: E731
-        idle = drive_changes(consul, lb, spare_port, changes, report)
+        total = 4 * cycles(changes)
+        with phase(f"{name}: changes, idle", total) as report:
+            idle = drive_changes(consul, lb, spare_port, changes, report)
         cpu_idle = cpu_seconds(contender.watcher_pids()) - cpu0
-        load = Load(lb)
         load.start()
-        time.sleep(1.0)
-        churn = drive_changes(consul, lb, spare_port, changes, lambda n: report(changes + n))
+        time.sleep(1.0)  # let wrk's connections get going before the first change
+        with phase(f"{name}: changes under load (wrk)", total) as report:
+            churn = drive_changes(consul, lb, spare_port, changes, report)
         wrk = load.stop()
-        print(file=sys.stderr)
     finally:
+        load.close()
         contender.stop()
         consul.stop()
         for server, _ in [*servers, (spare, 0)]:
@@ -103,14 +105,25 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=list(ALL), help="run only these contenders")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/compare.json")
     args = parser.parse_args()
-    results = {name: run_one(name, cls, args.changes) for name, cls in ALL.items()
-               if not args.only or name in args.only}
+    require_tools("haproxy", "consul", "wrk")
+    results, failed = {}, {}
+    for name, cls in ALL.items():
+        if not args.only or name in args.only:
+            try:
+                results[name] = run_one(name, cls, args.changes)
+            except (TimeoutError, AssertionError) as exc:  # one contender failing keeps the others' figures
+                print(f"bench: {name} failed: {exc}", file=sys.stderr)
+                failed[name] = str(exc)
+    if not results:
+        return 1
     print(table(results))
+    for name, why in failed.items():
+        print(f"\n{name}: no figures, it failed: {why}")
     first = next(iter(results.values()))
-    print(f"\n{args.changes} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
+    print(f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
           f"(fresh connection); load: wrk, 8 connections, Connection: close.")
-    write_json(args.json, results)
-    return 0
+    write_json(args.json, {**results, **{name: {"failed": why} for name, why in failed.items()}})
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

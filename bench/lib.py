@@ -1,20 +1,74 @@
-"""Shared pieces of the benchmarks: the probe client, webapp servers, change driver, statistics."""
+"""Shared pieces of the benchmarks: tool check, progress lines, the probe client, webapp servers,
+change driver, statistics."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from discovery.consul.agent import find_consul
+from discovery.errors import ConfigError
 from tests.integration.harness import ConsulAgent
 from webapp.app import Server, make_server
+
+# What installs each external tool (scripts/install-deps.sh, scripts/install-bench-deps.sh; both run by make bench).
+INSTALLED_BY = {"haproxy": "make deps", "consul": "make deps", "wrk": "make bench-deps (apt-get install wrk)"}
+
+
+def require_tools(*tools: str) -> None:
+    """Before any phase runs: every external tool there, else one line on stderr and exit 1."""
+    missing = []
+    for tool in tools:
+        if tool == "consul":
+            try:
+                find_consul()
+            except ConfigError:
+                missing.append(tool)
+        elif shutil.which(tool) is None:
+            missing.append(tool)
+    if missing:
+        fixes = sorted({INSTALLED_BY.get(t, f"apt-get install {t}") for t in missing})
+        print(f"bench: error: {', '.join(missing)} not installed; run {' and '.join(fixes)} first",
+              file=sys.stderr)
+        raise SystemExit(1)
+
+
+CONSOLE = Console(stderr=True)
+
+
+@contextmanager
+def phase(description: str, total: int, every: float = 0.1) -> Iterator[Callable[[int], None]]:
+    """Progress of one phase, as ``update(done)``: on a terminal one line updated in place (rich);
+    otherwise a plain line each time another ``every`` of ``total`` is done, and one at the end."""
+    t0 = time.perf_counter()
+    if CONSOLE.is_terminal:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=CONSOLE) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda done: progress.update(task, completed=done)
+        return
+    step, printed = max(1, round(total * every)), [0]
+
+    def update(done: int) -> None:
+        if done >= printed[0] + step or (done >= total > printed[0]):
+            printed[0] = done
+            print(f"{description}: {done}/{total} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    yield update
 
 QUIET = 0.3      # a removal is done once the instance has not answered for this long
 PACE = 0.25      # at most one change every 250 ms, the same for every contender
@@ -82,11 +136,18 @@ KINDS = ("add (register)", "remove (check fails)", "add (check passes)", "remove
 MOVING_ADDRESS = "127.0.0.9"
 
 
+def cycles(changes: int) -> int:
+    """Whole cycles of the four kinds of change: ``4 * cycles(n)`` changes are made for ``n`` asked."""
+    return max(1, changes // 4)
+
+
 def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
                   progress: Callable[[int], None] = lambda n: None) -> dict[str, list[float]]:
-    """Cycle the four kinds of change on one instance ("moving"); return seconds per change, by kind."""
+    """Cycle the four kinds of change on one instance ("moving"); return seconds per change, by kind.
+
+    ``progress`` gets the count of changes done, up to ``4 * cycles(changes)``."""
     results: dict[str, list[float]] = {k: [] for k in KINDS}
-    for cycle in range(max(1, changes // 4)):
+    for cycle in range(cycles(changes)):
         sid = f"moving-{cycle}"
         check = f"service:{sid}"
         body = {"Name": "web", "ID": sid, "Address": MOVING_ADDRESS, "Port": spare_port,
@@ -140,6 +201,12 @@ class Load:
         out, _ = self.proc.communicate(timeout=30)
         self.result = parse_wrk(out)
         return self.result
+
+    def close(self) -> None:
+        """Never leave wrk running (a phase that failed before :meth:`stop`)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=30)
 
 
 def parse_wrk(out: str) -> dict[str, float]:

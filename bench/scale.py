@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.lib import summarize, write_json  # noqa: E402
+from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
 from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
 from tests.integration.harness import DISCO, ConsulAgent, Proc, free_port, wait_until  # noqa: E402
 
@@ -60,7 +61,7 @@ def stats(watch: Proc) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def register_all(consul: ConsulAgent, instances: int, services: int) -> None:
+def register_all(consul: ConsulAgent, instances: int, services: int, progress: Callable[[int], None]) -> None:
     session = requests.Session()
 
     def one(i: int) -> None:
@@ -70,7 +71,27 @@ def register_all(consul: ConsulAgent, instances: int, services: int) -> None:
         session.put(f"{consul.url}/v1/agent/service/register", json=body, timeout=10).raise_for_status()
 
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(one, range(instances)))
+        for done, _ in enumerate(pool.map(one, range(instances)), 1):
+            progress(done)
+
+
+def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, applied: list[float],
+          progress: Callable[[int], None]) -> None:
+    """Add then remove ``changes`` instances one at a time; append seconds from the Consul call to HAProxy's view."""
+    for c in range(changes):
+        service, sid = f"svc{c % services}", f"moving{c}"
+        body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c,
+                "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
+        t = time.perf_counter()
+        consul.put("/v1/agent/service/register", body)
+        wait_until(lambda: sid in api.servers(service), 30, interval=0.002, what=f"{sid} added")
+        applied.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        consul.put(f"/v1/agent/service/deregister/{sid}")
+        wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining, 30,
+                   interval=0.002, what=f"{sid} removed")
+        applied.append(time.perf_counter() - t)
+        progress(c + 1)
 
 
 def run_size(instances: int, services: int, idle: float, changes: int) -> dict[str, object]:
@@ -80,7 +101,8 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
     procs: list[Proc] = []
     try:
         t = time.perf_counter()
-        register_all(consul, instances, services)
+        with phase(f"{instances} instances, {services} services: registering instances", instances) as report:
+            register_all(consul, instances, services, report)
         registered_in = time.perf_counter() - t
         cfg, master, admin = work / "haproxy.cfg", work / "master.sock", work / "admin.sock"
         args = [*DISCO, "watch", "--output", str(cfg), "--template", str(TEMPLATE), "--consul-addr", consul.url,
@@ -102,7 +124,11 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
         req0, queries = stats(watch)
         cpu_i0, _ = proc_figures(watch.popen.pid)
         t0 = time.perf_counter()
-        time.sleep(idle)
+        with phase(f"{instances} instances, {services} services: idle seconds", round(idle)) as report:
+            while (elapsed := time.perf_counter() - t0) < idle:  # the measurement is of an idle watcher
+                report(int(elapsed))
+                time.sleep(min(1.0, idle - elapsed))
+            report(round(idle))
         req1, _ = stats(watch)
         cpu_i1, _ = proc_figures(watch.popen.pid)
         idle_elapsed = time.perf_counter() - t0
@@ -111,19 +137,8 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
         cpu_a, _ = proc_figures(watch.popen.pid)
         applied = []
         t_churn = time.perf_counter()
-        for c in range(changes):
-            service, sid = f"svc{c % services}", f"moving{c}"
-            body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c,
-                    "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
-            t = time.perf_counter()
-            consul.put("/v1/agent/service/register", body)
-            wait_until(lambda: sid in api.servers(service), 30, interval=0.002, what=f"{sid} added")
-            applied.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            consul.put(f"/v1/agent/service/deregister/{sid}")
-            wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining, 30,
-                       interval=0.002, what=f"{sid} removed")
-            applied.append(time.perf_counter() - t)
+        with phase(f"{instances} instances, {services} services: instances added and removed", changes) as report:
+            churn(consul, api, services, changes, applied, report)
         churn_seconds = time.perf_counter() - t_churn
         req2, _ = stats(watch)
         cpu_b, peak = proc_figures(watch.popen.pid)
@@ -149,10 +164,10 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     args = parser.parse_args()
+    require_tools("haproxy", "consul")
     rows = []
     for n, size in enumerate(args.sizes):
         instances, services = (int(x) for x in size.split(":"))
-        print(f"scale {instances} instances / {services} services ...", file=sys.stderr, flush=True)
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
         rows.append(run_size(instances, services, idle, args.changes))
     print("| instances | services | change→applied p50 ms | max ms | blocking queries (one per service) "

@@ -1,30 +1,37 @@
 """``disco demo``: the whole topology on one machine, without Docker, under one supervisord.
 
-A Consul dev agent with its UI, HAProxy in master-worker mode driven by
-``disco watch``, and N webapps each beside its own ``disco register``, all on
-127.0.0.1.  The first HAProxy config is rendered (empty backend) before
-supervisord starts HAProxy, as the Docker image does.  Stopping the demo stops
-supervisord, which stops every program and its children.
+A Consul dev agent with its UI, HAProxy in master-worker mode driven by ``disco watch``,
+and N webapps each beside its own ``disco register``, all on 127.0.0.1.  Before anything
+starts, :func:`preflight` binds every port once: one in use is a ConfigError naming it, its
+purpose and (from /proc) its holder.  The first HAProxy config (empty backend) is rendered
+before HAProxy starts, as in the Docker image.  supervisord's XML-RPC tells which program
+died and where its log is.  Stopping the demo stops supervisord and every program.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import json
+import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .haproxy.files import write_atomic
 from .consul.agent import consul_dev_config, find_consul, free_port
 from .errors import ConfigError, DiscoveryError
+from .haproxy.files import write_atomic
 from .haproxy.render import DEFAULT_TEMPLATE
 from .pipeline.watcher import WatchConfig, bootstrap
 
@@ -49,21 +56,102 @@ class DemoSpec:
                 "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/"}
 
 
+@dataclass(frozen=True)
+class Port:
+    """One port the demo binds on 127.0.0.1, what it is for, and the flag that moves it."""
+
+    number: int
+    purpose: str
+    flag: str = ""
+    udp: bool = False  # Consul's gossip ports take UDP as well as TCP
+
+
+def pick_consul_ports(avoid: set[int]) -> tuple[int, int, int]:
+    """Serf LAN, serf WAN (TCP and UDP) and server RPC ports, none in ``avoid`` (the user's ports)."""
+    picked: list[int] = []
+    for _ in range(100):
+        port = free_port()
+        if port not in avoid and port not in picked and (len(picked) == 2 or _bind_error(port, udp=True) is None):
+            picked.append(port)
+        if len(picked) == 3:
+            return picked[0], picked[1], picked[2]
+    raise DiscoveryError("found no free ports on 127.0.0.1 for Consul's gossip and RPC")
+
+
+def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
+    ports = [Port(spec.lb_port, "load balancer", "--lb-port"),
+             Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
+             Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port")]
+    ports += [Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
+              for n in range(spec.webapps)]
+    return ports + [Port(consul[0], "Consul LAN gossip", udp=True), Port(consul[1], "Consul WAN gossip", udp=True),
+                    Port(consul[2], "Consul server RPC")]
+
+
+def _bind_error(port: int, udp: bool = False) -> OSError | None:
+    """Bind ``port`` on 127.0.0.1 once; None when free.  SO_REUSEADDR as HAProxy, Consul and
+    http.server set it: TIME_WAIT leftovers of an earlier run do not count, a listener does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def port_holder(port: int, udp: bool = False) -> str:
+    """Best effort, from /proc: ``"NAME (pid N)"`` of the process bound to ``port``, or ``""``."""
+    inodes = set()
+    for table in (("udp", "udp6") if udp else ("tcp", "tcp6")):
+        try:
+            rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and (udp or fields[3] == "0A"):  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in (p for p in (os.listdir("/proc") if inodes else ()) if p.isdigit()):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                return f"{Path(f'/proc/{pid}/comm').read_text().strip()} (pid {pid})"
+        except OSError:  # gone, or not ours to read
+            continue
+    return ""
+
+
+def preflight(ports: list[Port]) -> None:
+    """Raise ConfigError, in one line, unless every port is valid, distinct and free on 127.0.0.1."""
+    first: dict[int, Port] = {}
+    for port in ports:
+        if not 1 <= port.number <= 65535:
+            raise ConfigError(f"port {port.number} ({port.purpose}, {port.flag}) is not a port number (1-65535)")
+        if (other := first.setdefault(port.number, port)) is not port:
+            raise ConfigError(f"port {port.number} is asked for twice: {other.purpose} ({other.flag}) "
+                              f"and {port.purpose} ({port.flag})")
+    problems, taken = [], []
+    for port in ports:
+        if (exc := _bind_error(port.number, port.udp)) is None:
+            continue
+        taken.append(port)
+        holder = port_holder(port.number, port.udp) if exc.errno == errno.EADDRINUSE else ""
+        problems.append(f"{port.number}{'/udp' if port.udp else ''} ({port.purpose}"
+                        f"{', ' + port.flag if port.flag else ''}) on 127.0.0.1 "
+                        + (f"is in use{' by ' + holder if holder else ''}" if exc.errno == errno.EADDRINUSE
+                           else f"cannot be bound ({exc.strerror})"))
+    if problems:
+        flags = ", ".join(sorted({p.flag for p in taken if p.flag}))
+        fix = f"choose {'another port' if len(problems) == 1 else 'other ports'} with {flags}" if flags else "retry"
+        raise ConfigError(f"port {problems[0]}: stop it or {fix}; nothing was started" if len(problems) == 1 else
+                          f"ports not free: {', '.join(problems)}: stop them or {fix}; nothing was started")
+
+
 def _program(name: str, command: list[str], priority: int, logdir: Path) -> str:
     return "\n".join([
-        f"[program:{name}]",
-        f"command={shlex.join(command)}",
-        f"priority={priority}",
-        "autorestart=true",
-        "startsecs=1",
-        "stopasgroup=true",
-        "killasgroup=true",
-        "stopwaitsecs=10",
-        "redirect_stderr=true",
-        f"stdout_logfile={logdir / (name + '.log')}",
-        "stdout_logfile_maxbytes=10MB",
-        "stdout_logfile_backups=0",
-        "",
+        f"[program:{name}]", f"command={shlex.join(command)}", f"priority={priority}", "autorestart=true",
+        "startsecs=1", "stopasgroup=true", "killasgroup=true", "stopwaitsecs=10", "redirect_stderr=true",
+        f"stdout_logfile={logdir / (name + '.log')}", "stdout_logfile_maxbytes=10MB", "stdout_logfile_backups=0", "",
     ])
 
 
@@ -104,16 +192,17 @@ def _values(spec: DemoSpec) -> list[str]:
 
 
 def prepare(spec: DemoSpec) -> Path:
-    """Write every file the demo needs; return the supervisord config's path."""
+    """Check the tools and ports, write every file the demo needs; return the supervisord config's path."""
     consul_bin = find_consul(spec.consul_bin)
     if shutil.which("haproxy") is None:
         raise ConfigError("haproxy is not installed: run make deps (or apt-get install haproxy)")
     if not (REPO / "webapp/app.py").is_file():
         raise ConfigError(f"webapp not found at {REPO / 'webapp/app.py'}: run the demo from a clone of disco")
+    user_ports = {p.number for p in demo_ports(spec, (0, 0, 0))}
+    consul_ports = pick_consul_ports(user_ports)
+    preflight(demo_ports(spec, consul_ports))
     (spec.workdir / "logs").mkdir(parents=True, exist_ok=True)
-    # Only the HTTP port is the user's; the agent's gossip and RPC ports just need to be free.
-    write_atomic(spec.workdir / "consul.json",
-                 json.dumps(consul_dev_config(spec.consul_port, free_port(), free_port(), free_port()), indent=2))
+    write_atomic(spec.workdir / "consul.json", json.dumps(consul_dev_config(spec.consul_port, *consul_ports), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
     values = dict(arg.split("=", 1) for arg in _values(spec)[1::2])
     config = WatchConfig(services=(SERVICE,), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
@@ -124,10 +213,47 @@ def prepare(spec: DemoSpec) -> Path:
     return conf
 
 
-def _wait_for_instances(url: str, count: int, deadline: float, stopped: threading.Event) -> set[str]:
-    """Ask the load balancer until ``count`` different instances answered (bounded in time)."""
+class Programs:
+    """The programs' states, read from supervisord over XML-RPC on its unix socket."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.url = f"unix://{socket_path}"
+
+    def states(self) -> list[dict[str, Any]]:
+        """Every program's info (``name``, ``statename``, ``description``, ``stdout_logfile``…); [] until it answers."""
+        from supervisor.xmlrpc import SupervisorTransport
+
+        # A fresh connection each time: a transport that failed once (socket not there yet) is not reusable.
+        rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, self.url))
+        try:
+            return list(rpc.supervisor.getAllProcessInfo())
+        except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+            return []
+
+    def dead(self, states: tuple[str, ...] = ("FATAL", "EXITED")) -> list[dict[str, Any]]:
+        """Programs supervisord gave up on (FATAL) or saw exit (EXITED, restarted at once: autorestart)."""
+        return [info for info in self.states() if info["statename"] in states]
+
+
+def describe(info: dict[str, Any]) -> str:
+    """``webapp-2 is FATAL (Exited too quickly …), last log line: '…'; log: run/demo/logs/webapp-2.log``."""
+    log = str(info.get("stdout_logfile") or "")
+    shown = os.path.relpath(log) if log and not os.path.relpath(log).startswith("..") else log
+    tail = Path(log).read_bytes()[-2000:].decode(errors="replace").strip().splitlines() if os.path.isfile(log) else []
+    last = f", last log line: {tail[-1].strip()[:200]!r}" if tail else ""
+    why = info.get("description") or info.get("spawnerr") or ""
+    return f"{info['name']} is {info['statename']}{f' ({why})' if why else ''}{last}; log: {shown}"
+
+
+def _wait_for_instances(url: str, count: int, deadline: float, stopped: threading.Event,
+                        check: Callable[[], None]) -> set[str]:
+    """Ask the load balancer until ``count`` instances answered (bounded); ``check`` (twice a second) may raise."""
     seen: set[str] = set()
+    next_check = 0.0
     while time.monotonic() < deadline and len(seen) < count and not stopped.is_set():
+        if time.monotonic() >= next_check:
+            check()
+            next_check = time.monotonic() + 0.5
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 seen.add(response.headers.get("X-Instance", ""))
@@ -137,11 +263,17 @@ def _wait_for_instances(url: str, count: int, deadline: float, stopped: threadin
     return seen
 
 
-def run_demo(spec: DemoSpec, on_ready: Callable[[str], None] = print, timeout: float = 60.0) -> int:
-    """Start supervisord, print the URLs once traffic flows, and stop everything on SIGINT/SIGTERM."""
+def run_demo(spec: DemoSpec, on_ready: Callable[[str], None] = print, timeout: float = 60.0,
+             on_problem: Callable[[str], None] = print) -> int:
+    """Start supervisord, print the URLs once traffic flows, and stop everything on SIGINT/SIGTERM.
+
+    ConfigError before anything starts (a port in use); DiscoveryError when a program dies
+    during the start; one dying later is reported through ``on_problem``.
+    """
     conf = prepare(spec)
     proc = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    programs = Programs(spec.workdir / "supervisor.sock")
     stopped = threading.Event()
 
     def stop(_signum: int = 0, _frame: object = None) -> None:
@@ -149,19 +281,33 @@ def run_demo(spec: DemoSpec, on_ready: Callable[[str], None] = print, timeout: f
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
 
+    def check() -> None:
+        if proc.poll() is not None and not stopped.is_set():
+            raise DiscoveryError(f"supervisord exited early; see {spec.workdir / 'supervisord.log'}")
+        if dead := programs.dead(("FATAL",)):  # a program that keeps failing to start
+            raise DiscoveryError("the demo did not start: " + "; ".join(describe(info) for info in dead))
+
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         urls = spec.urls
-        seen = _wait_for_instances(urls["load balancer"], spec.webapps, time.monotonic() + timeout, stopped)
-        if proc.poll() is not None and not stopped.is_set():
-            raise DiscoveryError(f"supervisord exited early; see {spec.workdir / 'supervisord.log'}")
+        seen = _wait_for_instances(urls["load balancer"], spec.webapps, time.monotonic() + timeout, stopped, check)
         if not stopped.is_set():
+            check()
             on_ready(f"disco demo: {len(seen)} of {spec.webapps} webapps answering through HAProxy")
+            if len(seen) < spec.webapps:
+                down = [i for i in programs.states() if i["statename"] != "RUNNING"]
+                on_problem("disco demo: not running: " + "; ".join(describe(i) for i in down) if down else
+                           f"disco demo: every program runs; see the logs in {spec.workdir / 'logs'}")
             for name, url in urls.items():
                 on_ready(f"  {name:14} {url}")
             on_ready(f"  logs           {spec.workdir / 'logs'}")
             on_ready("Press Ctrl-C to stop everything.")
-        while proc.poll() is None:
+        reported: set[tuple[str, str, int]] = set()
+        while proc.poll() is None and not stopped.is_set():
+            for info in programs.dead():  # once per program, state and start
+                if (key := (info["name"], info["statename"], info["start"])) not in reported:
+                    reported.add(key)
+                    on_problem(f"disco demo: {describe(info)}")
             stopped.wait(0.5)
     finally:
         stop()

@@ -27,7 +27,9 @@ def demo(
     """Run the whole topology on this machine under one supervisord: Consul (with UI), HAProxy
     driven by `disco watch`, and N webapps each with its `disco register`.
 
-    Prints the URLs; Ctrl-C stops everything and leaves nothing running.
+    Prints the URLs; Ctrl-C stops everything and leaves nothing running.  Exits 2 at once,
+    starting nothing, when a port it needs is taken (the line names the port and its holder);
+    exits 1 when a program dies during the start (the line names it and its log).
     """
     from ..demo import DemoSpec, run_demo
 
@@ -36,6 +38,6 @@ def demo(
         spec = DemoSpec(webapps=webapps, lb_port=lb_port, stats_port=stats_port, consul_port=consul_port,
                         first_webapp_port=first_webapp_port, workdir=(workdir or Path("run/demo")).resolve(),
                         consul_bin=consul_bin)
-        raise typer.Exit(run_demo(spec, on_ready=typer.echo))
+        raise typer.Exit(run_demo(spec, on_ready=typer.echo, on_problem=lambda line: typer.echo(line, err=True)))
     except DiscoveryError as exc:
         raise fail(exc) from None

@@ -1,12 +1,16 @@
-"""`disco demo`: the whole topology under one real supervisord, then Ctrl-C leaves nothing running."""
+"""`disco demo`: the whole topology under one real supervisord, then Ctrl-C leaves nothing running;
+a port in use stops it before anything starts; a program that dies is named with its log."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
+from contextlib import ExitStack
 
 import requests
 
@@ -19,9 +23,81 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def free_block(count: int, avoid: set[int]) -> int:
+    """The first port of ``count`` consecutive ports that all bind on 127.0.0.1 right now (each one tried,
+    none assumed free because its neighbour is).  Released before the demo binds them: the demo's own
+    preflight names any port taken in between."""
+    for _ in range(50):
+        start = free_port()
+        block = range(start, start + count)
+        if block[-1] > 65535 or avoid & set(block):
+            continue
+        with ExitStack() as held:
+            try:
+                for port in block:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return start
+    raise AssertionError(f"no block of {count} free ports found")
+
+
+def held_listener() -> socket.socket:
+    """A socket this test binds to a port of its own (port 0) and listens on, as any server would."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_demo_exits_at_once_naming_a_port_in_use_and_its_holder(tmp_path):
+    with held_listener() as held:
+        port = held.getsockname()[1]
+        t0 = time.monotonic()
+        done = subprocess.run([*DISCO, "demo", "--lb-port", str(port), "--workdir", str(tmp_path / "demo")],
+                              capture_output=True, text=True, timeout=30)
+        elapsed = time.monotonic() - t0
+    assert done.returncode == 2, done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("disco: error: ") and f"port {port} " in lines[0], lines[0]
+    assert "load balancer" in lines[0] and "--lb-port" in lines[0], lines[0]
+    assert f"(pid {os.getpid()})" in lines[0], lines[0]  # the holder, found through /proc
+    assert elapsed < 10, elapsed
+    assert not (tmp_path / "demo" / "supervisord.conf").exists()  # nothing was started
+
+
+def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
+    # An `haproxy` that validates configs (the real one does `-c`) but cannot start: supervisord gives
+    # up on it (FATAL); the demo must say so instead of waiting for traffic that never comes.
+    fake = tmp_path / "bin" / "haproxy"
+    fake.parent.mkdir()
+    real = shutil.which("haproxy")
+    fake.write_text(f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {real} "$@"; done\n'
+                    'echo "haproxy: cannot bind socket (fake)" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    lb, stats, consul = free_port(), free_port(), free_port()
+    workdir = tmp_path / "demo"
+    demo = Proc([*DISCO, "demo", "--webapps", "1", "--lb-port", str(lb), "--stats-port", str(stats),
+                 "--consul-port", str(consul), "--first-webapp-port", str(free_block(1, {lb, stats, consul})),
+                 "--workdir", str(workdir)], tmp_path / "demo.log",
+                env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        assert demo.popen.wait(60) == 1, demo.output()
+        errors = [line for line in demo.output().splitlines() if line.startswith("disco: error:")]
+        assert len(errors) == 1, demo.output()
+        assert "haproxy is FATAL" in errors[0] and str(workdir / "logs" / "haproxy.log") in errors[0], errors[0]
+        assert "cannot bind socket (fake)" in errors[0], errors[0]  # its last log line
+        leftovers = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout
+        assert leftovers == "", leftovers
+    finally:
+        demo.stop()
+
+
 def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
     ports = {"lb": free_port(), "stats": free_port(), "consul": free_port()}
-    first_webapp = free_port()
+    first_webapp = free_block(3, set(ports.values()))
     webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2]
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",
