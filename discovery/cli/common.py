@@ -7,6 +7,7 @@ turned into that line and status by :func:`fail`, called only by the commands' o
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -25,9 +26,27 @@ ConsulAddr = Annotated[Optional[str], typer.Option(
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details too.")]
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line with the fields of the text lines: time, level, logger, message
+    (and the traceback, when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(verbose: bool, log_format: str = "text") -> None:
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"invalid --log-format {log_format!r}: use text or json")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -33,7 +33,7 @@ from .client import Catalog
 from ..state.convert import convert
 from ..errors import CatalogError
 from ..state.model import Service
-from .watch import Follow, Retry, SkipLog, Update, WatchTiming
+from .watch import HEALTH_SERVICE, ConsulRequest, Follow, Report, Retry, SkipLog, Update, WatchTiming, no_report, changed_view
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class CatalogWatch:
     def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update], None],
                  stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
                  clock: Callable[[], float] = time.monotonic, gather: float = 0.005,
-                 explain_within: float = 0.5) -> None:
+                 explain_within: float = 0.5, report: Report = no_report) -> None:
         self.catalog = catalog
         self.services = tuple(services)
         self.on_update = on_update
@@ -103,19 +103,22 @@ class CatalogWatch:
         self._checks: dict[CheckKey, CheckValue] | None = None
         self._service_list: Mapping[str, Sequence[str]] | None = None
         self._current: dict[str, Service] = {}
+        self._last: dict[str, Update] = {}
         self._skips = {name: SkipLog(f"health.service({name})") for name in self.services}
-        self._retry = Retry("catalog fan-out", stop, timing)
+        self.report = report
+        self._retry = Retry("catalog fan-out", stop, timing, HEALTH_SERVICE, report)
 
-    def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]]) -> threading.Thread:
+    def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]], endpoint: str) -> threading.Thread:
         follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body)),
-                        self.stop, self.timing, self.clock)
+                        self.stop, self.timing, self.clock, endpoint, self.report)
         thread = threading.Thread(target=follow.run, name=name, daemon=True)
         thread.start()
         return thread
 
     def run(self) -> None:
-        self._follow("health.state(any)", lambda i, w: self.catalog.health_state(index=i, wait=w))
-        self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w))
+        self._follow("health.state(any)", lambda i, w: self.catalog.health_state(index=i, wait=w), "/v1/health/state")
+        self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w),
+                     "/v1/catalog/services")
         while not self.stop.is_set():
             timeout = 0.5 if self._unexplained is None else max(0.0, self._unexplained[1] - self.clock())
             batch = []
@@ -165,11 +168,16 @@ class CatalogWatch:
 
     def _read(self, name: str) -> None:
         index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
-                                     wait=self.timing.wait, passing=True)
-        conversion = convert(name, list(entries))
+                                     wait=self.timing.wait, passing=False)
+        conversion = convert(name, list(entries), passing_only=True)
         self._skips[name].report(conversion)
+        update = changed_view(self._last.get(name), conversion, index)
+        self.report(ConsulRequest(HEALTH_SERVICE, "unchanged" if update is None else "changed"))
+        if update is None:
+            return
+        self._last[name] = update
         if self._current.get(name) != conversion.service:
             self._current[name] = conversion.service
             log.info("health.service(%s|passing): change seen at index %d: %d instances", name, index,
                      len(conversion.service.instances))
-            self.on_update(Update(conversion.service, index))
+        self.on_update(update)

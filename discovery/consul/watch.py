@@ -36,10 +36,33 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Update:
-    """A changed view of one service, as a watch hands it on."""
+    """A changed view of one service, as a watch hands it on.
+
+    ``service`` holds the instances to route; ``statuses`` and ``left_out`` count every
+    instance Consul listed (see :class:`~discovery.state.convert.Conversion`); ``seen_at``
+    is when the answer arrived (``time.monotonic``), for the change-to-applied time.
+    """
 
     service: Service
     index: int
+    statuses: tuple[tuple[str, int], ...] = ()
+    left_out: tuple[tuple[str, int], ...] = ()
+    seen_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ConsulRequest:
+    """One answer (or failure) of a request to Consul: ``result`` is changed, unchanged or error."""
+
+    endpoint: str
+    result: str
+
+
+Report = Callable[[ConsulRequest], None]
+
+
+def no_report(_event: ConsulRequest) -> None:
+    pass
 
 
 def next_index(previous: int, received: int) -> int:
@@ -63,10 +86,13 @@ class WatchTiming:
 class Retry:
     """Call Consul until it answers or we are stopped: backoff with jitter, 403 reported once."""
 
-    def __init__(self, identity: str, stop: threading.Event, timing: WatchTiming) -> None:
+    def __init__(self, identity: str, stop: threading.Event, timing: WatchTiming, endpoint: str = "",
+                 report: Report = no_report) -> None:
         self.identity = identity
         self.stop = stop
         self.timing = timing
+        self.endpoint = endpoint
+        self.report = report
         self._denied_reported = False
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -79,6 +105,7 @@ class Retry:
     def _log(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
+        self.report(ConsulRequest(self.endpoint, "error"))
         if isinstance(exc, AccessDenied):
             if not self._denied_reported:
                 log.error("%s: %s; not retried as an outage, checking again every %.0fs", self.identity, exc, delay)
@@ -97,18 +124,23 @@ class Retry:
 
 
 class Follow:
-    """One blocking query, followed until stopped; every answer with a new index goes to ``on_answer``."""
+    """One blocking query, followed until stopped; every answer with a new index goes to ``on_answer``,
+    which returns whether it changed anything (None: it did).  Every answer and failure is reported
+    as a :class:`ConsulRequest` on ``endpoint``."""
 
     def __init__(self, identity: str, fetch: Callable[[int, float], tuple[int, Any]],
-                 on_answer: Callable[[int, Any], None], stop: threading.Event,
-                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic) -> None:
+                 on_answer: Callable[[int, Any], bool | None], stop: threading.Event,
+                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic,
+                 endpoint: str = "", report: Report = no_report) -> None:
         self.identity = identity
         self.fetch = fetch
         self.on_answer = on_answer
         self.stop = stop
         self.timing = timing
         self.clock = clock
-        self.retry = Retry(identity, stop, timing)
+        self.endpoint = endpoint
+        self.report = report
+        self.retry = Retry(identity, stop, timing, endpoint, report)
 
     def run(self) -> None:
         """Loop until the stop event is set; never raises for Consul trouble."""
@@ -123,37 +155,60 @@ class Follow:
             except CatalogError:
                 break  # only reached when stopping
             if received == index and answered:
+                self.report(ConsulRequest(self.endpoint, "unchanged"))
                 continue  # the wait elapsed with no change
             index = next_index(index, received)
             answered = True
-            self.on_answer(received, body)
+            changed = self.on_answer(received, body)
+            self.report(ConsulRequest(self.endpoint, "unchanged" if changed is False else "changed"))
+
+
+HEALTH_SERVICE = "/v1/health/service"
+
+
+def changed_view(last: Update | None, conversion: Conversion, index: int) -> Update | None:
+    """The update to hand on when ``conversion`` differs from ``last`` (routed instances or counts)."""
+    if last is not None and (last.service, last.statuses, last.left_out) == (
+            conversion.service, conversion.statuses, conversion.left_out):
+        return None
+    return Update(conversion.service, index, conversion.statuses, conversion.left_out, time.monotonic())
 
 
 class ServiceWatch:
-    """One service, one blocking query at a time; changed views go to ``on_update``."""
+    """One service, one blocking query at a time; changed views go to ``on_update``.
+
+    It reads every instance, whatever its checks say (so the catalog can be counted by
+    status), and routes only the passing ones (``passing``), as Consul's ``?passing`` would.
+    """
 
     def __init__(self, catalog: Catalog, service: str, on_update: Callable[[Update], None],
                  stop: threading.Event, *, tag: str | None = None, passing: bool = True,
-                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic) -> None:
+                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic,
+                 report: Report = no_report) -> None:
         self.service = service
         self.on_update = on_update
+        self.passing = passing
         identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
-        self._last: Service | None = None
+        self._last: Update | None = None
         self._skips = SkipLog(identity)
 
         def fetch(index: int, wait: float) -> tuple[int, Any]:
-            return catalog.health_service(service, tag=tag, index=index, wait=wait, passing=passing)
+            return catalog.health_service(service, tag=tag, index=index, wait=wait, passing=False)
 
-        self.follow = Follow(identity, fetch, self._answer, stop, timing, clock)
+        self.follow = Follow(identity, fetch, self._answer, stop, timing, clock, HEALTH_SERVICE, report)
 
-    def _answer(self, index: int, entries: Any) -> None:
-        conversion = convert(self.service, list(entries))
+    def _answer(self, index: int, entries: Any) -> bool:
+        conversion = convert(self.service, list(entries), passing_only=self.passing)
         self._skips.report(conversion)
-        if conversion.service != self._last:
-            self._last = conversion.service
+        update = changed_view(self._last, conversion, index)
+        if update is None:
+            return False
+        if self._last is None or update.service != self._last.service:
             log.info("%s: change seen at index %d: %d instances", self.follow.identity, index,
                      len(conversion.service.instances))
-            self.on_update(Update(conversion.service, index))
+        self._last = update
+        self.on_update(update)
+        return True
 
     def run(self) -> None:
         self.follow.run()

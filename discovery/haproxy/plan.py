@@ -165,3 +165,15 @@ def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
         if before.weight != server.weight:
             ops.append(SetWeight(server))
     return Plan(tuple(ops))
+
+
+def describe(op: Op) -> str:
+    """One line per operation, in the runtime API's words."""
+    if isinstance(op, Add):
+        return f"add server {op.server.backend}/{op.server.name} {op.server.addr_port}" + (
+            f" weight {op.server.weight}" if op.server.weight else "")
+    if isinstance(op, Remove):
+        return f"drain, then delete server {op.backend}/{op.name}"
+    if isinstance(op, SetAddress):
+        return f"set server {op.server.backend}/{op.server.name} addr {op.server.address} port {op.server.port}"
+    return f"set server {op.server.backend}/{op.server.name} weight {op.server.weight or 1}"

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..consul.watch import ConsulRequest
 from ..errors import DiscoveryError, ValidationError
 from .decide import Decision
 
@@ -21,10 +22,22 @@ log = logging.getLogger("discovery.pipeline")
 
 @dataclass(frozen=True)
 class ChangeSeen:
-    """A watch saw a new view of a service."""
+    """A watch saw a new set of instances to route for a service; ``seen_at`` is when Consul's
+    answer arrived (``time.monotonic``)."""
 
     service: str
     instances: int
+    seen_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Every instance Consul lists for a service, by status, and those left out, by reason
+    (emitted for every new answer, whether or not what is routed changed)."""
+
+    service: str
+    statuses: tuple[tuple[str, int], ...]
+    left_out: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -62,13 +75,35 @@ class Decided:
 
 
 @dataclass(frozen=True)
+class Validated:
+    """``haproxy -c`` (or ``--check-cmd``) judged a candidate, emitted by the executor."""
+
+    seconds: float
+    ok: bool
+
+
+@dataclass(frozen=True)
 class Applied:
-    """A decision was carried out; ``outcome`` is an :class:`~discovery.pipeline.execute.Outcome` value."""
+    """A decision was carried out; ``outcome`` is an :class:`~discovery.pipeline.execute.Outcome` value;
+    ``servers`` is the number of servers per backend of the state applied."""
 
     summary: str
     outcome: str
     seconds: float
     in_sync: bool
+    servers: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The loop turned (at least once a second while it runs): liveness for ``/healthz``."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The loop was asked to stop; the watcher is no longer ready."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +115,8 @@ class Failed:
     kept: str
 
 
-Event = ChangeSeen | Held | Released | Rendered | Decided | Applied | Failed
+Event = (ChangeSeen | Counted | Held | Released | Rendered | Decided | Validated | Applied | Failed | ConsulRequest | Heartbeat
+         | Stopping)
 Subscriber = Callable[[Event], None]
 
 
@@ -125,5 +161,7 @@ def log_event(event: Event) -> None:
             if isinstance(error, ValidationError):
                 for line in error.details.splitlines()[1:]:
                     log.error("  %s", line)
-        case ChangeSeen():
-            pass  # the watches log what they saw, with the Consul index
+        case Stopping():
+            log.info("stopping")
+        case _:
+            pass  # the watches log what they saw, with the Consul index; the rest are for metrics

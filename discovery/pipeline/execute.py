@@ -23,7 +23,10 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import tenacity
 
@@ -33,6 +36,7 @@ from ..haproxy.master import Reloader
 from ..haproxy.plan import Planner, parse
 from ..haproxy.validate import Validator
 from .decide import Action, Decision, decide
+from .events import Event, Validated
 from .live import LiveUpdater
 
 log = logging.getLogger(__name__)
@@ -55,14 +59,31 @@ class ReloadRetry:
     backoff_max: float = 2.0
 
 
+class TimedValidator:
+    """A validator that emits :class:`Validated` with how long each check took and its verdict."""
+
+    def __init__(self, validator: Validator, emit: Callable[[Event], None]) -> None:
+        self.validator = validator
+        self.emit = emit
+
+    def check(self, candidate: Path, shown_as: Path | None = None) -> None:
+        started, ok = time.monotonic(), False
+        try:
+            self.validator.check(candidate, shown_as)
+            ok = True
+        finally:
+            self.emit(Validated(time.monotonic() - started, ok))
+
+
 class Executor:
     """Turns decisions into a running HAProxy; the one place (with the watches) where retries live."""
 
     def __init__(self, live: LiveConfig, validator: Validator | None, reloader: Reloader | None,
                  stop: threading.Event, retry: ReloadRetry = ReloadRetry(),
-                 updater: LiveUpdater | None = None) -> None:
+                 updater: LiveUpdater | None = None, emit: Callable[[Event], None] | None = None) -> None:
         self.live = live
-        self.validator = validator
+        self.validator: Validator | TimedValidator | None = (
+            TimedValidator(validator, emit) if validator is not None and emit is not None else validator)
         self.reloader = reloader
         self.stop = stop
         self.retry = retry

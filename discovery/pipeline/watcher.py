@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
-from ..consul.watch import ServiceWatch, Update, WatchTiming
+from ..consul.watch import ConsulRequest, ServiceWatch, Update, WatchTiming
 from ..errors import CatalogUnavailable, DiscoveryError, OutputError, TemplateError
 from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
@@ -38,7 +38,7 @@ from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
 from ..state.model import DesiredState, Service
-from .events import Applied, ChangeSeen, Decided, EventBus, Failed, Rendered, log_event
+from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
 from .lifecycle import Workers
@@ -88,7 +88,7 @@ class _Wake:
 
 
 STOP, WAKE = _Stop(), _Wake()
-Message = Update | LeaderStatus | _Stop | _Wake
+Message = Update | ConsulRequest | LeaderStatus | _Stop | _Wake
 
 #: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
@@ -111,6 +111,7 @@ class Watcher:
         self.stop_event = threading.Event()
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE))
+        self._owned: list[tuple[str, Callable[[], None]]] = []
         self._services: dict[str, Service | None] = dict.fromkeys(config.services)
         self._gate = Gatekeeper(config.gate, self._services, self.events.emit, clock)
         self._renderer = Renderer(config.template)
@@ -121,11 +122,16 @@ class Watcher:
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = None if dry_run else Executor(LiveConfig(config.output), config.validator, config.reloader,
-                                                      self.stop_event, config.retry, updater)
+                                                      self.stop_event, config.retry, updater, self.events.emit)
 
     def bootstrap(self) -> bool:
         """See :func:`bootstrap`."""
         return bootstrap(self.config, self.env)
+
+    def own(self, name: str, target: Callable[[], None]) -> None:
+        """Run ``target`` as one of the watcher's worker threads (started with the watches, stopped
+        and joined with them; it must return once ``stop_event`` is set, and its failure stops the loop)."""
+        self._owned.append((name, target))
 
     def stop(self) -> None:
         """Ask the loop to end; safe from any thread (a signal handler uses a SignalRelay)."""
@@ -143,14 +149,17 @@ class Watcher:
 
     def _start_workers(self) -> None:
         post = self._inbox.put
+        for name, target in self._owned:
+            self._workers.start(name, target)
         if self._catalog_mode:
             watch = CatalogWatch(self.catalog, self.config.services, post, self.stop_event,
-                                 tag=self.config.tag, timing=self.config.timing)
+                                 tag=self.config.tag, timing=self.config.timing, report=post)
             self._workers.start("watch-catalog", watch.run)
         else:
             for name in self.config.services:
                 self._workers.start(f"watch-{name}", ServiceWatch(self.catalog, name, post, self.stop_event,
-                                                                  tag=self.config.tag, timing=self.config.timing).run)
+                                                                  tag=self.config.tag, timing=self.config.timing,
+                                                                  report=post).run)
         probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
         self._workers.start("gate-leader", probe.run)
         log.info("watching %d services with %d blocking queries", len(self.config.services), self.blocking_queries)
@@ -179,6 +188,7 @@ class Watcher:
         last: Outcome | None = None
         try:
             while not self.stop_event.is_set():
+                self.events.emit(Heartbeat(self.clock()))
                 self._workers.check()
                 if once and not self._complete and self.clock() - started > self.config.once_timeout:
                     raise CatalogUnavailable(f"Consul did not answer for every service within "
@@ -202,6 +212,7 @@ class Watcher:
                 if not timer.pending and self.executor is not None:
                     self.executor.tick()
         finally:
+            self.events.emit(Stopping())
             stuck = self._workers.stop_and_join()
             if stuck:
                 log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))
@@ -219,10 +230,15 @@ class Watcher:
         while True:
             if isinstance(message, _Stop):
                 return False
-            if isinstance(message, Update):
-                self.events.emit(ChangeSeen(message.service.name, len(message.service.instances)))
-                if self._gate.admit(message.service):
-                    timer.change(self.clock())
+            if isinstance(message, ConsulRequest):
+                self.events.emit(message)
+            elif isinstance(message, Update):
+                service = message.service
+                self.events.emit(Counted(service.name, message.statuses, message.left_out))
+                if service.name in self._gate.holds or self._services.get(service.name) != service:
+                    self.events.emit(ChangeSeen(service.name, len(service.instances), message.seen_at))
+                    if self._gate.admit(service):
+                        timer.change(self.clock())
             elif isinstance(message, LeaderStatus):
                 if self._gate.on_leader(message):
                     timer.change(self.clock())
@@ -269,7 +285,8 @@ class Watcher:
             self._schedule_retry(exc)
             return None, exc
         in_sync = self.executor.in_sync
-        self.events.emit(Applied(summary, outcome.value, self.clock() - started, in_sync))
+        self.events.emit(Applied(summary, outcome.value, self.clock() - started, in_sync,
+                                 tuple((s.name, len(s.instances)) for s in state.services)))
         self._schedule_retry(None)
         return outcome, None
 

@@ -1,0 +1,167 @@
+"""``disco watch``'s settings: flags > config file > defaults, and the TOML file that holds them.
+
+Every flag of ``disco watch`` has a key of the same name in the file (``--master-socket`` is
+``master-socket``; ``master_socket`` is accepted too)::
+
+    service = ["web", "api"]
+    output = "/etc/haproxy/haproxy.cfg"
+    master-socket = "/run/haproxy/master.sock"
+    listen = "127.0.0.1:9120"
+    [set]
+    frontend_port = 80
+
+A flag given on the command line wins over the file; ``--set`` values are merged key by
+key (the flag's value wins).  An unknown key, or a value of the wrong type, is a
+ConfigError naming the key and the file.  :func:`watch_config` turns the resolved options
+into a :class:`~discovery.pipeline.watcher.WatchConfig`; ``watch`` and ``plan`` share it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_STR, _NUM, _BOOL, _LIST, _TABLE = "a string", "a number", "true or false", "a list of strings", "a table"
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: str
+    default: Any = None
+
+
+WATCH_KEYS: dict[str, Key] = {
+    "service": Key(_LIST, ()), "output": Key(_STR), "template": Key(_STR), "tag": Key(_STR),
+    "set": Key(_TABLE, {}), "master-socket": Key(_STR), "reload-cmd": Key(_STR), "runtime-socket": Key(_STR),
+    "drain-grace": Key(_STR, "10s"), "check-cmd": Key(_STR, "haproxy -c -f {path}"), "wait": Key(_STR, "10ms:1s"),
+    "gate-share": Key(_NUM, 1.0), "gate-grace": Key(_STR, "30s"), "when-empty": Key(_STR, "keep"),
+    "watch-mode": Key(_STR, "auto"), "once": Key(_BOOL, False), "bootstrap": Key(_BOOL, False),
+    "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR), "log-format": Key(_STR, "text"),
+    "verbose": Key(_BOOL, False),
+}
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """The value as the flag would give it, or raise ValueError."""
+    if kind == _BOOL and isinstance(value, bool):
+        return value
+    if kind == _NUM and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == _STR and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)  # durations may be written as numbers of seconds
+    if kind == _LIST:
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return tuple(items)
+    if kind == _TABLE and isinstance(value, Mapping):
+        if all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+    raise ValueError(kind)
+
+
+def load_file(path: Path, keys: Mapping[str, Key] = WATCH_KEYS) -> dict[str, Any]:
+    """Read a TOML settings file; ConfigError names the file and, when one is at fault, the key."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    for raw_key, value in raw.items():
+        key = raw_key.replace("_", "-")
+        if key not in keys:
+            raise ConfigError(f"config file {path}: unknown key {raw_key!r}")
+        try:
+            values[key] = _typed(keys[key].kind, value)
+        except ValueError:
+            raise ConfigError(f"config file {path}: key {raw_key!r} must be {keys[key].kind}") from None
+    return values
+
+
+def resolve(flags: Mapping[str, Any], config_file: Path | None,
+            keys: Mapping[str, Key] = WATCH_KEYS) -> dict[str, Any]:
+    """Flags (None, False or empty: not given) over the file over the defaults; ``set`` merged per key."""
+    from_file = load_file(config_file, keys) if config_file is not None else {}
+    result: dict[str, Any] = {}
+    for key, spec in keys.items():
+        flag = flags.get(key)
+        if key == "set":
+            result[key] = {**from_file.get(key, {}), **(flag or {})}
+        elif flag is None or flag is False or flag == () or flag == []:
+            result[key] = from_file.get(key, spec.default)
+        else:
+            result[key] = tuple(flag) if isinstance(flag, list) else flag
+    return result
+
+
+def flag_values(**params: Any) -> dict[str, Any]:
+    """A command's parameters (``master_socket``, ``set_``) as keys (``master-socket``, ``set``)."""
+    return {name.rstrip("_").replace("_", "-"): value for name, value in params.items()}
+
+
+def require(options: Mapping[str, Any], *keys: str) -> None:
+    for key in keys:
+        if not options.get(key):
+            raise ConfigError(f"missing --{key} (or `{key}` in the config file)")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[::1]:9120`` for IPv6) for ``--listen``."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"invalid --listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:9120")
+    return host, int(port)
+
+
+def watch_config(options: Mapping[str, Any]) -> Any:
+    """Resolved options -> WatchConfig (checked: every error is a ConfigError naming the flag)."""
+    from .haproxy.master import CommandReloader, MasterSocket, Reloader
+    from .haproxy.render import DEFAULT_TEMPLATE
+    from .haproxy.validate import Validator
+    from .pipeline.watcher import WatchConfig
+    from .settings import parse_duration, parse_pairs, parse_wait
+    from .state import checks
+    from .state.gate import GatePolicy
+
+    require(options, "service", "output")
+    master_socket, reload_cmd = options.get("master-socket"), options.get("reload-cmd")
+    if master_socket and reload_cmd:
+        raise ConfigError("give --master-socket or --reload-cmd, not both")
+    when_empty, watch_mode = options["when-empty"], options["watch-mode"]
+    if when_empty not in ("keep", "empty"):
+        raise ConfigError(f"invalid --when-empty {when_empty!r}: use keep or empty")
+    if watch_mode not in ("auto", "service", "catalog"):
+        raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
+    if not 0.01 <= options["gate-share"] <= 1.0:
+        raise ConfigError(f"invalid --gate-share {options['gate-share']}: use a share between 0.01 and 1.0")
+    template = Path(options["template"]) if options.get("template") else None
+    if template is not None and not template.is_file():
+        raise ConfigError(f"--template {template}: no such file")
+    for name in options["service"]:
+        reason = checks.check(checks.SERVICE_NAME, name, "service name")
+        if reason:
+            raise ConfigError(reason)
+    reloader: Reloader | None = None
+    if master_socket:
+        reloader = MasterSocket(Path(master_socket))
+    elif reload_cmd:
+        reloader = CommandReloader(reload_cmd)
+    validator = Validator(options["check-cmd"])
+    validator.ensure_available()
+    values = parse_pairs([f"{k}={v}" for k, v in options["set"].items()], "--set")
+    runtime_socket = Path(options["runtime-socket"]) if options.get("runtime-socket") else None
+    if runtime_socket is not None:
+        values.setdefault("admin_socket", str(runtime_socket))
+    return WatchConfig(
+        services=tuple(dict.fromkeys(options["service"])), template=template or DEFAULT_TEMPLATE,
+        output=Path(options["output"]), tag=options.get("tag"), values=values, wait=parse_wait(options["wait"]),
+        validator=validator, reloader=reloader, runtime_socket=runtime_socket,
+        drain_grace=parse_duration(options["drain-grace"]), watch_mode=watch_mode,
+        gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty))

@@ -1,0 +1,137 @@
+"""Liveness and readiness of one watcher, kept from its events, and the HTTP server that shows them.
+
+- ``/healthz``: 200 while the pipeline loop turns (its :class:`Heartbeat` is younger than
+  ``stale_after``), 503 otherwise.  It checks nothing external: a restart cannot fix Consul.
+- ``/readyz``: 503 until the first config has been validated and applied (or found already
+  running), and while stopping; 200 after that, also while Consul is unreachable.  The JSON
+  body says what an operator wants to know: Consul reachable, last apply, pending, held services.
+- ``/metrics``: the watcher's own registry in Prometheus' text format.
+
+:class:`Health` is an event subscriber; :class:`Server` binds at once (a ConfigError naming
+the address when it cannot) and serves from one of the watcher's worker threads
+(:meth:`Server.serve`, which returns once the watcher's stop event is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from ..errors import ConfigError
+from ..pipeline.events import (Applied, ChangeSeen, ConsulRequest, Event, Failed, Heartbeat, Held, Released,
+                               Stopping)
+from ..pipeline.execute import Outcome
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    """What ``/healthz`` and ``/readyz`` answer, from the events (written on the pipeline's thread,
+    read by the server's)."""
+
+    def __init__(self, stale_after: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.stale_after = stale_after
+        self.clock, self.wall = clock, wall
+        self._lock = threading.Lock()
+        self._beat: float | None = None
+        self._applied_at: float | None = None
+        self._consul_up: bool | None = None
+        self._pending = False
+        self._stopping = False
+        self._last_error: str | None = None
+        self._held: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            match event:
+                case Heartbeat():
+                    self._beat = self.clock()
+                case ConsulRequest(_, result):
+                    self._consul_up = result != "error"
+                case ChangeSeen():
+                    self._pending = True
+                case Held(service, _, _, reason):
+                    self._held[service] = reason
+                case Released(service):
+                    self._held.pop(service, None)
+                case Failed(stage, error):
+                    self._last_error = f"{stage}: {error}"
+                case Applied(_, outcome, _, in_sync):
+                    if outcome != Outcome.ROLLED_BACK.value and in_sync:
+                        self._applied_at, self._pending, self._last_error = self.wall(), False, None
+                case Stopping():
+                    self._stopping = True
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        with self._lock:
+            age = None if self._beat is None else self.clock() - self._beat
+        ok = age is not None and age <= self.stale_after
+        return ok, {"alive": ok, "loop_last_turn_seconds_ago": None if age is None else round(age, 3)}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        with self._lock:
+            ok = self._applied_at is not None and not self._stopping
+            body = {"ready": ok, "stopping": self._stopping, "consul_reachable": self._consul_up,
+                    "last_apply": self._applied_at, "pending": self._pending or bool(self._held),
+                    "held_services": dict(self._held), "last_error": self._last_error}
+        return ok, body
+
+
+class Server:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``, served one request at a time."""
+
+    def __init__(self, address: tuple[str, int], health: Health, registry: CollectorRegistry) -> None:
+        self.health = health
+        self.registry = registry
+        try:
+            self.httpd = HTTPServer(address, self._handler())
+        except OSError as exc:
+            raise ConfigError(f"--listen {address[0]}:{address[1]}: cannot listen there: "
+                              f"{exc.strerror or exc}") from exc
+        self.httpd.timeout = 0.2
+        self.address = f"{address[0]}:{self.httpd.server_address[1]}"
+
+    def serve(self, stop: threading.Event) -> None:
+        """Answer requests until ``stop`` is set (the watcher's Workers run this)."""
+        log.info("serving /metrics, /healthz and /readyz on http://%s/", self.address)
+        try:
+            while not stop.is_set():
+                self.httpd.handle_request()
+        finally:
+            self.httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 5.0  # a client that sends nothing cannot hold the server
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
+                elif path in ("/healthz", "/readyz"):
+                    ok, body = server.health.live() if path == "/healthz" else server.health.ready()
+                    self._send(200 if ok else 503, "application/json", json.dumps(body).encode() + b"\n")
+                else:
+                    self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
+
+            def _send(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+                log.debug("%s %s", self.address_string(), format % args)
+
+        return Handler
