@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what disco needs on Debian/Ubuntu, skipping what is already there:
-#   haproxy and socat from the distribution, Consul from Debian bullseye's package
+#   haproxy, socat and prometheus from the distribution, Consul from Debian bullseye's package
 #   (scripts/fetch-consul.sh), and a virtualenv in .venv with disco and its test tools
 #   (supervisor comes from PyPI with disco).  Safe to run again: it only fills gaps.
 set -euo pipefail
@@ -12,6 +12,7 @@ PYTHON=${PYTHON:-python3}
 missing=()
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v socat >/dev/null || missing+=(socat)
+command -v prometheus >/dev/null || missing+=(prometheus)  # the metrics test scrapes `disco watch --listen`
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null || missing+=(debootstrap)

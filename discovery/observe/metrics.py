@@ -74,6 +74,7 @@ class Metrics:
             for reason in LEFT_OUT_REASONS:
                 self.left_out.labels(service, reason)
         for method in ("live", "reload"):
+            self.apply_seconds.labels(method)
             for result in ("success", "failure"):
                 self.applies.labels(method, result)
         self._action: Action | None = None
