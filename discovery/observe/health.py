@@ -135,3 +135,24 @@ class Server:
                 log.debug("%s %s", self.address_string(), format % args)
 
         return Handler
+
+
+def ask_watcher(listen: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """A running watcher's ``/readyz`` body (for ``status`` and ``explain``), or None when it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    from ..config import parse_listen
+
+    host, port = parse_listen(listen)
+    host = f"[{host}]" if ":" in host else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=timeout) as answer:
+            return dict(json.loads(answer.read()))
+    except urllib.error.HTTPError as exc:  # 503 before the first apply: the body still says what it knows
+        try:
+            return dict(json.loads(exc.read()))
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None

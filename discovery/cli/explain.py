@@ -1,0 +1,76 @@
+"""``disco explain``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError, DiscoveryError
+from . import options as o
+from .common import ConsulAddr, Verbose, fail, setup_logging
+
+from .app import app
+
+Json = Annotated[bool, typer.Option("--json", help="A JSON list instead of text, for scripts.")]
+
+
+@app.command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
+def explain(
+    target: Annotated[str, typer.Argument(metavar="SERVICE[/INSTANCE]", help="A service, or one of its instances "
+                                                                             "(service ID or HAProxy server name).")],
+    config: o.Config = None,
+    output: o.Output = None,
+    tag: o.Tag = None,
+    runtime_socket: o.RuntimeSocket = None,
+    listen: Annotated[str | None, typer.Option(
+        metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")] = None,
+    consul_addr: ConsulAddr = None,
+    json_: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Why each instance of a service is routed or not: every instance Consul knows (whatever its
+    checks say) and every reason, in order: a check not passing (which, with its output),
+    maintenance mode, filtered out by --tag, refused by the catalog checks (which field and why),
+    held by the sanity gate, draining in HAProxy. Reads only; takes the watcher's `--config`.
+
+    Exit status: 0 every instance shown is routed; 3 at least one is not; 1 Consul could not be
+    read; 2 bad input (an instance nobody knows).
+    """
+    from ..consul.client import ConsulClient
+    from ..haproxy.files import LiveConfig
+    from ..haproxy.plan import parse
+    from ..haproxy.runtime import RuntimeAPI
+    from ..observe.explain import ALL_ROUTED, NOT_ROUTED, as_dicts, explain as run
+    from ..observe.health import ask_watcher
+    from ..settings import consul_settings
+
+    try:
+        opts = o.resolve_options(config, output=output, tag=tag, runtime_socket=runtime_socket, listen=listen,
+                                 consul_addr=consul_addr, verbose=verbose)
+        setup_logging(opts["verbose"], opts["log-format"])
+        service, _, instance = target.partition("/")
+        from ..state import checks
+        if reason := checks.check(checks.SERVICE_NAME, service, "service name"):
+            raise ConfigError(reason)
+        live = LiveConfig(Path(opts["output"])).read() if opts.get("output") else None
+        watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
+        socket = opts.get("runtime-socket")
+        explained = run(ConsulClient(consul_settings(opts["consul-addr"])), service, instance or None, tag=opts["tag"],
+                        config=parse(live) if live else None, runtime=RuntimeAPI(Path(socket)) if socket else None,
+                        held=(watcher or {}).get("held_services") or {})
+    except DiscoveryError as exc:
+        raise fail(exc) from None
+    if json_:
+        typer.echo(json.dumps(as_dicts(explained), indent=2))
+    else:
+        if not explained:
+            typer.echo(f"Consul lists no instance of {service}")
+        if opts.get("listen") and watcher is None:
+            typer.echo(f"note: no watcher answers on {opts['listen']}: gate holds unknown")
+        for item in explained:
+            for line in item.lines():
+                typer.echo(line)
+    raise typer.Exit(ALL_ROUTED if all(e.routed for e in explained) else NOT_ROUTED)
