@@ -1,0 +1,107 @@
+"""``disco status``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import DiscoveryError
+from . import options as o
+from .common import ConsulAddr, Verbose, fail, setup_logging
+
+from .app import app
+
+Json = Annotated[bool, typer.Option("--json", help="One JSON object instead of a table, for scripts.")]
+
+
+@app.command(epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
+             "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`")
+def status(
+    service: o.Services = None,
+    output: o.Output = None,
+    config: o.Config = None,
+    tag: o.Tag = None,
+    runtime_socket: o.RuntimeSocket = None,
+    listen: Annotated[str | None, typer.Option(
+        metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")] = None,
+    consul_addr: ConsulAddr = None,
+    json_: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Per backend, the servers as Consul says they should be, as the config file has them and as
+    HAProxy runs them (state, weight, health through the runtime API), with drift and gate holds
+    flagged. Reads only; takes the watcher's `--config`.
+
+    Exit status: 0 all three agree; 3 drift: HAProxy differs from the file; 4 pending: the file is
+    not yet what Consul says (a change on its way, or held by the sanity gate); 1 Consul or a
+    file could not be read; 2 bad input.
+    """
+    from ..config import require
+    from ..consul.client import ConsulClient
+    from ..haproxy.files import LiveConfig
+    from ..haproxy.plan import parse
+    from ..haproxy.runtime import RuntimeAPI
+    from ..observe.health import ask_watcher
+    from ..observe.status import status as run
+    from ..settings import consul_settings
+
+    try:
+        opts = o.resolve_options(config, service=service, output=output, tag=tag, runtime_socket=runtime_socket,
+                                 listen=listen, consul_addr=consul_addr, verbose=verbose)
+        setup_logging(opts["verbose"], opts["log-format"])
+        require(opts, "output")
+        text = LiveConfig(Path(opts["output"])).read()
+        parsed = parse(text) if text is not None else None
+        services = opts["service"] or (parsed.backends if parsed else ())
+        watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
+        socket = opts.get("runtime-socket")
+        report = run(ConsulClient(consul_settings(opts["consul-addr"])), services, parsed, tag=opts["tag"],
+                     runtime=RuntimeAPI(Path(socket)) if socket else None,
+                     held=(watcher or {}).get("held_services") or {})
+    except DiscoveryError as exc:
+        raise fail(exc) from None
+    notes = list(report.notes)
+    if text is None:
+        notes.append(f"{opts['output']} does not exist yet")
+    if not socket:
+        notes.append("no --runtime-socket: HAProxy not asked, drift unknown")
+    if opts.get("listen") and watcher is None:
+        notes.append(f"no watcher answers on {opts['listen']}: gate holds unknown")
+    if json_:
+        typer.echo(json.dumps({**report.as_dict(), "notes": notes}, indent=2))
+    else:
+        show(report, notes)
+    raise typer.Exit(report.exit_code)
+
+
+def show(report: object, notes: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..observe.status import Status
+
+    assert isinstance(report, Status)
+    console = Console()
+    if not console.is_terminal:  # piped: no wrapping at 80 columns, no colours
+        console = Console(width=200, no_color=True)
+    for backend in report.backends:
+        title = f"backend {backend.backend}" + (f" — held by the sanity gate: {backend.held}" if backend.held else "")
+        table = Table(title=title, title_justify="left")
+        for column in ("server", "Consul", "file", "HAProxy", "state", "weight", "health", "flag"):
+            table.add_column(column)
+        for row in backend.servers:
+            flag = (f"[red]DRIFT: {row.drift}[/red]" if row.drift else
+                    f"[yellow]pending: {row.pending}[/yellow]" if row.pending else "[green]ok[/green]")
+            table.add_row(row.name, row.consul or "-", row.file or "-", row.haproxy or "-", row.state or "-",
+                          "-" if row.weight is None else str(row.weight), row.health or "-", flag)
+        console.print(table)
+        if backend.haproxy_error:
+            console.print(f"  HAProxy did not answer: {backend.haproxy_error}")
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
+    verdict = {0: "in step", 3: "DRIFT: HAProxy differs from the config file",
+               4: "pending: the config file is not yet what Consul says"}[report.exit_code]
+    console.print(verdict, markup=False)
