@@ -87,10 +87,7 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
         _program("consul", [consul_bin, "agent", "-dev", "-config-file", str(work / "consul.json")], 10, logs),
         _program("haproxy", ["haproxy", "-W", "-db", "-S", f"{work / 'master.sock'},mode,600", "-f",
                              str(work / "haproxy.cfg")], 20, logs),
-        _program("watch", disco + ["watch", "--service", SERVICE, "--output", str(work / "haproxy.cfg"),
-                                   "--master-socket", str(work / "master.sock"),
-                                   "--runtime-socket", str(work / "admin.sock"), "--consul-addr", consul_addr,
-                                   *_values(spec)], 30, logs),
+        _program("watch", disco + ["watch", "--config", str(work / "watch.toml")], 30, logs),
     ]
     for n in range(1, spec.webapps + 1):
         port, instance = spec.first_webapp_port + n - 1, f"{SERVICE}-{n}"
@@ -103,10 +100,20 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
     return "\n".join(parts)
 
 
-def _values(spec: DemoSpec) -> list[str]:
-    values = {"frontend_port": spec.lb_port, "stats_port": spec.stats_port, "bind_address": "127.0.0.1",
-              "admin_socket": str(spec.workdir / "admin.sock")}
-    return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
+def _values(spec: DemoSpec) -> dict[str, str]:
+    return {"frontend_port": str(spec.lb_port), "stats_port": str(spec.stats_port), "bind_address": "127.0.0.1",
+            "admin_socket": str(spec.workdir / "admin.sock")}
+
+
+def watch_toml(spec: DemoSpec) -> str:
+    """``disco watch --config``'s file for the demo (keys are the flags' names)."""
+    work = spec.workdir
+    keys = {"service": [SERVICE], "output": str(work / "haproxy.cfg"), "master-socket": str(work / "master.sock"),
+            "runtime-socket": str(work / "admin.sock"), "consul-addr": f"http://127.0.0.1:{spec.consul_port}"}
+    lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
+    lines += ["", "[set]"] + [f"{key} = {json.dumps(value)}" for key, value in _values(spec).items()]
+    return "\n".join(lines) + "\n"
 
 
 def prepare(spec: DemoSpec) -> Path:
@@ -122,9 +129,9 @@ def prepare(spec: DemoSpec) -> Path:
     (spec.workdir / "logs").mkdir(parents=True, exist_ok=True)
     write_atomic(spec.workdir / "consul.json", json.dumps(consul_dev_config(spec.consul_port, *consul_ports), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
-    values = dict(arg.split("=", 1) for arg in _values(spec)[1::2])
+    write_atomic(spec.workdir / "watch.toml", watch_toml(spec))
     config = WatchConfig(services=(SERVICE,), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
-                         values=values)
+                         values=_values(spec))
     bootstrap(config)
     conf = spec.workdir / "supervisord.conf"
     write_atomic(conf, supervisord_config(spec, consul_bin))
