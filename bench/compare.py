@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.contenders import ALL, Contender  # noqa: E402
 from bench.lib import KINDS, MOVING_ADDRESS, Load, drive_changes, probe, probe_cost, serve, summarize, write_json  # noqa: E402
-from tests.integration.harness import ConsulAgent, free_port, wait_until  # noqa: E402
+from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -54,7 +54,7 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     for n, (_, port) in enumerate(servers, 1):
         consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
                                                   "Port": port})
-    lb = free_port()
+    lb = take_port()
     contender = cls(name, work, consul, lb)
     try:
         contender.start()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness import ConsulAgent
+from testkit import ConsulAgent
 from webapp.app import Server, make_server
 
 QUIET = 0.3      # a removal is done once the instance has not answered for this long

@@ -11,7 +11,7 @@ import pytest
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
 
-from .harness import DISCO, REPO, ConsulAgent, Proc, free_port, wait_until
+from testkit import DISCO, REPO, ConsulAgent, Proc, take_port, wait_until
 
 
 def pytest_collection_modifyitems(items):
@@ -46,8 +46,8 @@ class Stack:
     consul: ConsulAgent
     workdir: Path
     service: str = "web"
-    lb_port: int = field(default_factory=free_port)
-    stats_port: int = field(default_factory=free_port)
+    lb_port: int = field(default_factory=take_port)
+    stats_port: int = field(default_factory=take_port)
     procs: list[Proc] = field(default_factory=list)
     registers: dict[str, Proc] = field(default_factory=dict)
     watch: Proc | None = None
@@ -81,7 +81,7 @@ class Stack:
 
     def add_webapp(self, instance: str) -> Path:
         """Start a webapp and its `disco register`; return its fail file (touch it to make it sick)."""
-        port, fail = free_port(), self.workdir / f"{instance}.fail"
+        port, fail = take_port(), self.workdir / f"{instance}.fail"
         self.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
                     "--id", instance, "--fail-file", str(fail)], f"webapp-{instance}")
         self.registers[instance] = self.spawn(

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .harness import DISCO, ConsulAgent, Proc, free_port, wait_until
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 MASTER = "0b7f5ac4-6ad5-4b43-8b53-5b3b1d5c1a77"
 READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
@@ -26,7 +26,7 @@ def acl_consul(tmp_path):
 
 def watch_args(consul: ConsulAgent, output, *extra: str) -> list[str]:
     return [*DISCO, "watch", "--service", "web", "--output", str(output), "--consul-addr", consul.url,
-            "--set", f"frontend_port={free_port()}", "--set", f"stats_port={free_port()}", *extra]
+            "--set", f"frontend_port={take_port()}", "--set", f"stats_port={take_port()}", *extra]
 
 
 def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_path):

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from .harness import DISCO, ConsulAgent, Proc
+from testkit import DISCO, ConsulAgent, Proc
 
 
 def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(consul: ConsulAgent, tmp_path):

@@ -10,7 +10,7 @@ import sys
 
 import requests
 
-from .harness import DISCO, Proc, free_port, instances_reached, wait_until
+from testkit import DISCO, Proc, instances_reached, take_port, take_ports, wait_until
 
 
 def listening(port: int) -> bool:
@@ -20,8 +20,8 @@ def listening(port: int) -> bool:
 
 
 def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
-    ports = {"lb": free_port(), "stats": free_port(), "consul": free_port()}
-    first_webapp = free_port()
+    ports = {"lb": take_port(), "stats": take_port(), "consul": take_port()}
+    first_webapp = take_ports(3)[0]
     webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2]
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",

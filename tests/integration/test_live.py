@@ -6,8 +6,9 @@ import signal
 
 from discovery.haproxy.runtime import RuntimeAPI
 
+from testkit import instances_reached, wait_until
+
 from .conftest import Stack
-from .harness import instances_reached, wait_until
 
 
 def start(stack: Stack, *names: str) -> None:
