@@ -38,10 +38,10 @@ from pathlib import Path
 __all__ = ["LOCAL", "PUBLISHED", "PortAllocator", "PortsExhausted", "default_range", "take_port", "take_ports"]
 
 LOCAL: tuple[str, ...] = ("127.0.0.1",)
-PUBLISHED: tuple[str, ...] = ("127.0.0.1", "0.0.0.0")  # noqa: S104 - Docker publishes on all addresses
+PUBLISHED: tuple[str, ...] = ("127.0.0.1", "0.0.0.0")
 
 PREFERRED = (20000, 32000)
-LOCK_DIR = Path(os.environ.get("DISCO_TEST_PORTS_DIR", "/tmp/disco-test-ports"))  # noqa: S108 - shared on purpose
+LOCK_DIR = Path(os.environ.get("DISCO_TEST_PORTS_DIR", "/tmp/disco-test-ports"))
 
 
 class PortsExhausted(RuntimeError):

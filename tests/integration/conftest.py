@@ -10,7 +10,6 @@ import pytest
 
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
-
 from testkit import DISCO, REPO, ConsulAgent, Proc, take_port, wait_until
 
 

@@ -161,6 +161,12 @@ def converged_or_known_bug(balancer: Balancer, watch: Proc, expected: set[str]) 
         raise
 
 
+def applying(watch: Proc, rendered_before: int) -> bool:
+    """Has the watcher rendered a new config and not yet said how applying it ended?"""
+    rendered, finished = progress(watch.output())
+    return rendered > max(rendered_before, finished)
+
+
 def check_config(path: Path) -> None:
     text = path.read_text()
     assert text.rstrip().endswith("rise 1") or "server " not in text, "the config on disk is cut short"
@@ -188,9 +194,9 @@ def test_sigkill_during_applies_leaves_a_valid_config_and_the_next_watcher_conve
             watch = balancer.watcher(n)
             try:
                 # The new watcher cleaned up after the killed one, and converges to Consul's state.
-                wait_until(lambda: "watching" in watch.output(), 30, what="the watcher started")
+                wait_until(lambda w=watch: "watching" in w.output(), 30, what="the watcher started")
                 assert not leftovers & balancer.temp_files(), "temporary files of the killed watcher left"
-                wait_until(lambda: balancer.in_file() == expected, 20, what=f"the file to list {sorted(expected)}")
+                wait_until(lambda e=expected: balancer.in_file() == e, 20, what=f"the file to list {sorted(expected)}")
                 converged_or_known_bug(balancer, watch, expected)
                 check_config(balancer.output)
                 if n == ROUNDS:
@@ -198,8 +204,7 @@ def test_sigkill_during_applies_leaves_a_valid_config_and_the_next_watcher_conve
                 # Changes again; kill it a few milliseconds after it starts to apply one.
                 churn.go.set()
                 rendered = progress(watch.output())[0]
-                wait_until(lambda: (lambda p: p[0] > max(rendered, p[1]))(progress(watch.output())), 30,
-                           interval=0.001, what="an apply in progress")
+                wait_until(lambda w=watch, r=rendered: applying(w, r), 30, interval=0.001, what="an apply in progress")
                 time.sleep(rng.uniform(0, KILL_WITHIN[live]))  # the kill's moment inside the apply, not a wait
                 watch.signal(signal.SIGKILL)
             finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 
 from discovery.haproxy.runtime import RuntimeAPI
-
 from testkit import instances_reached, wait_until
 
 from .conftest import Stack

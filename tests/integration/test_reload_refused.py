@@ -76,7 +76,8 @@ def test_master_socket_reports_a_reload_the_real_master_refuses(tmp_path: Path, 
 def test_watcher_rolls_back_when_haproxy_refuses_the_reload(stack: Stack, held_port: int, tmp_path: Path):
     template = tmp_path / "haproxy.cfg.j2"
     shutil.copy(REPO / "discovery/templates/haproxy.cfg.j2", template)
-    stack.watch_args = (lambda orig: lambda *extra: orig("--template", str(template), *extra))(stack.watch_args)
+    plain = stack.watch_args
+    stack.watch_args = lambda *extra: plain("--template", str(template), *extra)  # type: ignore[method-assign]
     stack.add_webapp("web-1")
     wait_until(lambda: stack.consul.passing("web") == ["web-1"], 20, what="web-1 passing")
     stack.start_balancer()

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 import testkit
-from testkit.ports import PUBLISHED, PortAllocator, PortsExhausted, allocator, bindable, default_range
+from testkit.ports import (
+    PUBLISHED,
+    PortAllocator,
+    PortsExhausted,
+    allocator,
+    bindable,
+    default_range,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +92,7 @@ def test_two_allocators_in_one_process_never_share(tmp_path):
 
 
 @pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
-@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0"])  # noqa: S104
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0"])
 def test_a_port_in_use_is_skipped(tmp_path, kind, address):
     block = allocator().take_block(3)  # reserved: only the socket below binds the middle one
     with socket.socket(socket.AF_INET, kind) as busy:
