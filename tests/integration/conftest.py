@@ -104,10 +104,18 @@ class Stack:
         self.watch = self.spawn(self.watch_args("--master-socket", str(self.master_socket)), "watch")
 
     def reloads(self) -> int:
-        """HAProxy's reload counter, from the master CLI."""
+        """HAProxy's reload counter, from the master CLI (which may refuse connections for a
+        moment while the master re-executes itself on a reload)."""
+        from discovery.errors import HAProxyUnavailable, ReloadError
         from discovery.haproxy.master import MasterSocket
 
-        return MasterSocket(self.master_socket).state().reloads
+        def read() -> tuple[int] | None:  # a tuple: truthy for wait_until even when the count is 0
+            try:
+                return (MasterSocket(self.master_socket).state().reloads,)
+            except (HAProxyUnavailable, ReloadError):
+                return None
+
+        return int(wait_until(read, 10, what="HAProxy's master CLI")[0])
 
     def servers_in_config(self) -> set[str]:
         return {line.split()[1] for line in self.output.read_text().splitlines() if line.strip().startswith("server ")}

@@ -175,7 +175,7 @@ def check_config(path: Path) -> None:
 
 
 @pytest.mark.parametrize("live", [False, True], ids=["reload", "live"])
-def test_sigkill_during_applies_leaves_a_valid_config_and_the_next_watcher_converges(consul, tmp_path, live):
+def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(consul, tmp_path, live):
     rng = random.Random(20240611 + live)
     ports = take_ports(INSTANCES + 2)  # nothing listens on them: HAProxy only marks the servers down
     for n in (0, 1):  # two that stay, so no change empties the service (the sanity gate would hold it)
