@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from bench.contenders import ALL, Contender  # noqa: E402
 from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, drive_changes, phase, probe, probe_cost,  # noqa: E402
                        require_tools, serve, summarize, write_json)
-from tests.integration.harness import ConsulAgent, free_port, wait_until  # noqa: E402
+from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -55,7 +55,7 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     for n, (_, port) in enumerate(servers, 1):
         consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
                                                   "Port": port})
-    lb = free_port()
+    lb = take_port()
     contender, load = cls(name, work, consul, lb), Load(lb)
     try:
         contender.start()

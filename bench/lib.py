@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
-from tests.integration.harness import ConsulAgent
+from testkit import ConsulAgent
 from webapp.app import Server, make_server
 
 # What installs each external tool (scripts/install-deps.sh, scripts/install-bench-deps.sh; both run by make bench).

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 
 from .conftest import Stack
-from .harness import REPO, free_port, instances_reached, wait_until
+from testkit import REPO, instances_reached, take_port, wait_until
 
 
 def webapp(stack: Stack, answer_as: str) -> int:
-    port = free_port()
+    port = take_port()
     stack.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
                  "--id", answer_as], f"webapp-{answer_as}")
     wait_until(lambda: answer_as in instances_reached(f"http://127.0.0.1:{port}/", 1), 10, what=f"{answer_as} up")
