@@ -144,21 +144,10 @@ def progress(log: str) -> tuple[int, int]:
     return len(RENDERED.findall(log)), len(FINISHED.findall(log))
 
 
-# Found by this test: killed after the file is swapped in but before HAProxy is told (the
-# runtime API calls, or the reload), the next watcher finds the file already saying what it
-# renders, reports "unchanged", and HAProxy keeps running the older servers.
-FILE_AHEAD = ("known bug: a watcher killed between swapping the file and telling HAProxy leaves the file "
-              "ahead of HAProxy, and the next watcher trusts the file ('unchanged'); see "
-              "test_a_file_swapped_in_but_not_applied_is_applied_by_the_next_watcher")
-
-
-def converged_or_known_bug(balancer: Balancer, watch: Proc, expected: set[str]) -> None:
-    try:
-        wait_until(lambda: balancer.serving() == expected, 20, what=f"HAProxy to serve {sorted(expected)}")
-    except AssertionError:
-        if balancer.in_file() == expected and ": unchanged" in watch.output():
-            pytest.xfail(FILE_AHEAD)
-        raise
+def converged(balancer: Balancer, expected: set[str]) -> None:
+    # Found by this test, and fixed: a watcher killed after the file is swapped in but before HAProxy is
+    # told left the next watcher trusting the file ("unchanged") while HAProxy ran the older servers.
+    wait_until(lambda: balancer.serving() == expected, 20, what=f"HAProxy to serve {sorted(expected)}")
 
 
 def applying(watch: Proc, rendered_before: int) -> bool:
@@ -197,7 +186,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(cons
                 wait_until(lambda w=watch: "watching" in w.output(), 30, what="the watcher started")
                 assert not leftovers & balancer.temp_files(), "temporary files of the killed watcher left"
                 wait_until(lambda e=expected: balancer.in_file() == e, 20, what=f"the file to list {sorted(expected)}")
-                converged_or_known_bug(balancer, watch, expected)
+                converged(balancer, expected)
                 check_config(balancer.output)
                 if n == ROUNDS:
                     break
@@ -226,7 +215,6 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(cons
         assert left_temp >= 1, "no kill landed while a candidate was being written or validated"
 
 
-@pytest.mark.xfail(strict=True, reason=FILE_AHEAD)
 @pytest.mark.parametrize("live", [False, True], ids=["reload", "live"])
 def test_a_file_swapped_in_but_not_applied_is_applied_by_the_next_watcher(consul, tmp_path, live):
     """The state a kill between the swap and the reload (or the runtime API calls) leaves, made

@@ -16,6 +16,11 @@ def start(stack: Stack, *names: str) -> None:
     wait_until(lambda: len(stack.consul.passing("web")) == len(names), 20, what="instances passing")
     stack.start_balancer(live=True)
     wait_until(lambda: set(instances_reached(stack.lb, 3 * len(names))) == set(names), 20, what="all reached")
+    # The watcher has started and made its first pass (at start it reads HAProxy back and would
+    # already repair a drift made before then).
+    assert stack.watch is not None
+    wait_until(lambda: f"applied 1 backends, {len(names)} servers" in stack.watch.output(), 20,
+               what="the watcher's first pass")
 
 
 def test_added_and_removed_instances_are_applied_without_a_reload(stack: Stack):
