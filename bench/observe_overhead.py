@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
-from tests.integration.harness import DISCO, ConsulAgent, Proc, free_port, wait_until  # noqa: E402
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
 
 
 class Balancer:
@@ -36,8 +36,8 @@ class Balancer:
         self.output, master = workdir / "haproxy.cfg", workdir / "master.sock"
         self.admin = workdir / "admin.sock"
         args = [*DISCO, "watch", "--service", service, "--output", str(self.output), "--consul-addr", consul.url,
-                "--runtime-socket", str(self.admin), "--set", f"frontend_port={free_port()}",
-                "--set", f"stats_port={free_port()}", "--set", "bind_address=127.0.0.1"]
+                "--runtime-socket", str(self.admin), "--set", f"frontend_port={take_port()}",
+                "--set", f"stats_port={take_port()}", "--set", "bind_address=127.0.0.1"]
         once = Proc([*args, "--bootstrap", "--once"], workdir / "once.log")
         assert once.popen.wait(60) == 0, once.output()
         self.procs.append(Proc(["haproxy", "-W", "-S", f"{master},mode,600", "-f", str(self.output)],
@@ -99,7 +99,7 @@ def main() -> int:
         work = Path(tmp)
         consul = ConsulAgent(work)
         consul.start()
-        listen = f"127.0.0.1:{free_port()}"
+        listen = f"127.0.0.1:{take_port()}"
         plain = Balancer(work / "plain", consul, "plain", None)
         observed = Balancer(work / "listen", consul, "observed", listen)
         stop = threading.Event()

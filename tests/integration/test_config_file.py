@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .harness import DISCO, REPO, ConsulAgent, wait_until
+from testkit import DISCO, REPO, ConsulAgent, wait_until
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

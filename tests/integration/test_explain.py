@@ -8,7 +8,7 @@ import json
 import subprocess
 
 from .conftest import Stack
-from .harness import DISCO, REPO, free_port, wait_until
+from testkit import DISCO, REPO, take_port, wait_until
 
 
 def register(stack: Stack, sid: str, port: int, address: str = "127.0.0.1", tags: tuple[str, ...] = ("blue",)) -> None:
@@ -33,7 +33,7 @@ def test_explain_names_each_cause(stack: Stack):
     register(stack, "web-5", 9005, address="web5.example")
     wait_until(lambda: stack.consul.passing("web") == ["web-1", "web-4", "web-5"], 10, what="the catalog")
 
-    listen = f"127.0.0.1:{free_port()}"
+    listen = f"127.0.0.1:{take_port()}"
     stack.watch_args = (lambda orig: lambda *extra: orig("--tag", "blue", "--listen", listen, *extra))(stack.watch_args)
     stack.start_balancer(live=True)
     wait_until(lambda: stack.servers_in_config() == {"web-1"}, 10, what="web-1 alone in the config")

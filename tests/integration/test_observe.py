@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from .conftest import Stack
-from .harness import free_port, wait_until
+from testkit import take_port, wait_until
 
 
 def register(stack: Stack, sid: str, port: int) -> None:
@@ -21,7 +21,7 @@ def register(stack: Stack, sid: str, port: int) -> None:
 
 def listen(stack: Stack) -> str:
     """Make the stack's watcher serve on a free port; return its base URL."""
-    port = free_port()
+    port = take_port()
     stack.watch_args = (lambda orig: lambda *extra: orig("--listen", f"127.0.0.1:{port}", *extra))(stack.watch_args)
     return f"http://127.0.0.1:{port}"
 
@@ -46,7 +46,7 @@ def test_prometheus_scrapes_the_applies_counter_and_sees_it_grow(stack: Stack, t
         assert name in text, name
     assert "web-1" not in text  # no instance IDs as labels
 
-    prom_port = free_port()
+    prom_port = take_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
                       f"  - job_name: disco\n    static_configs:\n      - targets: ['{base.removeprefix('http://')}']\n")

@@ -9,7 +9,7 @@ import subprocess
 from discovery.haproxy.runtime import RuntimeAPI
 
 from .conftest import Stack
-from .harness import DISCO, REPO, wait_until
+from testkit import DISCO, REPO, wait_until
 
 
 def register(stack: Stack, sid: str, port: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 import requests
 from prometheus_client import generate_latest
 
-from discovery.consul.agent import free_port
+from testkit import take_port
 from discovery.errors import ConfigError, ValidationError
 from discovery.haproxy.plan import Add, ServerLine
 from discovery.observe.health import Health, Server
@@ -96,7 +96,7 @@ def test_health_ready_after_the_first_apply_and_not_while_stopping():
 def test_server_answers_and_a_taken_address_is_a_config_error():
     h = Health(clock=lambda: 1.0)
     h(Heartbeat(1.0))
-    server = Server(("127.0.0.1", free_port()), h, Metrics(("web",), "0").registry)
+    server = Server(("127.0.0.1", take_port()), h, Metrics(("web",), "0").registry)
     stop = threading.Event()
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
     thread.start()
