@@ -111,5 +111,6 @@ def test_server_answers_and_a_taken_address_is_a_config_error():
         stop.set()
         thread.join(2)
     assert not thread.is_alive()
-    with socket.socket() as probe:  # closed on the way out
+    with socket.socket() as probe:  # closed on the way out (TIME_WAIT of the requests aside)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", int(server.address.rsplit(":", 1)[1])))
