@@ -4,7 +4,8 @@
 One Consul dev agent; two HAProxies, each with its own watcher on the live path (runtime
 API): one plain, one with ``--listen`` (and a scraper reading /metrics every second, as
 Prometheus would).  Changes alternate between the two (add an instance, remove it, ...),
-one at a time, 300 ms apart, so both see the same machine.  Convergence is the time from
+one at a time, 300 ms apart, so both see the same machine (one instance of each service stays
+registered throughout, so a removal never empties a backend, which the sanity gate would hold).  Convergence is the time from
 the Consul API call returning to HAProxy's runtime API showing the change (the new server
 ready, the removed one draining), polled every 0.5 ms on the admin socket.
 
@@ -100,6 +101,9 @@ def main() -> int:
         consul = ConsulAgent(work)
         consul.start()
         listen = f"127.0.0.1:{take_port()}"
+        for service in ("plain", "observed"):  # one instance stays, so a removal never empties a backend
+            consul.put("/v1/agent/service/register", {"Name": service, "ID": f"{service}-base",
+                                                      "Address": "127.0.0.1", "Port": 19999})
         plain = Balancer(work / "plain", consul, "plain", None)
         observed = Balancer(work / "listen", consul, "observed", listen)
         stop = threading.Event()
