@@ -41,6 +41,7 @@ from ..state.model import DesiredState, Service
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
+from .bootstrap import bootstrap
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .quiescence import Quiescence
@@ -311,23 +312,6 @@ class Watcher:
             return
         self._retry_at = self.clock() + self._retry_delay
         self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
-
-
-def bootstrap(config: WatchConfig, env: Mapping[str, str] | None = None) -> bool:
-    """Write a validated config with every service and no instances, if there is no config yet.
-
-    For process supervisors that start HAProxy beside the watcher: HAProxy needs a
-    file before Consul has answered.  Needs no Consul.  Returns whether a file was written.
-    """
-    live = LiveConfig(config.output)
-    if live.read() is not None:
-        return False
-    empty = DesiredState(tuple(Service(name) for name in config.services))
-    text = Renderer(config.template).render(empty, config.values, dict(os.environ if env is None else env))
-    live.install(text, config.validator)
-    live.keep_as_last_good(text)
-    log.info("bootstrap config written to %s (%s)", config.output, empty.summary())
-    return True
 
 
 def _mtime(path: Path) -> float | None:

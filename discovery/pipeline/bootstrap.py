@@ -1,0 +1,34 @@
+"""The first config, before Consul has answered: every service, no instances (``watch --bootstrap``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..haproxy.files import LiveConfig
+from ..haproxy.render import Renderer
+from ..state.model import DesiredState, Service
+
+if TYPE_CHECKING:
+    from .watcher import WatchConfig
+
+log = logging.getLogger("discovery.pipeline.watcher")
+
+
+def bootstrap(config: WatchConfig, env: Mapping[str, str] | None = None) -> bool:
+    """Write a validated config with every service and no instances, if there is no config yet.
+
+    For process supervisors that start HAProxy beside the watcher: HAProxy needs a
+    file before Consul has answered.  Needs no Consul.  Returns whether a file was written.
+    """
+    live = LiveConfig(config.output)
+    if live.read() is not None:
+        return False
+    empty = DesiredState(tuple(Service(name) for name in config.services))
+    text = Renderer(config.template).render(empty, config.values, dict(os.environ if env is None else env))
+    live.install(text, config.validator)
+    live.keep_as_last_good(text)
+    log.info("bootstrap config written to %s (%s)", config.output, empty.summary())
+    return True
