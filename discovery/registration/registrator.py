@@ -323,8 +323,8 @@ class Registrator:
                 self._register(w, c)
 
 
-def _state(attempt: int) -> tenacity.RetryState:
-    """A RetryState carrying only an attempt number, for tenacity's wait strategies."""
-    state = tenacity.RetryState(tenacity.Retrying(), None, (), {})
+def _state(attempt: int) -> tenacity.RetryCallState:
+    """A RetryCallState carrying only an attempt number, for tenacity's wait strategies."""
+    state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
     state.attempt_number = attempt
     return state
