@@ -77,6 +77,11 @@ def _signal(text: str) -> signal.Signals | None:
         return None
 
 
+def _check_ids(wanted: Wanted) -> list[str]:
+    ids = [] if wanted.registration.check.kind == "none" else [wanted.registration.check_id]
+    return ids + [docker_check_id(wanted.id)] if wanted.docker_health else ids
+
+
 def _differs(entry: Mapping[str, Any], wanted: Wanted) -> bool:
     reg = wanted.registration
     return (entry.get("Service"), entry.get("Address"), entry.get("Port"), sorted(entry.get("Tags") or []),
@@ -162,6 +167,9 @@ class Registrator:
                 events = retrying(self._events.events)
             except DockerUnavailable:
                 return  # stopped while retrying
+            if self._stop.is_set():  # stop() closed the previous stream while this one opened
+                self._events.close()
+                return
             log.info("following the Docker engine's events")
             self._queue.put(_CONNECTED)
             try:
@@ -221,7 +229,9 @@ class Registrator:
         agent = self.client.agent_services()
         checks = self.client.agent_checks()
         for sid, (w, c) in desired.items():
-            if sid not in agent or self.registered.get(sid) != w or _differs(agent[sid], w):
+            # What the agent already holds is adopted as is (after a restart too): registering it
+            # again would reset its checks to critical until they run.
+            if sid not in agent or _differs(agent[sid], w) or not all(k in checks for k in _check_ids(w)):
                 self._register(w, c)
             elif w.docker_health:
                 self._health(w, c.health)  # the TTL check's heartbeat, with Docker's verdict

@@ -8,6 +8,7 @@ the test itself.  Figures measured here are appended to artifacts/registrator-ti
 
 from __future__ import annotations
 
+import datetime
 import socket
 import subprocess
 import threading
@@ -108,6 +109,12 @@ def web(service: str, **extra: str) -> dict[str, str]:
     return {"disco.service": service, "disco.port": "8080", "disco.check": "/health", **extra}
 
 
+def started_at(text: str) -> float:
+    """Docker's RFC 3339 time with nanoseconds, as a Unix timestamp."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp() + float(f"0.{fraction or 0}")
+
+
 def timed(predicate: Callable[[], Any], timeout: float, what: str) -> float:
     t = time.monotonic()
     wait_until(predicate, timeout, interval=0.01, what=what)
@@ -117,10 +124,15 @@ def timed(predicate: Callable[[], Any], timeout: float, what: str) -> float:
 def test_labelled_container_is_registered_and_passing(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
     wait_until(lambda: "following the Docker engine" in reg.output(), 15, what="registrator started")
-    t = time.monotonic()
     c = run.start(web("web", **{"disco.tags": "blue,v2", "disco.meta.version": "2", "disco.weight": "5"}))
+    wait_until(lambda: run.agent(), 15, interval=0.01, what="web registered")
+    registered = time.time()
     wait_until(lambda: run.consul.passing("web"), 15, interval=0.01, what="web passing")
-    record("container start -> passing (http check, --host-ip)", time.monotonic() - t)
+    passing = time.time()
+    c.reload()
+    started = started_at(c.attrs["State"]["StartedAt"])
+    record("container started -> registered", registered - started)
+    record("container started -> passing (http check, interval 1s)", passing - started)
     sid = f"disco-reg:{socket.gethostname()}:{c.id[:12]}:8080"
     entry = run.agent()[sid]
     assert (entry["Address"], entry["Port"]) == ("127.0.0.1", run.host_port(c))
@@ -354,3 +366,19 @@ def test_sigterm_leaves_registrations_or_removes_them(run: Run) -> None:
     wait_until(lambda: "following the Docker engine" in reg.output(), 15, what="second registrator started")
     assert reg.stop() == 0
     assert not run.agent()
+
+
+def test_consul_agent_away_and_back(run: Run) -> None:
+    reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "30s")
+    old = run.start(web("web"))
+    wait_until(lambda: run.consul.passing("web"), 20, what="web passing")
+    run.consul.stop()
+    new = run.start(web("web"))         # its registration fails: retried with backoff, forever
+    old.remove(force=True)
+    wait_until(lambda: "reconciling in" in reg.output(), 15, what="a failed write scheduled a reconcile")
+    t0 = time.monotonic()
+    run.consul.start()                  # a dev agent comes back empty
+    wait_until(lambda: [sid.split(":")[2] for sid in run.agent()] == [new.id[:12]], 20, what="reconciled")
+    record("Consul agent answering again -> reconciled (backoff at most 10s)", time.monotonic() - t0)
+    wait_until(lambda: run.consul.passing("web"), 10, what="the new container passing")
+    assert reg.alive()
