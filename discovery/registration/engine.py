@@ -85,8 +85,8 @@ class Engine:
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # noqa: BLE001 - closing a broken stream may fail in many ways
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing a broken stream may fail in many ways
+                log.debug("closing the event stream: %s", exc)
 
 
 def _brief(exc: BaseException) -> str:

@@ -31,6 +31,8 @@ from ..state import checks as names
 from .register import Registration, build_registration
 
 PREFIX = "disco-reg"
+#: Not a refusal: compose starts some containers before it connects their network (a connect event follows).
+NO_NETWORK = "has no IP on any network yet: registered once it joins one"
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -167,7 +169,9 @@ def address(container: Container, port: int, placement: Placement) -> tuple[str,
     reachable = {n: ip for n, ip in container.networks.items() if ip}
     if len(reachable) == 1:
         return next(iter(reachable.values())), port
-    return f"on {len(reachable)} networks with an IP ({', '.join(reachable) or 'none'}): give --network or --host-ip"
+    if not reachable:
+        return NO_NETWORK
+    return f"on {len(reachable)} networks ({', '.join(reachable)}): give --network or --host-ip"
 
 
 def _build(container: Container, placement: Placement, service: str, port: int, *, tags: Sequence[str],

@@ -28,7 +28,6 @@ import logging
 import math
 import queue
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,9 +38,9 @@ import tenacity
 from ..consul.client import ConsulClient
 from ..errors import CatalogError, DockerUnavailable
 from ..pipeline.lifecycle import Workers
-from ..settings import format_duration
 from .engine import Engine
-from .labels import Container, Placement, Wanted, plan
+from .labels import NO_NETWORK, Container, Placement, Wanted, plan
+from .payload import HEALTH, check_ids, differs, docker_check_id, event_lag, payload, stops
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +48,6 @@ log = logging.getLogger(__name__)
 DRAIN_HOLD = 120.0
 _CONNECTED = "connected"
 _WAKE = "wake"
-_STOPPING = {signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT}
-_HEALTH = {"healthy": "passing", "unhealthy": "critical", "starting": "critical"}
-
-
-def docker_check_id(service_id: str) -> str:
-    return f"service:{service_id}:docker"
-
-
-def payload(wanted: Wanted, container: Container, ttl: float) -> dict[str, Any]:
-    """The registration body; with a Docker HEALTHCHECK, a TTL check holding Docker's verdict too."""
-    body = wanted.registration.payload()
-    if wanted.docker_health:
-        checks = [body.pop("Check")] if "Check" in body else []
-        checks.append({"CheckID": docker_check_id(wanted.id), "Name": "Docker HEALTHCHECK",
-                       "TTL": format_duration(ttl), "Status": _HEALTH.get(container.health, "critical"),
-                       "Notes": "Docker's health verdict, relayed by disco registrator"})
-        body["Checks"] = checks
-    return body
-
-
-def _signal(text: str) -> signal.Signals | None:
-    text = text.strip().upper()
-    try:
-        return signal.Signals(int(text)) if text.isdigit() else signal.Signals[text if text.startswith("SIG") else "SIG" + text]
-    except (KeyError, ValueError):
-        return None
-
-
-def _check_ids(wanted: Wanted) -> list[str]:
-    ids = [] if wanted.registration.check.kind == "none" else [wanted.registration.check_id]
-    return ids + [docker_check_id(wanted.id)] if wanted.docker_health else ids
-
-
-def _differs(entry: Mapping[str, Any], wanted: Wanted) -> bool:
-    reg = wanted.registration
-    return (entry.get("Service"), entry.get("Address"), entry.get("Port"), sorted(entry.get("Tags") or []),
-            dict(entry.get("Meta") or {})) != (reg.service, reg.address, reg.port, sorted(reg.tags), dict(reg.meta))
 
 
 class Registrator:
@@ -231,7 +193,7 @@ class Registrator:
         for sid, (w, c) in desired.items():
             # What the agent already holds is adopted as is (after a restart too): registering it
             # again would reset its checks to critical until they run.
-            if sid not in agent or _differs(agent[sid], w) or not all(k in checks for k in _check_ids(w)):
+            if sid not in agent or differs(agent[sid], w) or not all(k in checks for k in check_ids(w)):
                 self._register(w, c)
             elif w.docker_health:
                 self._health(w, c.health)  # the TTL check's heartbeat, with Docker's verdict
@@ -242,13 +204,14 @@ class Registrator:
                 self.client.deregister_service(sid)
                 log.info("deregistered %s: its container is gone or stopping (reconcile)", sid)
         self.registered = {sid: w for sid, (w, _c) in desired.items()}
+        log.debug("reconciled: %d registrations for %d running containers", len(desired), len(containers))
 
     def _plan(self, c: Container) -> tuple[Wanted, ...]:
         outcome = plan(c, self.placement)
         for reason in outcome.skipped:
             if (c.id, reason) not in self._reported:
                 self._reported.add((c.id, reason))
-                log.warning("%s", reason)
+                log.log(logging.INFO if NO_NETWORK in reason else logging.WARNING, "%s", reason)
         return outcome.wanted
 
     def _register(self, w: Wanted, c: Container) -> None:
@@ -261,7 +224,7 @@ class Registrator:
             self.client.maintenance(w.id, True, "container paused")
 
     def _health(self, w: Wanted, health: str) -> None:
-        self.client.ttl_update(docker_check_id(w.id), _HEALTH.get(health, "critical"), f"Docker: {health or '?'}")
+        self.client.ttl_update(docker_check_id(w.id), HEALTH.get(health, "critical"), f"Docker: {health or '?'}")
 
     # -- events ---------------------------------------------------------------------------------------------
 
@@ -280,9 +243,7 @@ class Registrator:
 
     def _stopping(self, cid: str, sig: str) -> bool:
         known = self.containers.get(cid)
-        stop_signal = _signal(known.stop_signal) if known and known.stop_signal else None
-        got = _signal(sig)
-        return got is None or got in _STOPPING or got == stop_signal
+        return stops(sig, known.stop_signal if known else "")
 
     def _of(self, cid: str) -> list[Wanted]:
         return [w for w in self.registered.values() if w.container == cid]
@@ -299,18 +260,20 @@ class Registrator:
                 for w in self._of(cid):
                     self.client.deregister_service(w.id)
                     del self.registered[w.id]
-                    log.info("deregistered %s: %s%s", w.id, why, ", draining" if cid in self.draining else "")
+                    log.info("deregistered %s: %s%s (%s)", w.id, why, ", draining" if cid in self.draining else "",
+                             event_lag(event))
                 if action == "destroy":
                     self.containers.pop(cid, None)
             elif action in ("pause", "unpause"):
                 for w in self._of(cid):
                     self.client.maintenance(w.id, action == "pause", "container paused")
-                    log.info("%s: container %sd, %s", w.id, action, "critical" if action == "pause" else "passing")
+                    log.info("%s: container %sd, %s (%s)", w.id, action, "critical" if action == "pause" else "passing",
+                             event_lag(event))
             elif action == "health_status":
                 for w in self._of(cid):
                     if w.docker_health:
                         self._health(w, detail)
-                        log.info("%s: Docker health %s", w.id, detail)
+                        log.info("%s: Docker health %s (%s)", w.id, detail, event_lag(event))
         except (CatalogError, DockerUnavailable) as exc:
             self._failed(f"{action} of {cid[:12]}", exc)
 

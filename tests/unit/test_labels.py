@@ -58,6 +58,7 @@ def test_network_and_default_addresses():
     assert one(box(labels), Placement(host="h")).address == "172.18.0.5"
     two = box(labels, networks={"front": "172.18.0.5", "back": "172.19.0.5"})
     assert "give --network" in refused(two, Placement(host="h"))
+    assert "no IP on any network yet" in refused(box(labels, networks={"none": ""}), Placement(host="h"))
     assert "not published on 127.0.0.1" in refused(box(labels, published={}))
     elsewhere = box(labels, published={8080: (("10.0.0.1", 80),)})
     assert "not published on 127.0.0.1" in refused(elsewhere)

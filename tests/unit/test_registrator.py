@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from discovery.errors import CatalogUnavailable
 from discovery.registration.labels import Container, Placement
@@ -55,7 +55,7 @@ class FakeAgent:
 
 
 class FakeEngine:
-    containers: dict[str, Container] = {}
+    containers: ClassVar[dict[str, Container]] = {}
 
     def running(self) -> list[Container]:
         return list(self.containers.values())
