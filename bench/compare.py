@@ -9,6 +9,10 @@ re-renders and reloads), on a fresh Consul dev agent and HAProxy 2.6:
    deregister, in turn, at most one every 250 ms) on an idle balancer; the time from the Consul API call
    to the first request answered by an added instance, or the last request
    answered by a removed one.
+The floor (bench/floor.py) is measured first, in the same run: a raw blocking-query
+client seeing the same changes, plus one probe's cost; every contender is also
+shown as a multiple of it.
+
 2. Failed requests under churn: wrk sends a steady load through HAProxy (fresh
    connection per request) while N more changes happen; socket errors and
    non-2xx answers are counted.
@@ -32,7 +36,8 @@ sys.path.insert(0, str(REPO))
 from bench.contenders import ALL, Contender  # noqa: E402
 from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, drive_changes, phase, probe, probe_cost,  # noqa: E402
                        require_tools, serve, summarize, write_json)
-from tests.integration.harness import ConsulAgent, free_port, wait_until  # noqa: E402
+from bench.floor import BlockingQueryClient  # noqa: E402
+from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -55,7 +60,7 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     for n, (_, port) in enumerate(servers, 1):
         consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
                                                   "Port": port})
-    lb = free_port()
+    lb = take_port()
     contender, load = cls(name, work, consul, lb), Load(lb)
     try:
         contender.start()
@@ -86,15 +91,47 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
             "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat))}
 
 
-def table(results: dict[str, dict]) -> str:
+def run_floor(changes: int) -> dict[str, object]:
+    """The floor row: a raw blocking-query client seeing the same changes, plus one probe's cost."""
+    work = Path(tempfile.mkdtemp(prefix="disco-floor-"))
+    consul = ConsulAgent(work)
+    consul.start()
+    base, base_port = serve("base-1", "127.0.0.1")
+    spare, spare_port = serve("moving", MOVING_ADDRESS)
+    consul.put("/v1/agent/service/register", {"Name": "web", "ID": "base-1", "Address": "127.0.0.1",
+                                              "Port": base_port})
+    client = BlockingQueryClient(consul)
+    try:
+        client.start()
+        cost = probe_cost(base_port)
+        with phase("floor: changes seen by a raw blocking query", 4 * cycles(changes)) as report:
+            seen = drive_changes(consul, 0, spare_port, changes, report, observe=client.seen_after)
+    finally:
+        client.stop()
+        consul.stop()
+        base.shutdown()
+        spare.shutdown()
+    flat = [v + cost for values in seen.values() for v in values]
+    return {"convergence_ms": summarize(flat), "probe_ms": cost * 1000,
+            "blocking_query_ms": summarize([v for values in seen.values() for v in values])}
+
+
+def table(results: dict[str, dict], floor: dict | None) -> str:
     ref = results.get("disco (live)")
-    lines = ["| contender | p50 ms | p95 ms | p99 ms | max ms | p99 vs disco (live) | failed / requests under churn "
-             "| req/s | p99 ms under load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| contender | p50 ms | p95 ms | p99 ms | max ms | p50 / p99 vs floor | p99 vs disco (live) "
+             "| failed / requests under churn | req/s | p99 ms under load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if floor is not None:
+        f = floor["convergence_ms"]
+        lines.append(f"| *floor: raw blocking query + one probe* | {f['p50']:.1f} | {f['p95']:.1f} | {f['p99']:.1f} | "
+                     f"{f['max']:.1f} | 1.0x / 1.0x | - | - | - | - |")
     for name, r in results.items():
         c, load = r["convergence_ms"], r["load"]
         ratio = f"{c['p99'] / ref['convergence_ms']['p99']:.1f}x" if ref else "-"
-        lines.append(f"| {name} | {c['p50']:.0f} | {c['p95']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | {ratio} | "
-                     f"{r['failed_requests']:.0f} / {load['requests']:.0f} | {load['rps']:.0f} | "
+        vs_floor = (f"{c['p50'] / floor['convergence_ms']['p50']:.1f}x / {c['p99'] / floor['convergence_ms']['p99']:.1f}x"
+                    if floor else "-")
+        lines.append(f"| {name} | {c['p50']:.0f} | {c['p95']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | {vs_floor} | "
+                     f"{ratio} | {r['failed_requests']:.0f} / {load['requests']:.0f} | {load['rps']:.0f} | "
                      f"{r['convergence_under_load_ms']['p99']:.0f} |")
     return "\n".join(lines)
 
@@ -107,6 +144,7 @@ def main() -> int:
     args = parser.parse_args()
     require_tools("haproxy", "consul", "wrk")
     results, failed = {}, {}
+    floor = run_floor(args.changes)
     for name, cls in ALL.items():
         if not args.only or name in args.only:
             try:
@@ -116,13 +154,13 @@ def main() -> int:
                 failed[name] = str(exc)
     if not results:
         return 1
-    print(table(results))
+    print(table(results, floor))
     for name, why in failed.items():
         print(f"\n{name}: no figures, it failed: {why}")
     first = next(iter(results.values()))
     print(f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
           f"(fresh connection); load: wrk, 8 connections, Connection: close.")
-    write_json(args.json, {**results, **{name: {"failed": why} for name, why in failed.items()}})
+    write_json(args.json, {"floor": floor, **results, **{name: {"failed": why} for name, why in failed.items()}})
     return 1 if failed else 0
 
 

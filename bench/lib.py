@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
-from tests.integration.harness import ConsulAgent
+from testkit import ConsulAgent
 from webapp.app import Server, make_server
 
 # What installs each external tool (scripts/install-deps.sh, scripts/install-bench-deps.sh; both run by make bench).
@@ -142,10 +142,13 @@ def cycles(changes: int) -> int:
 
 
 def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
-                  progress: Callable[[int], None] = lambda n: None) -> dict[str, list[float]]:
+                  progress: Callable[[int], None] = lambda n: None,
+                  observe: Callable[[float], float] | None = None) -> dict[str, list[float]]:
     """Cycle the four kinds of change on one instance ("moving"); return seconds per change, by kind.
 
-    ``progress`` gets the count of changes done, up to ``4 * cycles(changes)``."""
+    ``progress`` gets the count of changes done, up to ``4 * cycles(changes)``.  ``observe``, when
+    given, replaces the probes through the load balancer: it gets the time of the API call and
+    returns the seconds until the change was seen (the floor uses it)."""
     results: dict[str, list[float]] = {k: [] for k in KINDS}
     for cycle in range(cycles(changes)):
         sid = f"moving-{cycle}"
@@ -161,7 +164,7 @@ def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
         for kind, act, wait in steps:
             t0 = time.perf_counter()
             act()
-            results[kind].append(wait(lb, "moving", t0))
+            results[kind].append(observe(t0) if observe else wait(lb, "moving", t0))
             rest = PACE - (time.perf_counter() - t0)
             if rest > 0:
                 time.sleep(rest)

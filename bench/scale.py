@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
 from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
-from tests.integration.harness import DISCO, ConsulAgent, Proc, free_port, wait_until  # noqa: E402
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
 
@@ -106,7 +106,7 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
         registered_in = time.perf_counter() - t
         cfg, master, admin = work / "haproxy.cfg", work / "master.sock", work / "admin.sock"
         args = [*DISCO, "watch", "--output", str(cfg), "--template", str(TEMPLATE), "--consul-addr", consul.url,
-                "--set", f"frontend_port={free_port()}", "--runtime-socket", str(admin)]
+                "--set", f"frontend_port={take_port()}", "--runtime-socket", str(admin)]
         for n in range(services):
             args += ["--service", f"svc{n}"]
         t = time.perf_counter()

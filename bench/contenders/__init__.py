@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness import DISCO, ConsulAgent, Proc, free_port, wait_until
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 
@@ -88,7 +88,7 @@ class Disco(Contender):
     stats: int = 0
 
     def __post_init__(self) -> None:
-        self.stats = free_port()
+        self.stats = take_port()
 
     def args(self) -> list[str]:
         extra = ["--runtime-socket", str(self.work / "admin.sock")] if self.live else []

@@ -77,7 +77,13 @@ class Executor:
         """At start: clean up after a crash, learn what runs, and check HAProxy agrees with the file."""
         self.live.prepare()
         self.running = self.live.read()
-        if self.updater is not None and self.running is not None:
+        if self.running is not None and self.live.read_last_good() not in (None, self.running):
+            # The last good copy is saved once HAProxy took a config: a file ahead of it was swapped
+            # in by a watcher stopped (killed) before HAProxy was told.  Do not trust it: reload.
+            log.warning("%s is newer than what HAProxy last took (%s); a reload will follow", self.live.path,
+                        self.live.last_good.name)
+            self.in_sync = False
+        elif self.updater is not None and self.running is not None:
             try:
                 self.updater.verify(parse(self.running), None)
             except LiveUpdateFailed as exc:
@@ -115,6 +121,10 @@ class Executor:
         """Housekeeping while nothing is pending: delete drained servers, save the last good copy."""
         if self.updater is not None and self.updater.draining:
             self.updater.tick()
+        self.save_last_good()
+
+    def save_last_good(self) -> None:
+        """Keep the config HAProxy last took as OUTPUT.last-good (off the critical path of an apply)."""
         if self._good_unsaved is not None:
             text, self._good_unsaved = self._good_unsaved, None
             self.live.keep_as_last_good(text)

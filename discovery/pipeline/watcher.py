@@ -202,6 +202,11 @@ class Watcher:
                 if not timer.pending and self.executor is not None:
                     self.executor.tick()
         finally:
+            if self.executor is not None:
+                try:
+                    self.executor.save_last_good()  # or the next start would reload for nothing
+                except DiscoveryError as exc:
+                    log.error("%s", exc)
             stuck = self._workers.stop_and_join()
             if stuck:
                 log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))

@@ -13,7 +13,7 @@ import docker
 import pytest
 import requests
 
-from tests.integration.harness import REPO, free_port, wait_until
+from testkit import PUBLISHED, REPO, take_port, wait_until
 
 PROJECT = "disco-e2e"
 ARTIFACTS = REPO / "artifacts"
@@ -75,14 +75,17 @@ def stack() -> Iterator[Stack]:
     except docker.errors.DockerException as exc:
         pytest.fail(f"end-to-end tests need a Docker engine (make deps starts one): {exc}", pytrace=False)
     subprocess.run([str(REPO / "scripts/build-test-images.sh")], check=True, timeout=900)
-    env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7", "DISCO_HTTP_PORT": str(free_port()),
-           "DISCO_STATS_PORT": str(free_port()), "DISCO_CONSUL_PORT": str(free_port())}
+    # Published ports are reserved for this session (testkit.ports), and taken after the build,
+    # which can take minutes, so the bind check is as close as it can be to `compose up`.
+    env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7"}
     s = Stack(env, client)
     ARTIFACTS.mkdir(exist_ok=True)
     s.compose("down", "-v", "--remove-orphans", timeout=120)
     t = time.monotonic()
     s.compose("build")
     s.timings["build"] = time.monotonic() - t
+    for name in ("DISCO_HTTP_PORT", "DISCO_STATS_PORT", "DISCO_CONSUL_PORT"):
+        env[name] = str(take_port(hosts=PUBLISHED))
     t = time.monotonic()
     s.compose("up", "-d", "--scale", "webapp=3")
     wait_until(lambda: len(s.up_servers()) == 3, 120, interval=0.2, what="3 servers UP on the stats page")

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from tests.integration.harness import wait_until
+from testkit import wait_until
 
 from .conftest import ARTIFACTS, Stack
 

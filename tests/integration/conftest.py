@@ -10,8 +10,7 @@ import pytest
 
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
-
-from .harness import DISCO, REPO, ConsulAgent, Proc, free_port, wait_until
+from testkit import DISCO, REPO, ConsulAgent, Proc, take_port, wait_until
 
 
 def pytest_collection_modifyitems(items):
@@ -46,8 +45,8 @@ class Stack:
     consul: ConsulAgent
     workdir: Path
     service: str = "web"
-    lb_port: int = field(default_factory=free_port)
-    stats_port: int = field(default_factory=free_port)
+    lb_port: int = field(default_factory=take_port)
+    stats_port: int = field(default_factory=take_port)
     procs: list[Proc] = field(default_factory=list)
     registers: dict[str, Proc] = field(default_factory=dict)
     watch: Proc | None = None
@@ -81,7 +80,7 @@ class Stack:
 
     def add_webapp(self, instance: str) -> Path:
         """Start a webapp and its `disco register`; return its fail file (touch it to make it sick)."""
-        port, fail = free_port(), self.workdir / f"{instance}.fail"
+        port, fail = take_port(), self.workdir / f"{instance}.fail"
         self.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
                     "--id", instance, "--fail-file", str(fail)], f"webapp-{instance}")
         self.registers[instance] = self.spawn(
@@ -105,10 +104,18 @@ class Stack:
         self.watch = self.spawn(self.watch_args("--master-socket", str(self.master_socket)), "watch")
 
     def reloads(self) -> int:
-        """HAProxy's reload counter, from the master CLI."""
+        """HAProxy's reload counter, from the master CLI (which may refuse connections for a
+        moment while the master re-executes itself on a reload)."""
+        from discovery.errors import HAProxyUnavailable, ReloadError
         from discovery.haproxy.master import MasterSocket
 
-        return MasterSocket(self.master_socket).state().reloads
+        def read() -> tuple[int] | None:  # a tuple: truthy for wait_until even when the count is 0
+            try:
+                return (MasterSocket(self.master_socket).state().reloads,)
+            except (HAProxyUnavailable, ReloadError):
+                return None
+
+        return int(wait_until(read, 10, what="HAProxy's master CLI")[0])
 
     def servers_in_config(self) -> set[str]:
         return {line.split()[1] for line in self.output.read_text().splitlines() if line.strip().startswith("server ")}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .harness import DISCO, ConsulAgent, Proc, free_port, wait_until
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 MASTER = "0b7f5ac4-6ad5-4b43-8b53-5b3b1d5c1a77"
 READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
@@ -26,7 +26,7 @@ def acl_consul(tmp_path):
 
 def watch_args(consul: ConsulAgent, output, *extra: str) -> list[str]:
     return [*DISCO, "watch", "--service", "web", "--output", str(output), "--consul-addr", consul.url,
-            "--set", f"frontend_port={free_port()}", "--set", f"stats_port={free_port()}", *extra]
+            "--set", f"frontend_port={take_port()}", "--set", f"stats_port={take_port()}", *extra]
 
 
 def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_path):
@@ -40,6 +40,12 @@ def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_pa
     assert "server web-1 127.0.0.1:8080" in result.stdout
 
 
+def refused_requests(consul: ConsulAgent) -> int:
+    """How many of the watcher's queries Consul refused for an unknown token, from Consul's own log."""
+    return sum(1 for line in (consul.workdir / "consul.log").read_text(errors="replace").splitlines()
+               if "/v1/health/service/web" in line and "ACL not found" in line)
+
+
 def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_consul: ConsulAgent, tmp_path):
     acl_consul.put("/v1/agent/service/register", {"Name": "web", "ID": "web-1", "Address": "127.0.0.1", "Port": 8080})
     token_file = tmp_path / "token"
@@ -49,12 +55,18 @@ def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_
                  env={"CONSUL_HTTP_TOKEN_FILE": str(token_file), "CONSUL_HTTP_TOKEN": ""})
     try:
         wait_until(lambda: "refused the ACL token (403)" in watch.output(), 15, what="the 403 reported")
-        time.sleep(12)  # more than one retry interval: still one error line, no outage-style retries
+        first = time.monotonic()
+        wait_until(lambda: refused_requests(acl_consul) >= 1, 5, what="Consul to log the refusal")
+        # Two more refused queries: the watcher did retry, twice, at the 403 pace (10 s), not an
+        # outage's (0.25 s doubling to 5 s, which would send these within about 2 s).
+        wait_until(lambda: refused_requests(acl_consul) >= 3, 35, interval=0.2, what="two retries refused")
+        assert time.monotonic() - first >= 15, "retried at an outage's pace"
         assert watch.alive()
-        assert watch.output().count("refused the ACL token") == 1
+        assert watch.output().count("refused the ACL token") == 1  # after three refusals, one error line
         assert "unavailable" not in watch.output()
         assert not output.exists()
-        token_file.write_text(MASTER)  # fixed without a restart
+        token_file.write_text(MASTER)  # fixed without a restart: the next retry reads the file again
         wait_until(lambda: output.exists() and "server web-1" in output.read_text(), 20, what="the config written")
+        assert watch.output().count("refused the ACL token") == 1
     finally:
         watch.stop()

@@ -11,21 +11,21 @@ import time
 
 import requests
 
-from .harness import DISCO, REPO, Proc, free_port, instances_reached, wait_until
 from discovery.consul.agent import find_consul
+from testkit import DISCO, REPO, Proc, instances_reached, take_port, wait_until
 
 
 class Server:
     def __init__(self, workdir, name: str, peers: list[int], serf: int) -> None:
-        self.http, self.serf = free_port(), serf
+        self.http, self.serf = take_port(), serf
         self.dir = workdir / name
         self.dir.mkdir()
         config = {"node_name": name, "server": True, "bootstrap_expect": 3, "bind_addr": "127.0.0.1",
                   "client_addr": "127.0.0.1", "data_dir": str(self.dir / "data"), "log_level": "WARN",
                   "retry_join": [f"127.0.0.1:{p}" for p in peers if p != serf],
                   "performance": {"raft_multiplier": 1}, "disable_update_check": True,
-                  "ports": {"http": self.http, "dns": -1, "grpc": -1, "serf_lan": serf, "serf_wan": free_port(),
-                            "server": free_port()}}
+                  "ports": {"http": self.http, "dns": -1, "grpc": -1, "serf_lan": serf, "serf_wan": take_port(),
+                            "server": take_port()}}
         (self.dir / "consul.json").write_text(json.dumps(config))
         self.proc = Proc([find_consul(), "agent", "-config-file", str(self.dir / "consul.json")], self.dir / "log")
 
@@ -41,10 +41,10 @@ class Server:
 
 
 def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
-    serfs = [free_port() for _ in range(3)]
+    serfs = [take_port() for _ in range(3)]
     servers = [Server(tmp_path, f"s{n}", serfs, serf) for n, serf in enumerate(serfs)]
     procs: list[Proc] = [s.proc for s in servers]
-    lb = free_port()
+    lb = take_port()
     try:
         wait_until(lambda: all(s.leader() for s in servers), 60, interval=0.2, what="a leader")
         leader_addr = servers[0].leader()
@@ -54,14 +54,14 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         leader = next(s for s in servers if s is not follower and json.loads((s.dir / "consul.json").read_text())
                       ["ports"]["server"] == int(leader_addr.rsplit(":", 1)[1]))
         for n in (1, 2, 3):
-            port = free_port()
+            port = take_port()
             procs.append(Proc([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port",
                                str(port), "--id", f"web-{n}"], tmp_path / f"web-{n}.log"))
             follower.put("/v1/agent/service/register", {"Name": "web", "ID": f"web-{n}", "Address": "127.0.0.1",
                                                         "Port": port})
         out, master = tmp_path / "haproxy.cfg", tmp_path / "master.sock"
         args = [*DISCO, "watch", "--service", "web", "--output", str(out), "--consul-addr", follower.url,
-                "--set", f"frontend_port={lb}", "--set", f"stats_port={free_port()}", "--set", "bind_address=127.0.0.1",
+                "--set", f"frontend_port={lb}", "--set", f"stats_port={take_port()}", "--set", "bind_address=127.0.0.1",
                 "--runtime-socket", str(tmp_path / "admin.sock")]
         procs.append(Proc([*args, "--bootstrap", "--once"], tmp_path / "once.log"))
         wait_until(out.exists, 30, what="bootstrap config")
@@ -90,7 +90,7 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         t = time.monotonic()
         wait_until(lambda: follower.leader() not in ("", leader_addr), 60, interval=0.2, what="a new leader")
         election = time.monotonic() - t
-        port = free_port()
+        port = take_port()
         procs.append(Proc([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
                            "--id", "web-4"], tmp_path / "web-4.log"))
         follower.put("/v1/agent/service/register", {"Name": "web", "ID": "web-4", "Address": "127.0.0.1",

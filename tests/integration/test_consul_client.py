@@ -9,7 +9,7 @@ import time
 from discovery.consul.client import ConsulClient
 from discovery.settings import consul_settings
 
-from .harness import ConsulAgent
+from testkit import ConsulAgent
 
 
 def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):

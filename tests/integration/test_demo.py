@@ -10,37 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 
 import requests
 
-from .harness import DISCO, Proc, free_port, instances_reached, wait_until
+from testkit import DISCO, Proc, instances_reached, take_port, take_ports, wait_until
 
 
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def free_block(count: int, avoid: set[int]) -> int:
-    """The first port of ``count`` consecutive ports that all bind on 127.0.0.1 right now (each one tried,
-    none assumed free because its neighbour is).  Released before the demo binds them: the demo's own
-    preflight names any port taken in between."""
-    for _ in range(50):
-        start = free_port()
-        block = range(start, start + count)
-        if block[-1] > 65535 or avoid & set(block):
-            continue
-        with ExitStack() as held:
-            try:
-                for port in block:
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return start
-    raise AssertionError(f"no block of {count} free ports found")
 
 
 def held_listener() -> socket.socket:
@@ -77,10 +56,10 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
     fake.write_text(f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {real} "$@"; done\n'
                     'echo "haproxy: cannot bind socket (fake)" >&2\nexit 1\n')
     fake.chmod(0o755)
-    lb, stats, consul = free_port(), free_port(), free_port()
+    lb, stats, consul = take_port(), take_port(), take_port()
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "1", "--lb-port", str(lb), "--stats-port", str(stats),
-                 "--consul-port", str(consul), "--first-webapp-port", str(free_block(1, {lb, stats, consul})),
+                 "--consul-port", str(consul), "--first-webapp-port", str(take_port()),
                  "--workdir", str(workdir)], tmp_path / "demo.log",
                 env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
     try:
@@ -96,8 +75,8 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
 
 
 def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
-    ports = {"lb": free_port(), "stats": free_port(), "consul": free_port()}
-    first_webapp = free_block(3, set(ports.values()))
+    ports = {"lb": take_port(), "stats": take_port(), "consul": take_port()}
+    first_webapp = take_ports(3)[0]
     webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2]
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",

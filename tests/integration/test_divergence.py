@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 
 from .conftest import Stack
-from .harness import REPO, free_port, instances_reached, wait_until
+from testkit import REPO, instances_reached, take_port, wait_until
 
 
 def webapp(stack: Stack, answer_as: str) -> int:
-    port = free_port()
+    port = take_port()
     stack.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
                  "--id", answer_as], f"webapp-{answer_as}")
     wait_until(lambda: answer_as in instances_reached(f"http://127.0.0.1:{port}/", 1), 10, what=f"{answer_as} up")
@@ -49,3 +49,30 @@ def test_a_runtime_socket_failure_falls_back_to_a_reload(stack: Stack):
     log = stack.watch.output()
     assert "live update failed" in log and "reloading instead" in log
     assert "the live config is unchanged" not in log
+
+
+def test_a_drift_made_while_no_watcher_ran_is_repaired_at_start(stack: Stack):
+    """HAProxy changed by hand (or by a watcher killed mid-change) before this watcher started: at
+    start it reads HAProxy's servers back, sees they differ from the file, and reloads, with no
+    change in Consul needed."""
+    from discovery.haproxy.runtime import RuntimeAPI
+
+    for name in ("web-1", "web-2"):
+        stack.add_webapp(name)
+    wait_until(lambda: len(stack.consul.passing("web")) == 2, 20, what="2 instances passing")
+    stack.watch_args = (lambda orig: lambda *extra: orig("--runtime-socket", str(stack.admin_socket),
+                                                         *extra))(stack.watch_args)
+    once = stack.spawn(stack.watch_args("--once"), "watch-once")
+    assert once.popen.wait(60) == 0, once.output()
+    stack.haproxy = stack.spawn(["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f",
+                                 str(stack.output)], "haproxy")
+    wait_until(stack.admin_socket.exists, 10, what="HAProxy's admin socket")
+    api = RuntimeAPI(stack.admin_socket)
+    wait_until(lambda: set(api.servers("web")) == {"web-1", "web-2"}, 10, what="HAProxy serving both")
+    api.delete_server("web", "web-2")  # the drift, while no watcher runs
+    reloads = stack.reloads()
+
+    stack.watch = stack.spawn(stack.watch_args("--master-socket", str(stack.master_socket)), "watch")
+    wait_until(lambda: set(instances_reached(stack.lb, 12)) == {"web-1", "web-2"}, 20, what="web-2 served again")
+    assert stack.reloads() == reloads + 1
+    assert "differs from" in stack.watch.output() and "web/web-2 is missing from HAProxy" in stack.watch.output()

@@ -8,8 +8,9 @@ import time
 
 import requests
 
+from testkit import instances_reached, wait_until
+
 from .conftest import Stack
-from .harness import instances_reached, wait_until
 
 
 def test_flapping_instance_costs_bounded_reloads_and_no_failed_request(stack: Stack):

@@ -6,8 +6,9 @@ import time
 
 import requests
 
+from testkit import instances_reached, wait_until
+
 from .conftest import Stack
-from .harness import instances_reached, wait_until
 
 
 def start(stack: Stack, *extra: str) -> None:

@@ -13,8 +13,9 @@ import time
 import pytest
 import requests
 
+from testkit import instances_reached, wait_until
+
 from .conftest import Stack
-from .harness import instances_reached, wait_until
 
 
 def three(stack: Stack) -> dict[str, object]:

@@ -9,7 +9,7 @@ import subprocess
 
 import requests
 
-from .harness import DISCO, ConsulAgent, free_port, wait_until
+from testkit import DISCO, ConsulAgent, take_port, wait_until
 
 
 def test_watch_reads_consul_over_https_with_a_ca(tmp_path):
@@ -18,7 +18,7 @@ def test_watch_reads_consul_over_https_with_a_ca(tmp_path):
     agent = ConsulAgent(tmp_path)
     for args in (["tls", "ca", "create"], ["tls", "cert", "create", "-server", "-dc", "dc1"]):
         subprocess.run([agent.binary, *args], cwd=tls, check=True, capture_output=True, timeout=60)
-    https_port = free_port()
+    https_port = take_port()
     config = json.loads(agent.config.read_text())
     config["ports"]["https"] = https_port
     config.update({"ca_file": str(tls / "consul-agent-ca.pem"), "cert_file": str(tls / "dc1-server-consul-0.pem"),
