@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.integration.harness import REPO, free_port, wait_until
+from testkit import PUBLISHED, REPO, take_port, wait_until
 
 from .conftest import ARTIFACTS, Stack, compose_command
 from .test_stack import SteadyClient
@@ -46,13 +46,13 @@ def regstack() -> Iterator[RegStack]:
     except docker.errors.DockerException as exc:
         pytest.fail(f"end-to-end tests need a Docker engine (make deps starts one): {exc}", pytrace=False)
     subprocess.run([str(REPO / "scripts/build-test-images.sh")], check=True, timeout=900)
-    env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7", "DISCO_STACK": PROJECT,
-           "DISCO_HTTP_PORT": str(free_port()), "DISCO_STATS_PORT": str(free_port()),
-           "DISCO_CONSUL_PORT": str(free_port())}
+    env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7", "DISCO_STACK": PROJECT}
     s = RegStack(env, client)
     ARTIFACTS.mkdir(exist_ok=True)
     s.compose("down", "-v", "--remove-orphans", timeout=120)
     s.compose("build", "haproxy", "registrator", "app")
+    for name in ("DISCO_HTTP_PORT", "DISCO_STATS_PORT", "DISCO_CONSUL_PORT"):  # reserved after the build
+        env[name] = str(take_port(hosts=PUBLISHED))
     t = time.monotonic()
     s.scale(2)
     wait_until(lambda: len(s.up_servers()) == 2, 120, interval=0.2, what="2 labelled webapps UP on the stats page")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from .harness import DISCO, REPO, ConsulAgent, Proc, wait_until
+from testkit import DISCO, REPO, ConsulAgent, Proc, wait_until
 
 docker = pytest.importorskip("docker")
 
