@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
-from discovery.errors import CatalogUnavailable
+from discovery.errors import CatalogUnavailable, WorkerFailed
 from discovery.registration.labels import Container, Placement
 from discovery.registration.registrator import Registrator
 
@@ -62,6 +63,9 @@ class FakeEngine:
 
     def inspect(self, cid: str) -> Container | None:
         return self.containers.get(cid)
+
+    def events(self) -> Any:
+        raise RuntimeError("a bug in the events thread")
 
     def close(self) -> None:
         pass
@@ -144,3 +148,32 @@ def test_consul_failure_makes_a_reconcile_due_and_events_only_update_bookkeeping
     agent.down = False
     reg._try_reconcile()
     assert not reg._dirty and sid() not in agent.services
+
+
+def test_a_dying_events_thread_stops_the_registrator_with_an_error():
+    reg, _agent = setup()
+    outcome: list[BaseException] = []
+    runner = threading.Thread(target=lambda: _capture(reg.run, outcome), daemon=True)
+    runner.start()
+    runner.join(5)
+    assert not runner.is_alive(), "the main loop did not notice the dead thread"
+    [exc] = outcome
+    assert isinstance(exc, WorkerFailed) and "docker-events" in str(exc)
+
+
+def _capture(fn, outcome: list[BaseException]) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001 - handed to the test
+        outcome.append(exc)
+
+
+def test_stop_ends_the_loop_and_leaves_registrations():
+    reg, agent = setup(container())
+    reg.reconcile()
+    reg._events.events = lambda: iter(())  # type: ignore[method-assign]  # a stream that keeps closing
+    timer = threading.Timer(0.3, reg.stop)
+    timer.start()
+    reg.run()
+    timer.join()
+    assert sid() in agent.services
