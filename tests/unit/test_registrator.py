@@ -1,4 +1,4 @@
-"""The registrator's event handling and reconcile, with a fake agent and a fake engine (no threads)."""
+"""The registrator's event handling and reconcile, with a fake agent and a fake engine."""
 
 from __future__ import annotations
 
