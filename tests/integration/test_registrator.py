@@ -141,14 +141,28 @@ def test_labelled_container_is_registered_and_passing(run: Run) -> None:
     assert requests.get(f"http://127.0.0.1:{entry['Port']}/health", timeout=2).status_code == 200
 
 
-def test_network_address(run: Run) -> None:
-    run.registrator("--network", run.network.name, "--resync", "5s")
-    c = run.start(web("web"), publish=False)
-    wait_until(lambda: run.consul.passing("web"), 20, what="web passing at its network IP")
-    c.reload()
-    ip = c.attrs["NetworkSettings"]["Networks"][run.network.name]["IPAddress"]
-    [entry] = run.agent().values()
-    assert (entry["Address"], entry["Port"]) == (ip, 8080)
+def test_network_address_with_several_networks(run: Run) -> None:
+    """registrator's wrong-IP complaints (#291, #498): --network picks the address, whatever else is attached."""
+    reg = run.registrator("--network", run.network.name, "--resync", "5s")
+    other = run.client.networks.create(f"disco-regtest-{run.tag}-b", labels={"disco-regtest": run.tag})
+    try:
+        c = run.start(web("web"), publish=False)
+        wait_until(lambda: run.consul.passing("web"), 20, what="web passing at its network IP")
+        other.connect(c)             # a connect event: the container is read again
+        c.reload()
+        ip = c.attrs["NetworkSettings"]["Networks"][run.network.name]["IPAddress"]
+        wait_until(lambda: reg.output().count("registered") >= 1 and run.agent(), 5, what="still registered")
+        [entry] = run.agent().values()
+        assert (entry["Address"], entry["Port"]) == (ip, 8080)
+        # Without --network, two networks are ambiguous: refused with one line.
+        second = run.registrator("--resync", "5s", "--host", "second", name="registrator-2")
+        wait_until(lambda: "give --network or --host-ip" in second.output(), 15, what="the ambiguity reported")
+        assert not [sid for sid in run.agent() if sid.startswith("disco-reg:second:")]
+    finally:
+        for container in run.containers:
+            container.remove(force=True)
+        run.containers.clear()
+        other.remove()
 
 
 def test_docker_stop_deregisters_before_the_container_exits(run: Run) -> None:
