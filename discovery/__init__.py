@@ -8,10 +8,12 @@ The package is grouped by pipeline stage, data flowing one way::
                    runtime API, the output file
     pipeline/      the watcher loop, decide (pure), execute, live updates, quiescence,
                    events, the threads' lifecycle
-    registration/  keeping one instance registered (disco register)
+    registration/  registering instances: one (disco register), or containers from their labels
+                   (disco registrator)
     cli/           the Typer commands, one module each
 
-``Watcher`` runs the pipeline; ``Registrar`` keeps an instance registered.
+``Watcher`` runs the pipeline; ``Registrar`` keeps an instance registered; ``Registrator``
+registers Docker containers.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from .pipeline.execute import Executor, Outcome
 from .consul.client import Catalog, ConsulClient
 from .state.convert import convert
 from .errors import (AccessDenied, CatalogError, CatalogUnavailable, ConfigError, DiscoveryError,
-                     HAProxyUnavailable, LiveUpdateFailed, OutputError, RegistrationError, ReloadError, TemplateError,
-                     ValidationError, WorkerFailed)
+                     DockerUnavailable, HAProxyUnavailable, LiveUpdateFailed, OutputError, RegistrationError,
+                     ReloadError, TemplateError, ValidationError, WorkerFailed)
 from .state.gate import GatePolicy
 from .haproxy.master import CommandReloader, MasterSocket
 from .state.model import DesiredState, Instance, Service
 from .registration.register import Registrar, Registration, build_registration
+from .registration.registrator import Registrator
 from .haproxy.render import DEFAULT_TEMPLATE, Renderer
 from .pipeline.watcher import WatchConfig, Watcher
 from .settings import ConsulSettings, consul_settings, parse_duration
@@ -38,9 +41,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied", "Action", "Catalog", "CatalogError", "CatalogUnavailable", "CommandReloader", "ConfigError",
-    "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "Decision", "DesiredState", "DiscoveryError", "EventBus",
-    "Executor", "GatePolicy", "HAProxyUnavailable", "Instance", "LiveConfig", "LiveUpdateFailed", "MasterSocket",
-    "Outcome", "OutputError", "Registrar", "Registration", "RegistrationError", "ReloadError", "Renderer", "Service",
-    "TemplateError", "ValidationError", "Validator", "WatchConfig", "Watcher", "WorkerFailed", "build_registration",
-    "consul_settings", "convert", "decide", "parse_duration",
+    "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "Decision", "DesiredState", "DiscoveryError",
+    "DockerUnavailable", "EventBus", "Executor", "GatePolicy", "HAProxyUnavailable", "Instance", "LiveConfig",
+    "LiveUpdateFailed", "MasterSocket", "Outcome", "OutputError", "Registrar", "Registration", "Registrator",
+    "RegistrationError", "ReloadError", "Renderer", "Service", "TemplateError", "ValidationError", "Validator",
+    "WatchConfig", "Watcher", "WorkerFailed", "build_registration", "consul_settings", "convert", "decide",
+    "parse_duration",
 ]

@@ -14,7 +14,8 @@ The tree::
     │   └── HAProxyUnavailable     no HAProxy answers on the master socket yet
     ├── OutputError                the output file (or its directory) could not be written
     ├── WorkerFailed               a thread the watcher owns died: the process exits 1 for its supervisor
-    └── RegistrationError          `disco register` could not register the instance
+    ├── RegistrationError          `disco register` could not register the instance
+    └── DockerUnavailable          the Docker engine did not answer (`disco registrator` retries)
 
 Each command of the CLI catches ``DiscoveryError`` once, at its edge, and prints
 one line: exit status 2 for ``ConfigError`` (bad input), 1 for everything else.
@@ -77,3 +78,7 @@ class OutputError(DiscoveryError):
 
 class WorkerFailed(DiscoveryError):
     """A thread the watcher owns ended unexpectedly; the watcher stops so its supervisor restarts it."""
+
+
+class DockerUnavailable(DiscoveryError):
+    """The Docker engine is unreachable or failed; ``disco registrator`` retries with backoff."""

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -78,9 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default=os.environ.get("BIND", "0.0.0.0"))
     parser.add_argument("--id", default=os.environ.get("INSTANCE_ID") or socket.gethostname())
     parser.add_argument("--fail-file", default=os.environ.get("FAIL_FILE"))
+    parser.add_argument("--stop-grace", type=float, default=float(os.environ.get("STOP_GRACE", "0")),
+                        help="On SIGTERM keep answering this many seconds (load balancers drain it), then exit.")
     args = parser.parse_args(argv)
     server = make_server(args.bind, args.port, args.id, args.fail_file)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if args.stop_grace > 0:
+        def drain(*_: object) -> None:
+            print(f"webapp {args.id}: SIGTERM, answering {args.stop_grace:g}s more", flush=True)
+            threading.Timer(args.stop_grace, server.shutdown).start()
+        signal.signal(signal.SIGTERM, drain)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"webapp {args.id} listening on {args.bind}:{args.port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -6,7 +6,7 @@ Each command turns flags into settings and calls the library; errors reach
 
 from __future__ import annotations
 
-from . import demo, explain, plan, register, status, watch  # noqa: F401  (each registers its command on the app)
+from . import demo, explain, plan, register, registrator, status, watch  # noqa: F401  (each registers its command on the app)
 from .app import app
 
 

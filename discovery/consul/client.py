@@ -141,6 +141,19 @@ class ConsulClient:
     def ttl_pass(self, check_id: str, note: str | None = None) -> None:
         self._call(self._consul.agent.check.ttl_pass, check_id, notes=note)
 
+    def ttl_update(self, check_id: str, status: str, note: str | None = None) -> None:
+        """Set a TTL check to passing, warning or critical."""
+        agent_check = self._consul.agent.check
+        update = {"passing": agent_check.ttl_pass, "warning": agent_check.ttl_warn}.get(status, agent_check.ttl_fail)
+        self._call(update, check_id, notes=note)
+
+    def agent_checks(self) -> Mapping[str, Any]:
+        return self._call(self._consul.agent.checks)
+
+    def maintenance(self, service_id: str, enable: bool, reason: str | None = None) -> None:
+        """Put a service of the local agent in maintenance (a critical check) or take it out."""
+        self._call(self._consul.agent.service.maintenance, service_id, "true" if enable else "false", reason=reason)
+
     def leader(self) -> str:
         """The current leader's address, or ``""`` while there is none."""
         return str(self._call(lambda token=None: self._consul.status.leader()) or "")

@@ -100,7 +100,8 @@ def build_registration(service: str, port: int, *, address: str | None = None, i
                        tags: Sequence[str] = (), meta: Mapping[str, str] | None = None,
                        check_http: str | None = None, check_tcp: bool = False,
                        check_ttl: float | None = None, interval: float = 1.0,
-                       deregister_after: float = 60.0, hostname: str | None = None) -> Registration:
+                       deregister_after: float = 60.0, hostname: str | None = None,
+                       no_check: bool = False) -> Registration:
     """Check user input and build the registration; raises ConfigError naming the bad value."""
     _fail(names.check(names.SERVICE_NAME, service, "service name"))
     _fail(names.check_port(port))
@@ -115,7 +116,7 @@ def build_registration(service: str, port: int, *, address: str | None = None, i
     meta = dict(meta or {})
     for key, value in meta.items():
         _fail(names.check(names.META_KEY, key, "meta key") or names.check(names.META_VALUE, value, "meta value"))
-    if sum(x is not None and x is not False for x in (check_http, check_tcp or None, check_ttl)) > 1:
+    if sum(x is not None and x is not False for x in (check_http, check_tcp or None, check_ttl, no_check or None)) > 1:
         raise ConfigError("give at most one of --check-http, --check-tcp, --check-ttl")
     if interval < 1.0:
         raise ConfigError(f"check interval {format_duration(interval)} is below Consul's minimum of 1s")
@@ -124,8 +125,13 @@ def build_registration(service: str, port: int, *, address: str | None = None, i
         if not re.match(r"https?://", check_http):
             if not check_http.startswith("/"):
                 raise ConfigError(f"--check-http {check_http!r}: give a path starting with / or a full URL")
+            _fail(names.check(names.CHECK_PATH, check_http, "check path"))
             url = f"http://{names.format_address(address)}:{port}{check_http}"
+        else:
+            _fail(names.check(names.CHECK_URL, check_http, "check URL"))
         check = Check("http", url, interval, deregister_after)
+    elif no_check:
+        check = Check("none", "", interval, deregister_after)
     elif check_ttl is not None:
         if check_ttl < 1.0:
             raise ConfigError("--check-ttl must be at least 1s")

@@ -24,6 +24,10 @@ SERVER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,127}")
 TAG = re.compile(r"[A-Za-z0-9_.:/=@+,%-]{1,255}")
 META_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 META_VALUE = re.compile(r"[A-Za-z0-9_.:/=@+,%-]{0,512}")
+#: HTTP check paths: RFC 3986 path and query characters, no whitespace, quotes or backslashes.
+CHECK_PATH = re.compile(r"/[A-Za-z0-9_.~:/?@!&+,;=%*()\[\]-]{0,1023}")
+#: HTTP check URLs: a scheme, then the same characters as a path.
+CHECK_URL = re.compile(r"https?://[A-Za-z0-9_.~:/?@!&+,;=%*()\[\]-]{1,1024}")
 
 
 def show(value: object, limit: int = 40) -> str:

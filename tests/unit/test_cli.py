@@ -26,6 +26,10 @@ runner = CliRunner()
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--master-socket", "/s", "--reload-cmd", "x"],
      "not both"),
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--consul-addr", "ftp://x"], "invalid Consul address"),
+    (["registrator", "--network", "web", "--host-ip", "127.0.0.1"], "not both"),
+    (["registrator", "--host-ip", "localhost"], "not an IP address"),
+    (["registrator", "--resync", "500ms"], "at least 1s"),
+    (["registrator", "--consul-addr", "ftp://x"], "invalid Consul address"),
 ])
 def test_bad_input_gives_one_error_line_and_exit_2(args, message):
     """The README promises exit status 2 for bad input (1 is for runtime failures)."""
@@ -36,7 +40,7 @@ def test_bad_input_gives_one_error_line_and_exit_2(args, message):
     assert lines[0].startswith("disco: error:") and message in lines[0]
 
 
-@pytest.mark.parametrize("command", ["register", "watch", "demo"])
+@pytest.mark.parametrize("command", ["register", "watch", "demo", "registrator"])
 def test_help_documents_each_command_with_an_example(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
