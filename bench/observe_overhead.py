@@ -15,7 +15,6 @@ Usage: .venv/bin/python bench/observe_overhead.py [--changes 100]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import threading

@@ -9,7 +9,7 @@ from pathlib import Path
 from discovery.haproxy.render import DEFAULT_TEMPLATE
 
 from .conftest import Stack
-from testkit import DISCO, REPO, wait_until
+from testkit import REPO, wait_until
 
 
 def register(stack: Stack, sid: str, port: int, **extra: object) -> None:
