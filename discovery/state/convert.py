@@ -9,10 +9,11 @@ catalog is still applied: one bad registration must not stop the others.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import checks as names
+from . import routes, service_settings
 from .model import Instance, Service
 
 
@@ -49,7 +50,10 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> 
             notes.append(f"skipped {label}: {reason}")
             return None
     tags = []
-    for tag in svc.get("Tags") or ():
+    raw_tags = svc.get("Tags") or ()
+    for tag in raw_tags:
+        if routes.is_route_tag(tag):  # route tags have their own grammar (routes.py)
+            continue
         reason = names.check(names.TAG, tag, "tag")
         if reason:
             notes.append(f"dropped from {label}: {reason}")
@@ -64,7 +68,8 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> 
         else:
             meta.append((key, value))
     return Instance(id=sid, node=node_name, address=address, port=port, tags=tuple(sorted(set(tags))),
-                    meta=tuple(sorted(meta)), health=_health(entry))
+                    meta=tuple(sorted(meta)), health=_health(entry),
+                    routes=routes.parse_tags([t for t in raw_tags if routes.is_route_tag(t)], label, notes))
 
 
 def _unique_names(instances: list[Instance], notes: list[str], service_name: str) -> list[Instance]:
@@ -78,7 +83,7 @@ def _unique_names(instances: list[Instance], notes: list[str], service_name: str
         if name in result or len(name) > 127:
             notes.append(f"skipped {service_name} instance {inst.id!r} on node {inst.node!r}: duplicate ID")
             continue
-        result[name] = Instance(inst.id, inst.node, inst.address, inst.port, name, inst.tags, inst.meta, inst.health)
+        result[name] = replace(inst, name=name)
     return [result[k] for k in sorted(result)]
 
 
@@ -93,4 +98,6 @@ def convert(service_name: str, entries: Iterable[Mapping[str, Any]]) -> Conversi
         inst = _instance(service_name, entry, notes)
         if inst is not None:
             found.append(inst)
-    return Conversion(Service(service_name, tuple(_unique_names(found, notes, service_name))), tuple(notes))
+    instances = _unique_names(found, notes, service_name)
+    # Routes, disco-* settings, weights and backups (their grammars and the majority rule live there).
+    return Conversion(service_settings.build(service_name, instances, notes), tuple(notes))
