@@ -68,8 +68,8 @@ def start_routed(stack: Stack, services: list[str], *values: str, live: bool = T
 
 def get(stack: Stack, path: str = "/", host: str | None = None, **kwargs: Any) -> requests.Response:
     headers = {"Connection": "close", **({"Host": host} if host else {}), **kwargs.pop("headers", {})}
-    return requests.get(f"http://127.0.0.1:{stack.lb_port}{path}", headers=headers, timeout=3,
-                        allow_redirects=False, **kwargs)
+    return requests.get(f"http://127.0.0.1:{stack.lb_port}{path}", headers=headers,
+                        timeout=kwargs.pop("timeout", 3), allow_redirects=False, **kwargs)
 
 
 def reached(stack: Stack, count: int, path: str = "/", host: str | None = None) -> collections.Counter[str]:
