@@ -40,8 +40,8 @@ WILDCARD_HOST = re.compile(rf"\*\.(?=.{{1,251}}$){_LABEL}(?:\.{_LABEL})*")
 _SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~-]{1,64}"
 PATH = re.compile(rf"/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_URL = re.compile(rf"(?P<scheme>https?)://(?P<host>[^/:$]+)(?::(?P<port>[0-9]{{1,5}}))?(?P<path>/[^$]*)?"
-                  rf"(?P<append>\$path)?")
+_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[^/:$]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^$]*)?"
+                  r"(?P<append>\$path)?")
 
 
 def is_route_tag(tag: object) -> bool:

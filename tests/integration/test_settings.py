@@ -22,7 +22,7 @@ def apps(stack: Stack) -> Iterator[Apps]:
 
 
 def weight_in_config(stack: Stack, server: str) -> str | None:
-    match = re.search(rf"^\s+server {server} \S+ .*?(?:weight (\d+)|$)", stack.output.read_text(), re.M)
+    match = re.search(rf"^\s+server {server} \S+ .*?(?:weight (\d+)|$)", stack.output.read_text(), re.MULTILINE)
     return match.group(1) if match else None
 
 
@@ -92,7 +92,7 @@ def test_reloads_caused_by_100_weight_changes_and_100_instance_changes(stack: St
     for i in range(100):
         weight = str(i % 50 + 2)
         apps.register("web", "web-1", meta={"disco-weight": weight})
-        wait_until(lambda: weight_in_config(stack, "web-1") == weight, 10, interval=0.01, what=f"weight {weight}")
+        wait_until(lambda w=weight: weight_in_config(stack, "web-1") == w, 10, interval=0.01, what=f"weight {weight}")
     apps.start("web", "extra", register=False)
     for i in range(50):  # 50 additions and 50 removals
         apps.register("web", "extra")

@@ -57,9 +57,13 @@ def test_sticky_cookie_holds_and_a_gone_instance_hands_over(stack: Stack, apps: 
     assert response.status_code == 200 and response.headers["X-Instance"] != instance
 
     apps.deregister(instance)  # and leaves the catalog: the cookie now names no server at all
-    wait_until(lambda: instance not in RuntimeAPI(stack.admin_socket).servers("web"), 15,
-               what=f"{instance} deleted from HAProxy")
-    response = get(stack, "/", cookies={"SRV": cookie})
+    wait_until(lambda: instance not in stack.servers_in_config(), 10, what=f"{instance} out of the config")
+
+    def left() -> bool:  # draining, in maintenance or deleted (deletion waits for idle connections)
+        state = RuntimeAPI(stack.admin_socket).servers("web").get(instance)
+        return state is None or state.draining or state.in_maintenance
+    wait_until(left, 10, what=f"{instance} taken out of HAProxy's rotation")
+    response = get(stack, "/", cookies={"SRV": cookie}, timeout=10)
     assert response.status_code == 200 and response.headers["X-Instance"] != instance
     new_cookie = response.cookies["SRV"]
     assert new_cookie != cookie
