@@ -36,6 +36,8 @@ from .pipeline.watcher import WatchConfig, bootstrap
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "web"
+#: A second service, routed by a tag in fabio's syntax: /api/x reaches it as /x.
+API, API_TAG = "api", "urlprefix-/api strip=/api"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
              Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port")]
     ports += [Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
               for n in range(spec.webapps)]
+    ports.append(Port(spec.first_webapp_port + spec.webapps, f"webapp {API}-1", "--first-webapp-port"))
     return ports + [Port(consul[0], "Consul LAN gossip", udp=True), Port(consul[1], "Consul WAN gossip", udp=True),
                     Port(consul[2], "Consul server RPC")]
 
@@ -97,6 +100,12 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
                                                         "--address", "127.0.0.1", "--id", instance,
                                                         "--check-http", "/health", "--consul-addr", consul_addr],
                               50, logs))
+    port = spec.first_webapp_port + spec.webapps
+    parts.append(_program("webapp-api", [sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1",
+                                         "--port", str(port), "--id", f"{API}-1"], 40, logs))
+    parts.append(_program("register-api", disco + ["register", "--service", API, "--port", str(port), "--address",
+                                                   "127.0.0.1", "--id", f"{API}-1", "--tag", API_TAG,
+                                                   "--check-http", "/health", "--consul-addr", consul_addr], 50, logs))
     return "\n".join(parts)
 
 
@@ -108,7 +117,7 @@ def _values(spec: DemoSpec) -> dict[str, str]:
 def watch_toml(spec: DemoSpec) -> str:
     """``disco watch --config``'s file for the demo (keys are the flags' names)."""
     work = spec.workdir
-    keys = {"service": [SERVICE], "output": str(work / "haproxy.cfg"), "master-socket": str(work / "master.sock"),
+    keys = {"service": [SERVICE, API], "output": str(work / "haproxy.cfg"), "master-socket": str(work / "master.sock"),
             "runtime-socket": str(work / "admin.sock"), "consul-addr": f"http://127.0.0.1:{spec.consul_port}"}
     lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
     lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
@@ -130,7 +139,7 @@ def prepare(spec: DemoSpec) -> Path:
     write_atomic(spec.workdir / "consul.json", json.dumps(consul_dev_config(spec.consul_port, *consul_ports), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
     write_atomic(spec.workdir / "watch.toml", watch_toml(spec))
-    config = WatchConfig(services=(SERVICE,), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
+    config = WatchConfig(services=(SERVICE, API), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
                          values=_values(spec))
     bootstrap(config)
     conf = spec.workdir / "supervisord.conf"

@@ -2,6 +2,8 @@
 """A small webapp to put behind disco: it says who answered, so round robin is visible.
 
     GET /        200  "web-1 on host-a (127.0.0.1:9001)"   header X-Instance: web-1
+    GET /x/y     the same; every answer also has X-Path: the path it was asked for (after any
+                 rewrite by the load balancer, e.g. a route with strip=)
     GET /health  200  "ok"; 503 while the file given by --fail-file exists
 
 The fail file lets a person (or a test) make one instance sick without stopping
@@ -33,6 +35,7 @@ def make_handler(instance: str, fail_file: str | None) -> type[BaseHTTPRequestHa
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Instance", instance)
+            self.send_header("X-Path", self.path)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)

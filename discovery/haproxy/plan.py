@@ -11,7 +11,7 @@ validated file swap and a reload.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|"
                       r"http-errors|ring|cache|mailers)\b\s*(\S*)")
@@ -55,6 +55,8 @@ class ParsedConfig:
     skeleton: tuple[str, ...]                      # every line but server lines of backends
     servers: dict[tuple[str, str], ServerLine]     # (backend, name) -> line
     backends: tuple[str, ...] = ()                 # every backend section, servers or not
+    #: backend -> its ``dynamic-cookie-key``: sticky backends, whose live-added servers need it re-sent
+    cookie_keys: dict[str, str] = field(default_factory=dict)
 
 
 def parse(text: str) -> ParsedConfig | None:
@@ -63,6 +65,7 @@ def parse(text: str) -> ParsedConfig | None:
     servers: dict[tuple[str, str], ServerLine] = {}
     section, name = "", ""
     backends: list[str] = []
+    cookie_keys: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         match = _SECTION.match(line)
@@ -71,6 +74,8 @@ def parse(text: str) -> ParsedConfig | None:
             if section == "backend":
                 backends.append(name)
         words = line.split()
+        if section == "backend" and len(words) == 2 and words[0] == "dynamic-cookie-key":
+            cookie_keys[name] = words[1]
         if section == "backend" and words and words[0] == "server":
             if len(words) < 3:
                 return None
@@ -85,7 +90,7 @@ def parse(text: str) -> ParsedConfig | None:
             continue  # order within a backend does not matter to roundrobin: only the set counts
         if line:  # blank and comment-only lines change nothing
             skeleton.append(line)
-    return ParsedConfig(tuple(skeleton), servers, tuple(backends))
+    return ParsedConfig(tuple(skeleton), servers, tuple(backends), cookie_keys)
 
 
 @dataclass(frozen=True)

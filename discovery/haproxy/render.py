@@ -4,7 +4,11 @@ The template sees plain data:
 
 - ``services``: a list of ``{name, instances: [{id, name, node, address, port, tags, meta, health}]}``
   in the order the services were given;
-- ``service``: the same, keyed by service name;
+- ``service``: the same, keyed by service name; each also has ``routes``, ``settings``
+  (``check``, ``balance``, ``sticky``, ``maxconn``, ``https_only``), ``tcp`` and
+  ``cookie_key``, and each instance ``weight`` and ``backup``;
+- ``routing``: every service's routes in precedence order (:mod:`discovery.state.routing`):
+  ``http`` rules, ``tcp`` listeners, ``default_backend``;
 - every ``--set K=V`` value at the top level, and all of them as ``values``;
 - ``env``: the environment of the watcher.
 
@@ -23,9 +27,10 @@ import jinja2
 from ..state import checks as names
 from ..errors import TemplateError
 from ..state.model import DesiredState, Service
+from ..state.routing import table
 
 DEFAULT_TEMPLATE = Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2"
-RESERVED = frozenset({"services", "service", "values", "env"})
+RESERVED = frozenset({"services", "service", "values", "env", "routing"})
 
 
 def server_address(instance: Mapping[str, Any]) -> str:
@@ -73,7 +78,8 @@ class Renderer:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
         services = [self._context(s) for s in state.services]
         context: dict[str, Any] = {**values, "values": values, "env": dict(env or {}),
-                                   "services": services, "service": {s["name"]: s for s in services}}
+                                   "services": services, "service": {s["name"]: s for s in services},
+                                   "routing": table(state.services, values).as_context()}
         try:
             return self._template.render(context)
         except jinja2.TemplateError as exc:

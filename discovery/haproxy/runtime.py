@@ -72,6 +72,28 @@ class RuntimeAPI:
     def set_weight(self, backend: str, name: str, weight: str) -> None:
         self.run(f"set server {backend}/{name} weight {weight}")
 
+    def refresh_dynamic_cookies(self, backend: str, key: str) -> None:
+        """Give every server of a ``cookie ... dynamic`` backend its cookie, live-added ones included.
+
+        HAProxy 2.6 refuses ``cookie`` on ``add server``, and a server added live gets no
+        dynamic cookie (it answers with an empty, expired one) until the key is set and
+        dynamic cookies enabled again for its backend: checked in tests/integration/test_sticky.py.
+        """
+        self.run(f"set dynamic-cookie-key backend {backend} {key}")
+        self.run(f"enable dynamic-cookie backend {backend}")
+
+    def cookies(self, backend: str) -> dict[str, str]:
+        """Each server's cookie (``show stat``'s cookie column), by server name; "" for none."""
+        lines = self.ask(f"show stat {backend} 4 -1").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise LiveUpdateFailed(f"runtime API: unexpected answer to show stat: {lines[:1]}")
+        columns = lines[0][2:].split(",")
+        if "cookie" not in columns:
+            raise LiveUpdateFailed("runtime API: show stat has no cookie column")
+        at = columns.index("cookie")
+        rows = (line.split(",") for line in lines[1:] if line)
+        return {row[1]: row[at] for row in rows if len(row) > at and row[0] == backend}
+
     def delete_server(self, backend: str, name: str) -> None:
         """Maintenance, close what is left, delete: the order ``del server`` requires."""
         self.set_state(backend, name, "maint")
@@ -79,11 +101,25 @@ class RuntimeAPI:
         self.run(f"del server {backend}/{name}", "Server deleted")
 
     def used_connections(self, backend: str, name: str) -> int:
+        """Connections in use, plus sessions still assigned to the server (``show stat`` scur): a
+        request waiting to retry its connection has no connection yet, and deleting the server
+        under it would fail it instead of letting it be redispatched."""
+        used = 0
         for line in self.ask(f"show servers conn {backend}").splitlines():
             words = line.split()
             if words and words[0] == f"{backend}/{name}" and len(words) > 6 and words[6].isdigit():
-                return int(words[6])
-        return 0
+                used = int(words[6])
+        return used + self._stat(backend).get(name, {}).get("scur", 0)
+
+    def _stat(self, backend: str) -> dict[str, dict[str, int]]:
+        """``show stat`` of a backend's servers: server name -> the numeric columns."""
+        lines = self.ask(f"show stat {backend} 4 -1").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return {}
+        columns = lines[0][2:].split(",")
+        rows = (line.split(",") for line in lines[1:] if line)
+        return {row[1]: {c: int(v) for c, v in zip(columns, row) if v.isdigit()} for row in rows
+                if len(row) > 2 and row[0] == backend}
 
     def servers(self, backend: str) -> dict[str, ServerState]:
         """``show servers state`` of one backend, by server name."""

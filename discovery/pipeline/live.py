@@ -3,9 +3,12 @@
 Order matters for traffic: new servers first (capacity before removal), then
 address and weight changes, then removals.  A removed server is set to
 ``drain`` (no new requests, in-flight ones finish) and deleted once its
-connections are done or its grace time is up.  After every change the touched
-backends are read back with ``show servers state``; anything that differs from
-the new config raises LiveUpdateFailed, and the caller reloads to repair it.
+connections are done or its grace time is up.  Sticky backends (dynamic
+cookies) get their cookie key re-sent after a server is added or moved, or the
+new server would hand out no cookie.  After every change the touched
+backends are read back with ``show servers state`` (and ``show stat`` for
+cookies); anything that differs from the new config raises LiveUpdateFailed,
+and the caller reloads to repair it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, SetAddress, SetWeight
 
 log = logging.getLogger(__name__)
+
+#: HAProxy's default pool-purge-delay (5 s) plus a margin.
+IDLE_PURGE = 6.0
 
 
 class LiveUpdater:
@@ -48,6 +54,9 @@ class LiveUpdater:
             else:
                 self.api.set_state(op.backend, op.name, "drain")
                 self.draining[(op.backend, op.name)] = self.clock() + self.drain_grace
+        keys = new.cookie_keys if new is not None else {}
+        for backend in sorted({op.server.backend for op in ops if isinstance(op, (Add, SetAddress))} & set(keys)):
+            self.api.refresh_dynamic_cookies(backend, keys[backend])
         self.verify(new, {self._backend(op) for op in ops})
         return len(ops)
 
@@ -92,6 +101,11 @@ class LiveUpdater:
             extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
             if extra:
                 raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")
+            if backend in parsed.cookie_keys:
+                cookies = self.api.cookies(backend)
+                missing = sorted(name for name in expected if not cookies.get(name))
+                if missing:
+                    raise LiveUpdateFailed(f"sticky backend {backend}: no cookie for {', '.join(missing)}")
 
     def tick(self) -> None:
         """Delete drained servers whose connections are done or whose grace time is up."""
@@ -103,7 +117,9 @@ class LiveUpdater:
                 self.api.delete_server(backend, name)
                 log.info("deleted drained server %s/%s", backend, name)
             except DiscoveryError as exc:
-                if now < deadline + self.drain_grace:
+                # `del server` refuses while HAProxy keeps idle connections to the server, which it
+                # purges after pool-purge-delay (5 s by default): keep trying at least that long.
+                if now < deadline + max(self.drain_grace, IDLE_PURGE):
                     continue  # try again on the next tick
                 log.warning("could not delete drained server %s/%s: %s", backend, name, exc)
             del self.draining[(backend, name)]

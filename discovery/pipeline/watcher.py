@@ -38,6 +38,7 @@ from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
 from ..state.model import DesiredState, Service
+from ..state.routing import table as routing_table
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
@@ -120,6 +121,7 @@ class Watcher:
         self._next_template_check = 0.0
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
+        self._route_notes: tuple[str, ...] = ()
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = None if dry_run else Executor(LiveConfig(config.output), config.validator, config.reloader,
@@ -275,6 +277,7 @@ class Watcher:
         summary = state.summary()
         stage = "render"
         try:
+            self._report_routes(state)
             started = self.clock()
             text = self._renderer.render(state, self.config.values, self.env)
             self.events.emit(Rendered(summary, len(text), self.clock() - started))
@@ -295,6 +298,14 @@ class Watcher:
                                  tuple((s.name, len(s.instances)) for s in state.services)))
         self._schedule_retry(None)
         return outcome, None
+
+    def _report_routes(self, state: DesiredState) -> None:
+        """Route conflicts and ignored TCP routes: logged once each time they change."""
+        notes = routing_table(state.services, self.config.values).notes
+        if notes != self._route_notes:
+            for note in notes:
+                log.warning("routing: %s", note)
+            self._route_notes = notes
 
     def _kept(self, exc: DiscoveryError) -> str:
         if self.executor is not None and not self.executor.in_sync:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import tenacity
 
 from ..state import checks as names
+from ..state import routes, service_settings
 from ..consul.client import ConsulClient
 from ..errors import AccessDenied, CatalogError, ConfigError, RegistrationError
 from ..settings import format_duration
@@ -112,10 +113,17 @@ def build_registration(service: str, port: int, *, address: str | None = None, i
         id = f"{service}-{host}-{port}"
     _fail(names.check(names.SERVER_NAME, id, "service ID"))
     for tag in tags:
-        _fail(names.check(names.TAG, tag, "tag"))
+        if routes.is_route_tag(tag):  # route tags have their own grammar, as in the watcher
+            route = routes.parse_tag(tag)
+            _fail(route if isinstance(route, str) else None)
+        else:
+            _fail(names.check(names.TAG, tag, "tag"))
     meta = dict(meta or {})
     for key, value in meta.items():
         _fail(names.check(names.META_KEY, key, "meta key") or names.check(names.META_VALUE, value, "meta value"))
+    notes: list[str] = []
+    service_settings.instance_settings(tuple(meta.items()), service, notes)
+    _fail(notes[0].split(": ", 1)[1] if notes else None)
     if sum(x is not None and x is not False for x in (check_http, check_tcp or None, check_ttl, no_check or None)) > 1:
         raise ConfigError("give at most one of --check-http, --check-tcp, --check-ttl")
     if interval < 1.0:

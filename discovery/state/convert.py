@@ -15,10 +15,11 @@ same functions, so what it says is what the watcher does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import checks as names
+from . import routes, service_settings
 from .model import Instance, Service
 
 
@@ -101,7 +102,10 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> 
         notes.append(f"skipped {label(service_name, entry)}: {reason}")
         return None
     tags = []
-    for tag in svc.get("Tags") or ():
+    raw_tags = svc.get("Tags") or ()
+    for tag in raw_tags:
+        if routes.is_route_tag(tag):  # route tags have their own grammar (routes.py)
+            continue
         reason = names.check(names.TAG, tag, "tag")
         if reason:
             notes.append(f"dropped from {label(service_name, entry)}: {reason}")
@@ -115,8 +119,10 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> 
             notes.append(f"dropped from {label(service_name, entry)}: {reason}")
         else:
             meta.append((key, value))
+    route_tags = [t for t in raw_tags if routes.is_route_tag(t)]
     return Instance(id=sid, node=node_name, address=address, port=port, tags=tuple(sorted(set(tags))),
-                    meta=tuple(sorted(meta)), health=status(entry))
+                    meta=tuple(sorted(meta)), health=status(entry),
+                    routes=routes.parse_tags(route_tags, label(service_name, entry), notes))
 
 
 def _unique_names(instances: list[Instance], notes: list[str], service_name: str) -> list[Instance]:
@@ -130,7 +136,7 @@ def _unique_names(instances: list[Instance], notes: list[str], service_name: str
         if name in result or len(name) > 127:
             notes.append(f"skipped {service_name} instance {inst.id!r} on node {inst.node!r}: duplicate ID")
             continue
-        result[name] = Instance(inst.id, inst.node, inst.address, inst.port, name, inst.tags, inst.meta, inst.health)
+        result[name] = replace(inst, name=name)
     return [result[k] for k in sorted(result)]
 
 
@@ -163,5 +169,6 @@ def convert(service_name: str, entries: Iterable[Mapping[str, Any]], *, passing_
     unique = _unique_names(found, notes, service_name)
     if len(unique) < len(found):
         left_out[DUPLICATE] = len(found) - len(unique)
-    return Conversion(Service(service_name, tuple(unique)), tuple(notes), tuple(statuses.items()),
+    # Routes, disco-* settings, weights and backups (their grammars and the majority rule live there).
+    return Conversion(service_settings.build(service_name, unique, notes), tuple(notes), tuple(statuses.items()),
                       tuple(sorted(left_out.items())))

@@ -59,7 +59,7 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
     lb, stats, consul = take_port(), take_port(), take_port()
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "1", "--lb-port", str(lb), "--stats-port", str(stats),
-                 "--consul-port", str(consul), "--first-webapp-port", str(take_port()),
+                 "--consul-port", str(consul), "--first-webapp-port", str(take_ports(2)[0]),
                  "--workdir", str(workdir)], tmp_path / "demo.log",
                 env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
     try:
@@ -76,8 +76,8 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
 
 def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
     ports = {"lb": take_port(), "stats": take_port(), "consul": take_port()}
-    first_webapp = take_ports(3)[0]
-    webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2]
+    first_webapp = take_ports(4)[0]  # three web instances, then api-1
+    webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2, first_webapp + 3]
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",
                  str(ports["stats"]), "--consul-port", str(ports["consul"]), "--first-webapp-port",
@@ -87,6 +87,11 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         out = demo.output()
         assert f"http://127.0.0.1:{ports['lb']}/" in out and f"http://127.0.0.1:{ports['consul']}/ui/" in out
         assert set(instances_reached(f"http://127.0.0.1:{ports['lb']}/", 12)) == {"web-1", "web-2", "web-3"}
+        def api_answer() -> requests.Response | None:
+            response = requests.get(f"http://127.0.0.1:{ports['lb']}/api/hello", timeout=3)
+            return response if response.headers.get("X-Instance") == "api-1" else None
+        api = wait_until(api_answer, 30, what="api-1 answering under /api")
+        assert api.headers["X-Path"] == "/hello"  # strip=/api
         stats = requests.get(f"http://127.0.0.1:{ports['stats']}/", timeout=3).text
         assert all(f"web-{n}" in stats for n in (1, 2, 3))
         assert requests.get(f"http://127.0.0.1:{ports['consul']}/ui/", timeout=3).status_code == 200

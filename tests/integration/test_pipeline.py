@@ -133,7 +133,7 @@ def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(
     wait_until(lambda: set(instances_reached(stack.lb, 3)) == {"web-1"}, 20, what="web-1 through HAProxy")
     live = stack.output.read_text()
 
-    template.write_text(template.read_text().replace("balance roundrobin", "balance no_such_algorithm"))
+    template.write_text(template.read_text().replace('or "roundrobin"', 'or "no_such_algorithm"'))
     assert stack.watch is not None
     wait_until(lambda: "HAProxy rejected the rendered config" in stack.watch.output(), 10,
                what="the validation error in the watcher's log")
@@ -141,7 +141,7 @@ def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(
     assert stack.output.read_text() == live
     assert set(instances_reached(stack.lb, 6)) == {"web-1"}
 
-    template.write_text(DEFAULT_TEMPLATE.read_text().replace("balance roundrobin", "balance leastconn"))
+    template.write_text(DEFAULT_TEMPLATE.read_text().replace('or "roundrobin"', 'or "leastconn"'))
     wait_until(lambda: "balance leastconn" in stack.output.read_text(), 10, what="the good edit applied")
     assert set(instances_reached(stack.lb, 6)) == {"web-1"}
 

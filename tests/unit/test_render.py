@@ -50,7 +50,8 @@ def test_set_values_reach_the_template():
 
 def test_second_service_is_routed_by_host():
     text = Renderer(DEFAULT_TEMPLATE).render(state(WEB, Service("api")))
-    assert "use_backend api if { req.hdr(host),field(1,:) -i api }" in text
+    assert "acl r1_host req.hdr(host),field(1,:),lower -m str api" in text
+    assert "use_backend api if { var(txn.route) -m str r1 }" in text
     assert "default_backend web" in text
 
 
