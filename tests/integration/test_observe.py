@@ -92,6 +92,8 @@ def test_readyz_waits_for_the_first_apply_and_stays_ready_while_consul_is_away(s
     stack.consul.start()
     register(stack, "web-1", 9001)
     wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 20, what="ready after an apply")
+    # The registration and its check turning passing are two changes: once both are applied, nothing is pending.
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).json()["pending"] is False, 10, what="nothing pending")
     body = requests.get(f"{base}/readyz", timeout=2).json()
     assert body["consul_reachable"] is True and body["last_apply"] and body["pending"] is False
 

@@ -51,7 +51,10 @@ def test_plan_exit_status_for_no_change_a_new_instance_and_a_broken_template(sta
     assert result.returncode == 3 and "reload: options of server web/web-1 changed" in result.stdout, result.stdout
 
     broken = stack.workdir / "broken.cfg.j2"
-    broken.write_text(DEFAULT_TEMPLATE.read_text().replace("    balance roundrobin", "    balance nonsense"))
+    template = DEFAULT_TEMPLATE.read_text()
+    assert "    http-request disable-l7-retry if !METH_GET\n" in template
+    broken.write_text(template.replace("    http-request disable-l7-retry if !METH_GET\n",
+                                       "    http-request disable-l7-retry if !METH_GET\n    balance nonsense\n"))
     result = plan(stack, "--template", str(broken))
     assert result.returncode == 4, result.stdout + result.stderr
     assert "HAProxy rejected the rendered config" in result.stdout and "nonsense" in result.stdout
