@@ -14,7 +14,6 @@ from .common import ConsulAddr, Verbose, fail, setup_logging
 
 from .app import app
 
-Json = Annotated[bool, typer.Option("--json", help="A JSON list instead of text, for scripts.")]
 
 
 @app.command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
@@ -25,10 +24,9 @@ def explain(
     output: o.Output = None,
     tag: o.Tag = None,
     runtime_socket: o.RuntimeSocket = None,
-    listen: Annotated[str | None, typer.Option(
-        metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")] = None,
+    listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
-    json_: Json = False,
+    json_: o.Json = False,
     verbose: Verbose = False,
 ) -> None:
     """Why each instance of a service is routed or not: every instance Consul knows (whatever its

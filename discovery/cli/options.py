@@ -71,3 +71,7 @@ def resolve_options(config: Path | None, **params: Any) -> dict[str, Any]:
     if flags.get("set"):
         flags["set"] = parse_pairs(flags["set"], "--set")
     return resolve(flags, config)
+
+Json = Annotated[bool, typer.Option("--json", help="JSON instead of text, for scripts.")]
+AskWatcher = Annotated[Optional[str], typer.Option(
+    "--listen", metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")]

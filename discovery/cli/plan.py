@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 
@@ -13,7 +12,6 @@ from .common import ConsulAddr, Verbose, fail, setup_logging
 
 from .app import app
 
-Json = Annotated[bool, typer.Option("--json", help="One JSON object instead of text, for scripts.")]
 
 
 @app.command(epilog="Example: `disco plan --config /etc/disco/watch.toml`, or "
@@ -36,7 +34,7 @@ def plan(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     consul_addr: ConsulAddr = None,
-    json_: Json = False,
+    json_: o.Json = False,
     log_format: o.LogFormat = None,
     verbose: Verbose = False,
 ) -> None:

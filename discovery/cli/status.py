@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -14,7 +13,6 @@ from .common import ConsulAddr, Verbose, fail, setup_logging
 
 from .app import app
 
-Json = Annotated[bool, typer.Option("--json", help="One JSON object instead of a table, for scripts.")]
 
 
 @app.command(epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
@@ -25,10 +23,9 @@ def status(
     config: o.Config = None,
     tag: o.Tag = None,
     runtime_socket: o.RuntimeSocket = None,
-    listen: Annotated[str | None, typer.Option(
-        metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")] = None,
+    listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
-    json_: Json = False,
+    json_: o.Json = False,
     verbose: Verbose = False,
 ) -> None:
     """Per backend, the servers as Consul says they should be, as the config file has them and as
