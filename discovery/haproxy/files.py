@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, ValidationError
 from .validate import Validator
 
 
@@ -79,18 +79,36 @@ class LiveConfig:
         except OSError as exc:
             raise OutputError(f"cannot read {self.path}: {exc.strerror}") from exc
 
-    def install(self, text: str, validator: Validator | None) -> None:
-        """Validate ``text`` as a temporary file and rename it over the live file."""
+    def install(self, text: str, validator: Validator | None, delta: str | None = None) -> None:
+        """Validate ``text`` as a temporary file and rename it over the live file.
+
+        ``delta``, when given, is what ``text`` adds to the config HAProxy already accepted (its
+        skeleton and only the new or changed lines): that is checked instead, at a cost that does
+        not grow with the catalog.  If HAProxy rejects the delta (a template may refer to servers
+        it leaves out), the whole text is checked, so a rejection always names the real file.
+        """
         with _writing(self.path):
             candidate = _write_temp(self.path, text)
             try:
-                if validator is not None:
+                if validator is not None and not self._delta_accepted(delta, validator):
                     validator.check(candidate, shown_as=self.path)
                 os.replace(candidate, self.path)
             except BaseException:
                 candidate.unlink(missing_ok=True)
                 raise
             _fsync_dir(self.path.parent)
+
+    def _delta_accepted(self, delta: str | None, validator: Validator) -> bool:
+        if delta is None:
+            return False
+        checked = _write_temp(self.path, delta)
+        try:
+            validator.check(checked, shown_as=self.path)
+            return True
+        except ValidationError:
+            return False
+        finally:
+            checked.unlink(missing_ok=True)
 
     def keep_as_last_good(self, text: str) -> None:
         with _writing(self.last_good):

@@ -33,7 +33,7 @@ import tenacity
 from ..errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError
 from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
-from ..haproxy.plan import Planner, parse
+from ..haproxy.plan import Planner, delta, parse
 from ..haproxy.validate import Validator
 from .decide import Action, Decision, decide
 from .events import Event, Validated
@@ -124,7 +124,8 @@ class Executor:
         """
         if decision.action is Action.NOTHING:
             return Outcome.UNCHANGED
-        self.live.install(text, self.validator)
+        # Live: the skeleton is the one HAProxy runs, so the new and changed server lines are what is checked.
+        self.live.install(text, self.validator, delta(text, decision.ops) if decision.action is Action.LIVE else None)
         if decision.action is Action.LIVE:
             assert self.updater is not None
             try:

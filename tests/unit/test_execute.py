@@ -134,3 +134,51 @@ def test_file_mode_is_kept(tmp_path):
     live.path.chmod(0o640)
     app.apply(GOOD2)
     assert live.path.stat().st_mode & 0o777 == 0o640
+
+
+LIVE_BASE = GOOD + "  server a 127.0.0.1:8001 check\n"
+
+
+class Updater:
+    """The runtime API side, scripted: this test is about what is validated before anything goes live."""
+
+    draining: dict = {}
+
+    def __init__(self):
+        self.ran = []
+
+    def execute(self, ops, parsed):
+        self.ran.append(ops)
+        return len(ops)
+
+    def verify(self, parsed, backends):
+        pass
+
+    def forget(self):
+        pass
+
+
+def live_executor(tmp_path):
+    live = LiveConfig(tmp_path / "haproxy.cfg")
+    live.path.write_text(LIVE_BASE)
+    updater = Updater()
+    executor = Executor(live, Validator(), Reloader(), threading.Event(), ReloadRetry(attempts=1), updater)
+    executor.prepare()
+    return live, executor, updater
+
+
+def test_a_live_change_is_validated_before_it_goes_live(tmp_path):
+    live, executor, updater = live_executor(tmp_path)
+    bad = LIVE_BASE + "  server b 127.0.0.1:8002 check no_such_server_option\n"
+    decision = executor.decide(bad)
+    assert decision.action is Action.LIVE
+    with pytest.raises(ValidationError, match="haproxy.cfg:"):  # the full file's line, not the delta's
+        executor.execute(decision, bad)
+    assert live.read() == LIVE_BASE and updater.ran == []  # nothing written, nothing sent to HAProxy
+
+
+def test_a_good_live_change_goes_live_after_checking_only_its_delta(tmp_path):
+    live, executor, updater = live_executor(tmp_path)
+    good = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
+    assert executor.execute(executor.decide(good), good) is Outcome.LIVE
+    assert live.read() == good and len(updater.ran) == 1

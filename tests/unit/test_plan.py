@@ -77,3 +77,15 @@ def test_planner_reuses_its_last_parse_and_stays_correct():
     assert planner.parsed(b) is planner.parsed(b)  # reused, not parsed again
     assert planner.plan(b, c) == plan(b, c)
     assert planner.plan(c, a) == plan(c, a)
+
+
+def test_delta_keeps_the_skeleton_and_only_added_or_changed_servers():
+    from discovery.haproxy.plan import delta
+
+    old = cfg("a 10.0.0.1:80 check", "b 10.0.0.2:80 check", "c 10.0.0.3:80 check weight 10")
+    new = cfg("a 10.0.0.1:80 check", "c 10.0.0.3:80 check weight 20", "d 10.0.0.4:80 check")
+    ops = plan(old, new).ops
+    checked = delta(new, ops)
+    assert "server a " not in checked and "server b " not in checked  # unchanged, removed
+    assert "server c 10.0.0.3:80 check weight 20" in checked and "server d 10.0.0.4:80 check" in checked
+    assert parse(checked).skeleton == parse(new).skeleton
