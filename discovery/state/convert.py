@@ -94,7 +94,7 @@ def label(service_name: str, entry: Mapping[str, Any]) -> str:
     return f"{service_name} instance {names.show(sid)} on node {names.show(node_name)}"
 
 
-def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> Instance | None:
+def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str], health: str) -> Instance | None:
     svc = entry.get("Service") or {}
     sid, node_name, address, port = _fields(entry)
     reason = refusal(entry)
@@ -121,7 +121,7 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str]) -> 
             meta.append((key, value))
     route_tags = [t for t in raw_tags if routes.is_route_tag(t)]
     return Instance(id=sid, node=node_name, address=address, port=port, tags=tuple(sorted(set(tags))),
-                    meta=tuple(sorted(meta)), health=status(entry),
+                    meta=tuple(sorted(meta)), health=health,
                     routes=routes.parse_tags(route_tags, label(service_name, entry), notes))
 
 
@@ -136,7 +136,7 @@ def _unique_names(instances: list[Instance], notes: list[str], service_name: str
         if name in result or len(name) > 127:
             notes.append(f"skipped {service_name} instance {inst.id!r} on node {inst.node!r}: duplicate ID")
             continue
-        result[name] = replace(inst, name=name)
+        result[name] = inst if inst.name == name else replace(inst, name=name)
     return [result[k] for k in sorted(result)]
 
 
@@ -161,7 +161,7 @@ def convert(service_name: str, entries: Iterable[Mapping[str, Any]], *, passing_
             why = MAINTENANCE if health == "maintenance" else NOT_PASSING
             left_out[why] = left_out.get(why, 0) + 1
             continue
-        inst = _instance(service_name, entry, notes)
+        inst = _instance(service_name, entry, notes, health)
         if inst is None:
             left_out[REFUSED] = left_out.get(REFUSED, 0) + 1
         else:
