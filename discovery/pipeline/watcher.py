@@ -317,8 +317,7 @@ class Watcher:
     def _schedule_retry(self, error: DiscoveryError | None) -> None:
         """Out of step or unwritten: try the pass again with backoff; otherwise wait for the next change."""
         out_of_step = self.executor is not None and not self.executor.in_sync
-        if error is None and not out_of_step or error is not None and not (out_of_step or
-                                                                         isinstance(error, OutputError)):
+        if not (out_of_step or isinstance(error, OutputError)):
             self._retry_at, self._retry_delay = None, RETRY_MIN
             return
         self._retry_at = self.clock() + self._retry_delay

@@ -67,14 +67,20 @@ class Stack:
         return sorted(e["Service"]["ID"] for e in answer)
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def engine_with_test_images() -> docker.DockerClient:
+    """The Docker engine, answering, with the harness's base images built (fails the test otherwise)."""
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"end-to-end tests need a Docker engine (make deps starts one): {exc}", pytrace=False)
     subprocess.run([str(REPO / "scripts/build-test-images.sh")], check=True, timeout=900)
+    return client
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    client = engine_with_test_images()
     # Published ports are reserved for this session (testkit.ports), and taken after the build,
     # which can take minutes, so the bind check is as close as it can be to `compose up`.
     env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7"}

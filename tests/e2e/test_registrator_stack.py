@@ -16,7 +16,7 @@ import pytest
 
 from testkit import PUBLISHED, REPO, take_port, wait_until
 
-from .conftest import ARTIFACTS, Stack, compose_command
+from .conftest import ARTIFACTS, Stack, compose_command, engine_with_test_images
 from .test_stack import SteadyClient
 
 PROJECT = "disco-reg-e2e"
@@ -40,12 +40,7 @@ class RegStack(Stack):
 
 @pytest.fixture(scope="module")
 def regstack() -> Iterator[RegStack]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"end-to-end tests need a Docker engine (make deps starts one): {exc}", pytrace=False)
-    subprocess.run([str(REPO / "scripts/build-test-images.sh")], check=True, timeout=900)
+    client = engine_with_test_images()
     env = {**os.environ, "CONSUL_IMAGE": "disco-test/consul:1.8.7", "DISCO_STACK": PROJECT}
     s = RegStack(env, client)
     ARTIFACTS.mkdir(exist_ok=True)
