@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from bench.contenders import ALL, Contender  # noqa: E402
 from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, drive_changes, phase, probe, probe_cost,  # noqa: E402
                        require_tools, serve, summarize, write_json)
+from bench.budget import read_timelines, split  # noqa: E402
 from bench.floor import BlockingQueryClient  # noqa: E402
 from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
@@ -69,9 +70,12 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
         cost = probe_cost(lb)
         cpu0 = cpu_seconds(contender.watcher_pids())
         total = 4 * cycles(changes)
+        recorded: list[tuple[float, float]] = []
         with phase(f"{name}: changes, idle", total) as report:
-            idle = drive_changes(consul, lb, spare_port, changes, report)
+            idle = drive_changes(consul, lb, spare_port, changes, report, record=recorded)
         cpu_idle = cpu_seconds(contender.watcher_pids()) - cpu0
+        log = contender.timeline_log()
+        budget = split(recorded, read_timelines(log)) if log is not None else {}
         load.start()
         time.sleep(1.0)  # let wrk's connections get going before the first change
         with phase(f"{name}: changes under load (wrk)", total) as report:
@@ -88,7 +92,8 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     return {"convergence_ms": summarize(flat), "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
             "convergence_under_load_ms": summarize(flat_churn), "load": wrk,
             "failed_requests": wrk["socket_errors"] + wrk["non_2xx"], "probe_ms": cost * 1000,
-            "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat))}
+            "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat)),
+            **({"budget_ms": {stage: summarize(v) for stage, v in budget.items()}} if budget else {})}
 
 
 def run_floor(changes: int) -> dict[str, object]:
@@ -136,6 +141,23 @@ def table(results: dict[str, dict], floor: dict | None) -> str:
     return "\n".join(lines)
 
 
+def budget_table(results: dict[str, dict]) -> str:
+    """p50 / p99 per stage of every contender with a budget (bench/budget.py), in ms."""
+    names = [n for n, r in results.items() if "budget_ms" in r]
+    if not names:
+        return ""
+    stages = list(dict.fromkeys(s for n in names for s in results[n]["budget_ms"]))
+    lines = ["| stage | " + " | ".join(f"{n} p50 | {n} p99" for n in names) + " |",
+             "|---|" + "---:|---:|" * len(names)]
+    for stage in stages:
+        cells = []
+        for n in names:
+            b = results[n]["budget_ms"].get(stage)
+            cells.append(f"{b['p50']:.2f} | {b['p99']:.2f}" if b else "- | -")
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--changes", type=int, default=200, help="changes per phase (a multiple of 4)")
@@ -155,6 +177,8 @@ def main() -> int:
     if not results:
         return 1
     print(table(results, floor))
+    if budget := budget_table(results):
+        print("\nLatency budget (ms per change, idle phase; bench/budget.py):\n" + budget)
     for name, why in failed.items():
         print(f"\n{name}: no figures, it failed: {why}")
     first = next(iter(results.values()))

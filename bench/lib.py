@@ -143,12 +143,14 @@ def cycles(changes: int) -> int:
 
 def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
                   progress: Callable[[int], None] = lambda n: None,
-                  observe: Callable[[float], float] | None = None) -> dict[str, list[float]]:
+                  observe: Callable[[float], float] | None = None,
+                  record: list[tuple[float, float]] | None = None) -> dict[str, list[float]]:
     """Cycle the four kinds of change on one instance ("moving"); return seconds per change, by kind.
 
     ``progress`` gets the count of changes done, up to ``4 * cycles(changes)``.  ``observe``, when
     given, replaces the probes through the load balancer: it gets the time of the API call and
-    returns the seconds until the change was seen (the floor uses it)."""
+    returns the seconds until the change was seen (the floor uses it).  ``record``, when given,
+    gets (time of the API call, seconds to seen) for every change (for the latency budget)."""
     results: dict[str, list[float]] = {k: [] for k in KINDS}
     for cycle in range(cycles(changes)):
         sid = f"moving-{cycle}"
@@ -165,6 +167,8 @@ def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
             t0 = time.perf_counter()
             act()
             results[kind].append(observe(t0) if observe else wait(lb, "moving", t0))
+            if record is not None:
+                record.append((t0, results[kind][-1]))
             rest = PACE - (time.perf_counter() - t0)
             if rest > 0:
                 time.sleep(rest)

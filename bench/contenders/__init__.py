@@ -82,6 +82,10 @@ class Contender:
         """Processes that do the watching (for CPU and memory figures)."""
         return []
 
+    def timeline_log(self) -> Path | None:
+        """The log with the watcher's per-pass timelines (disco only), for the latency budget."""
+        return None
+
 
 class Disco(Contender):
     live: bool = True
@@ -101,10 +105,14 @@ class Disco(Contender):
         once = subprocess.run([*self.args(), "--once"], capture_output=True, text=True, timeout=60)
         assert once.returncode == 0, once.stderr
         self.start_haproxy()
-        self.watch = self.spawn([*self.args(), "--master-socket", str(self.master)], "watch.log")
+        # --verbose: the debug lines include one timeline per pass (bench/budget.py reads them).
+        self.watch = self.spawn([*self.args(), "--master-socket", str(self.master), "--verbose"], "watch.log")
 
     def watcher_pids(self) -> list[int]:
         return [self.watch.popen.pid]
+
+    def timeline_log(self) -> Path | None:
+        return self.work / "watch.log"
 
 
 class DiscoLive(Disco):

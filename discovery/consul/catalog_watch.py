@@ -169,9 +169,10 @@ class CatalogWatch:
     def _read(self, name: str) -> None:
         index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
                                      wait=self.timing.wait, passing=False)
+        answered_at = time.monotonic()
         conversion = convert(name, list(entries), passing_only=True)
         self._skips[name].report(conversion)
-        update = changed_view(self._last.get(name), conversion, index)
+        update = changed_view(self._last.get(name), conversion, index, answered_at)
         self.report(ConsulRequest(HEALTH_SERVICE, "unchanged" if update is None else "changed"))
         if update is None:
             return

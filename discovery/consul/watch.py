@@ -39,8 +39,9 @@ class Update:
     """A changed view of one service, as a watch hands it on.
 
     ``service`` holds the instances to route; ``statuses`` and ``left_out`` count every
-    instance Consul listed (see :class:`~discovery.state.convert.Conversion`); ``seen_at``
-    is when the answer arrived (``time.monotonic``), for the change-to-applied time.
+    instance Consul listed (see :class:`~discovery.state.convert.Conversion`); ``answered_at``
+    is when Consul's answer arrived and ``seen_at`` when it was converted (``time.monotonic``),
+    for the change-to-applied time and its budget.
     """
 
     service: Service
@@ -48,6 +49,7 @@ class Update:
     statuses: tuple[tuple[str, int], ...] = ()
     left_out: tuple[tuple[str, int], ...] = ()
     seen_at: float = 0.0
+    answered_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class Follow:
         self.endpoint = endpoint
         self.report = report
         self.retry = Retry(identity, stop, timing, endpoint, report)
+        #: When the last answer arrived (``clock``), for ``on_answer`` to date what it hands on.
+        self.answered_at = 0.0
 
     def run(self) -> None:
         """Loop until the stop event is set; never raises for Consul trouble."""
@@ -154,6 +158,7 @@ class Follow:
                 received, body = self.retry(self.fetch, index, self.timing.wait)
             except CatalogError:
                 break  # only reached when stopping
+            self.answered_at = self.clock()
             if received == index and answered:
                 self.report(ConsulRequest(self.endpoint, "unchanged"))
                 continue  # the wait elapsed with no change
@@ -166,12 +171,15 @@ class Follow:
 HEALTH_SERVICE = "/v1/health/service"
 
 
-def changed_view(last: Update | None, conversion: Conversion, index: int) -> Update | None:
+def changed_view(last: Update | None, conversion: Conversion, index: int,
+                 answered_at: float | None = None) -> Update | None:
     """The update to hand on when ``conversion`` differs from ``last`` (routed instances or counts)."""
     if last is not None and (last.service, last.statuses, last.left_out) == (
             conversion.service, conversion.statuses, conversion.left_out):
         return None
-    return Update(conversion.service, index, conversion.statuses, conversion.left_out, time.monotonic())
+    now = time.monotonic()
+    return Update(conversion.service, index, conversion.statuses, conversion.left_out, now,
+                  now if answered_at is None else answered_at)
 
 
 class ServiceWatch:
@@ -200,7 +208,7 @@ class ServiceWatch:
     def _answer(self, index: int, entries: Any) -> bool:
         conversion = convert(self.service, list(entries), passing_only=self.passing)
         self._skips.report(conversion)
-        update = changed_view(self._last, conversion, index)
+        update = changed_view(self._last, conversion, index, self.follow.answered_at)
         if update is None:
             return False
         if self._last is None or update.service != self._last.service:

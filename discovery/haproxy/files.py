@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError, ValidationError
@@ -23,13 +23,14 @@ def write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _write_temp(path: Path, text: str) -> Path:
+def _write_temp(path: Path, text: str, sync: bool = True) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:  # a file only read by the check and then deleted needs no trip to the disk
+                os.fsync(handle.fileno())
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         os.chmod(name, mode)
     except BaseException:
@@ -57,6 +58,7 @@ class LiveConfig:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.last_good = path.with_name(path.name + ".last-good")
+        self._unsynced = False
         if not path.parent.is_dir():
             raise ConfigError(f"output directory {path.parent} does not exist")
 
@@ -79,29 +81,53 @@ class LiveConfig:
         except OSError as exc:
             raise OutputError(f"cannot read {self.path}: {exc.strerror}") from exc
 
-    def install(self, text: str, validator: Validator | None, delta: str | None = None) -> None:
+    def install(self, text: str, validator: Validator | None, delta: str | None = None,
+                mark: Callable[[str], None] = lambda _stage: None, durable: bool = True) -> None:
         """Validate ``text`` as a temporary file and rename it over the live file.
 
         ``delta``, when given, is what ``text`` adds to the config HAProxy already accepted (its
         skeleton and only the new or changed lines): that is checked instead, at a cost that does
         not grow with the catalog.  If HAProxy rejects the delta (a template may refer to servers
         it leaves out), the whole text is checked, so a rejection always names the real file.
+
+        With ``durable=False`` (the live path) the rename is as atomic for every reader, but the
+        trips to the disk (fsync of the file and its directory, milliseconds each) wait for
+        :meth:`sync`, which the caller runs as soon as nothing is pending; only a power loss in
+        between can find the previous file on disk.
         """
         with _writing(self.path):
-            candidate = _write_temp(self.path, text)
+            candidate = _write_temp(self.path, text, sync=durable)
+            mark("write")
             try:
                 if validator is not None and not self._delta_accepted(delta, validator):
                     validator.check(candidate, shown_as=self.path)
+                mark("validate")
                 os.replace(candidate, self.path)
             except BaseException:
                 candidate.unlink(missing_ok=True)
                 raise
+            if durable:
+                _fsync_dir(self.path.parent)
+            self._unsynced = not durable
+            mark("install")
+
+    def sync(self) -> None:
+        """Make the last install that was not ``durable`` reach the disk (file, then directory)."""
+        if not self._unsynced:
+            return
+        with _writing(self.path):
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             _fsync_dir(self.path.parent)
+        self._unsynced = False
 
     def _delta_accepted(self, delta: str | None, validator: Validator) -> bool:
         if delta is None:
             return False
-        checked = _write_temp(self.path, delta)
+        checked = _write_temp(self.path, delta, sync=False)
         try:
             validator.check(checked, shown_as=self.path)
             return True

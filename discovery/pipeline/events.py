@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..consul.watch import ConsulRequest
 from ..errors import DiscoveryError, ValidationError
 from .decide import Decision
+from .timeline import Timed
 
 log = logging.getLogger("discovery.pipeline")
 
@@ -115,8 +116,8 @@ class Failed:
     kept: str
 
 
-Event = (ChangeSeen | Counted | Held | Released | Rendered | Decided | Validated | Applied | Failed | ConsulRequest | Heartbeat
-         | Stopping)
+Event = (ChangeSeen | Counted | Held | Released | Rendered | Decided | Validated | Applied | Timed | Failed | ConsulRequest
+         | Heartbeat | Stopping)
 Subscriber = Callable[[Event], None]
 
 
@@ -161,6 +162,8 @@ def log_event(event: Event) -> None:
             if isinstance(error, ValidationError):
                 for line in error.details.splitlines()[1:]:
                     log.error("  %s", line)
+        case Timed():
+            log.debug("%s", event.line())
         case Stopping():
             log.info("stopping")
         case _:

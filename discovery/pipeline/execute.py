@@ -4,7 +4,9 @@ The order is the whole point.  Whatever the path, the candidate is written to a
 temporary file beside the output (same filesystem, so ``rename`` is atomic),
 fsynced and validated with ``haproxy -c`` before anything becomes live; only
 then is it renamed over the live file, so any reload (ours, supervisord's, a
-person's) reads a config HAProxy accepts.  Then:
+person's) reads a config HAProxy accepts.  (A live plan checks only its delta,
+and nothing at all when every line it adds has a form HAProxy already accepted
+under the same skeleton: :mod:`~discovery.haproxy.forms`.)  Then:
 
 - live: the runtime API operations, read back with ``show servers state``; any
   failure (a refused command, a socket error, a drift in the read-back) falls
@@ -32,12 +34,14 @@ import tenacity
 
 from ..errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError
 from ..haproxy.files import LiveConfig
+from ..haproxy.forms import KnownForms
 from ..haproxy.master import Reloader
 from ..haproxy.plan import Planner, delta, parse
-from ..haproxy.validate import Validator
+from ..haproxy.validate import DEFAULT_CHECK, Validator
 from .decide import Action, Decision, decide
 from .events import Event, Validated
 from .live import LiveUpdater
+from .timeline import no_mark
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,10 @@ class Executor:
         self.retry = retry
         self.updater = updater
         self.planner = Planner()
+        #: Server line forms HAProxy accepted, trusted only when HAProxy itself is the check.
+        self.forms = KnownForms()
+        self._trust_forms = validator is not None and validator.command == DEFAULT_CHECK
+        self.known_good = 0  # live changes installed without haproxy -c (every line of a known form)
         #: The config HAProxy is known to run, and whether it runs exactly that.
         self.running: str | None = None
         self.in_sync = True
@@ -116,8 +124,8 @@ class Executor:
         return decide(self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None,
                       planner=self.planner)
 
-    def execute(self, decision: Decision, text: str) -> Outcome:
-        """Make ``text`` what HAProxy runs, as ``decision`` says.
+    def execute(self, decision: Decision, text: str, mark: Callable[[str], None] = no_mark) -> Outcome:
+        """Make ``text`` what HAProxy runs, as ``decision`` says; ``mark(stage)`` as each stage ends.
 
         Raises ValidationError when HAProxy rejects the text (nothing changed),
         OutputError when the file cannot be written.
@@ -125,19 +133,32 @@ class Executor:
         if decision.action is Action.NOTHING:
             return Outcome.UNCHANGED
         # Live: the skeleton is the one HAProxy runs, so the new and changed server lines are what is checked.
-        self.live.install(text, self.validator, delta(text, decision.ops) if decision.action is Action.LIVE else None)
+        self._install(decision, text, mark)
         if decision.action is Action.LIVE:
             assert self.updater is not None
             try:
-                count = self.updater.execute(decision.ops, decision.parsed)
+                count = self.updater.execute(decision.ops, decision.parsed, mark)
             except LiveUpdateFailed as exc:
                 log.warning("live update failed: %s; reloading instead", exc)
                 self.in_sync = False  # some operations may have gone through
-                return self._reload(text)
+                return self._reload(text, mark)
             log.info("runtime API: %d operations", count)
             self._ran(text)
             return Outcome.LIVE
-        return self._reload(text)
+        return self._reload(text, mark)
+
+    def _install(self, decision: Decision, text: str, mark: Callable[[str], None]) -> None:
+        """Validate and swap in ``text``: a live plan checks only its delta, or nothing when every
+        line it adds has a form HAProxy already accepted (:mod:`~discovery.haproxy.forms`)."""
+        if decision.action is not Action.LIVE:
+            self.live.install(text, self.validator, None, mark)
+            self.forms.relearn(self.planner.parsed(text))
+        elif self._trust_forms and self.forms.cover(decision.ops):
+            self.live.install(text, None, None, mark, durable=False)
+            self.known_good += 1
+        else:
+            self.live.install(text, self.validator, delta(text, decision.ops), mark, durable=False)
+            self.forms.learn_ops(decision.ops)
 
     def tick(self) -> None:
         """Housekeeping while nothing is pending: delete drained servers, save the last good copy."""
@@ -146,7 +167,9 @@ class Executor:
         self.save_last_good()
 
     def save_last_good(self) -> None:
-        """Keep the config HAProxy last took as OUTPUT.last-good (off the critical path of an apply)."""
+        """Make the live file durable and keep the config HAProxy last took as OUTPUT.last-good
+        (both off the critical path of an apply)."""
+        self.live.sync()
         if self._good_unsaved is not None:
             text, self._good_unsaved = self._good_unsaved, None
             self.live.keep_as_last_good(text)
@@ -154,7 +177,7 @@ class Executor:
     def _ran(self, text: str) -> None:
         self.running, self.in_sync, self._good_unsaved = text, True, text
 
-    def _reload(self, text: str) -> Outcome:
+    def _reload(self, text: str, mark: Callable[[str], None] = no_mark) -> Outcome:
         if self.reloader is None:
             self._ran(text)
             return Outcome.WRITTEN
@@ -169,12 +192,14 @@ class Executor:
             return Outcome.WRITTEN
         except ReloadError as exc:
             self._good_unsaved = None
+            self.forms.forget()  # learnt under a skeleton HAProxy never took
             restored = self.live.restore_last_good()
             log.error("reload failed after %d attempts: %s; %s", self.retry.attempts, exc,
                       "last good config restored" if restored is not None else "no last good config to restore")
             if restored is not None:
                 self.running = restored  # the previous worker keeps serving it (plus any live change)
             return Outcome.ROLLED_BACK
+        mark("reload")
         log.info("reloaded: %s", what)
         if self.updater is not None:
             self.updater.forget()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from ..errors import DiscoveryError, LiveUpdateFailed
 from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, SetAddress, SetWeight
+from .timeline import no_mark
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class LiveUpdater:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
         self.draining.clear()
 
-    def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None) -> int:
+    def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None, mark: Callable[[str], None] = no_mark) -> int:
         """Run the operations, then read HAProxy back; return how many were applied."""
         ops = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
         for op in ops:
@@ -57,7 +58,9 @@ class LiveUpdater:
         keys = new.cookie_keys if new is not None else {}
         for backend in sorted({op.server.backend for op in ops if isinstance(op, (Add, SetAddress))} & set(keys)):
             self.api.refresh_dynamic_cookies(backend, keys[backend])
+        mark("runtime")
         self.verify(new, {self._backend(op) for op in ops})
+        mark("readback")
         return len(ops)
 
     @staticmethod

@@ -5,9 +5,10 @@ Two rules, both from what users of consul-template learnt the hard way:
 - Quiescence, like consul-template's ``wait {min, max}``: after a change, wait
   until ``min`` passes with no further change, but never longer than ``max``
   after the first one, so a burst (a deploy registering ten instances) becomes
-  one apply.  The first change after a quiet spell (nothing applied for ``max``)
-  goes out at once: waiting only pays off when more changes follow, and those
-  are then collapsed as above.
+  one apply.  A change that comes after a quiet spell (no change and no apply
+  for ``min``) goes out at once: nothing else is pending, and waiting only pays
+  off when more changes follow, which are then collapsed as above.  So an
+  isolated change never waits on a timer.
 - A budget of reloads (a token bucket): ``burst`` reloads at once, then one per
   ``spacing``.  A flapping instance or a rolling deploy that changes the catalog
   faster than that is collapsed into at most one reload per ``spacing``, so it
@@ -30,6 +31,7 @@ class Quiescence:
     _leading: bool = field(default=False, repr=False)
     _last_flush: float = field(default=float("-inf"), repr=False)
     _last: float | None = field(default=None, repr=False)
+    _last_change: float = field(default=float("-inf"), repr=False)
     _tokens: float = field(default=-1.0, repr=False)
     _tokens_at: float = field(default=float("-inf"), repr=False)
 
@@ -44,10 +46,11 @@ class Quiescence:
         """A change arrived at ``now``."""
         if self._first is None:
             self._first = now
-            self._leading = now - self._last_flush > self.max
+            quiet_since = max(self._last_flush, self._last_change)
+            self._leading = now - quiet_since > self.min
         else:
             self._leading = False  # a second change before the first went out: it is a burst
-        self._last = now
+        self._last = self._last_change = now
 
     def _tokens_now(self, now: float) -> float:
         if self.spacing <= 0:

@@ -46,6 +46,7 @@ from .bootstrap import bootstrap
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .quiescence import Quiescence
+from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
+        self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = None if dry_run else Executor(LiveConfig(config.output), config.validator, config.reloader,
@@ -205,8 +207,9 @@ class Watcher:
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
                 if self._complete and (once or timer.due(self.clock())):
+                    timeline = self._timeline()
                     state = DesiredState(tuple(s for s in self._services.values() if s is not None))
-                    last, error = self._pass(state)
+                    last, error = self._pass(state, timeline)
                     timer.flushed(self.clock(), reloaded=last in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
                         if error is not None:
@@ -247,6 +250,7 @@ class Watcher:
                     self.events.emit(ChangeSeen(service.name, len(service.instances), message.seen_at))
                     if self._gate.admit(service):
                         timer.change(self.clock())
+                        self._origin = self._origin or (message.answered_at or message.seen_at, message.seen_at)
             elif isinstance(message, LeaderStatus):
                 if self._gate.on_leader(message):
                     timer.change(self.clock())
@@ -272,23 +276,35 @@ class Watcher:
         log.info("template %s changed", self.config.template)
         return True
 
-    def _pass(self, state: DesiredState) -> tuple[Outcome | None, DiscoveryError | None]:
+    def _timeline(self) -> Timeline:
+        """A pass starts: its stages are timed from the oldest change it carries."""
+        now = self.clock()
+        answered_at, seen_at = self._origin or (now, now)
+        self._origin = None
+        timeline = Timeline(answered_at, seen_at, self.clock)
+        timeline.mark("wait")
+        return timeline
+
+    def _pass(self, state: DesiredState, timeline: Timeline) -> tuple[Outcome | None, DiscoveryError | None]:
         """Render, decide and execute one state; errors are reported, the live config kept."""
         summary = state.summary()
         stage = "render"
         try:
             self._report_routes(state)
+            timeline.mark("state")
             started = self.clock()
             text = self._renderer.render(state, self.config.values, self.env)
+            timeline.mark("render")
             self.events.emit(Rendered(summary, len(text), self.clock() - started))
             if self.executor is None:
                 self.output(text)
                 return None, None
             stage = "apply"
             decision = self.executor.decide(text)
+            timeline.mark("decide")
             self.events.emit(Decided(summary, decision))
             started = self.clock()
-            outcome = self.executor.execute(decision, text)
+            outcome = self.executor.execute(decision, text, timeline.mark)
         except DiscoveryError as exc:
             self.events.emit(Failed(stage, exc, self._kept(exc)))
             self._schedule_retry(exc)
@@ -296,6 +312,7 @@ class Watcher:
         in_sync = self.executor.in_sync
         self.events.emit(Applied(summary, outcome.value, self.clock() - started, in_sync,
                                  tuple((s.name, len(s.instances)) for s in state.services)))
+        self.events.emit(timeline.timed())
         self._schedule_retry(None)
         return outcome, None
 

@@ -147,7 +147,7 @@ class Updater:
     def __init__(self):
         self.ran = []
 
-    def execute(self, ops, parsed):
+    def execute(self, ops, parsed, mark=lambda _stage: None):
         self.ran.append(ops)
         return len(ops)
 
@@ -182,3 +182,92 @@ def test_a_good_live_change_goes_live_after_checking_only_its_delta(tmp_path):
     good = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
     assert executor.execute(executor.decide(good), good) is Outcome.LIVE
     assert live.read() == good and len(updater.ran) == 1
+
+
+class CountingValidator(Validator):
+    """The real `haproxy -c`, counting the candidates it is shown."""
+
+    def __init__(self):
+        super().__init__()
+        object.__setattr__(self, "seen", [])
+
+    def check(self, candidate, shown_as=None):
+        self.seen.append(candidate.read_text())
+        super().check(candidate, shown_as)
+
+
+def known_forms_executor(tmp_path, validator):
+    live = LiveConfig(tmp_path / "haproxy.cfg")
+    live.path.write_text(LIVE_BASE)
+    executor = Executor(live, validator, Reloader(), threading.Event(), ReloadRetry(attempts=1), Updater())
+    executor.prepare()
+    return live, executor
+
+
+def apply(executor, text):
+    return executor.execute(executor.decide(text), text)
+
+
+def test_a_line_of_a_form_haproxy_accepted_goes_live_without_a_check(tmp_path):
+    validator = CountingValidator()
+    live, executor = known_forms_executor(tmp_path, validator)
+    b = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
+    assert apply(executor, b) is Outcome.LIVE and len(validator.seen) == 1   # a new form: its delta is checked
+    c = b + "  server c 10.1.2.3:9000 check\n"
+    assert apply(executor, c) is Outcome.LIVE and len(validator.seen) == 1   # same form, other address and port
+    assert live.read() == c and executor.known_good == 1
+    assert Validator().check(live.path) is None                              # and the file HAProxy reads is valid
+
+
+@pytest.mark.parametrize("line", [
+    "  server d 127.0.0.1:8004 check inter 2s",        # a new option
+    "  server d localhost:8004 check",                 # a host name: HAProxy resolves it while parsing
+    "  server d [::1]:8004 check",                     # another IP version
+])
+def test_a_line_of_an_unknown_form_is_checked(tmp_path, line):
+    validator = CountingValidator()
+    _, executor = known_forms_executor(tmp_path, validator)
+    b = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
+    apply(executor, b)
+    assert apply(executor, b + line + "\n") is Outcome.LIVE
+    assert len(validator.seen) == 2
+
+
+def test_a_reload_forgets_what_the_old_skeleton_accepted(tmp_path):
+    validator = CountingValidator()
+    _, executor = known_forms_executor(tmp_path, validator)
+    apply(executor, LIVE_BASE + "  server b 127.0.0.1:8002 check weight 5\n")
+    assert len(validator.seen) == 1
+    skeleton = LIVE_BASE.replace("\nbackend b\n", "\nbackend b\n  balance leastconn\n")
+    assert apply(executor, skeleton) is Outcome.RELOADED and len(validator.seen) == 2
+    weighted = skeleton + "  server c 127.0.0.1:8003 check weight 7\n"
+    assert apply(executor, weighted) is Outcome.LIVE
+    assert len(validator.seen) == 3  # 'weight' was accepted under the old skeleton only: checked again
+    apply(executor, weighted + "  server d 127.0.0.1:8004 check\n")
+    assert len(validator.seen) == 3  # the form of 'a', learnt from the new full config
+
+
+def test_a_custom_check_command_sees_every_candidate(tmp_path):
+    validator = CountingValidator()
+    object.__setattr__(validator, "command", "haproxy -c -q -f {path}")
+    _, executor = known_forms_executor(tmp_path, validator)
+    b = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
+    apply(executor, b)
+    apply(executor, b + "  server c 127.0.0.1:8003 check\n")
+    assert len(validator.seen) == 2
+
+
+def test_a_live_install_reaches_the_disk_once_nothing_is_pending(tmp_path, monkeypatch):
+    """The live path leaves fsync (milliseconds each) to the idle-time housekeeping, right after."""
+    import os
+    _, executor = known_forms_executor(tmp_path, Validator())
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    b = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
+    assert apply(executor, b) is Outcome.LIVE and calls == []
+    executor.tick()
+    assert len(calls) >= 2  # the file and its directory (then the last good copy)
+    calls.clear()
+    executor.tick()
+    assert calls == []      # once is enough

@@ -1,0 +1,96 @@
+"""Server lines whose form HAProxy already accepted: a live change made only of those needs no ``haproxy -c``.
+
+A live plan changes nothing but ``server`` lines of existing backends; the rest
+of the config (its skeleton) is the one HAProxy runs.  A server line's *form* is
+the line with its per-instance values abstracted: its backend, the IP version
+of its address, and its options with the weight's value taken out.  The values
+abstracted are exactly those with a fixed grammar HAProxy cannot refuse:
+
+- the address, an IPv4 or IPv6 literal (a host name is never abstracted: HAProxy
+  resolves it while parsing, so it may fail where another name did not);
+- the port, 1-65535; the weight, 0-256;
+- the server name, ``[A-Za-z0-9._-]`` (and unique in its backend: the planner
+  refuses a config with two servers of one name, which then goes through a reload).
+
+Every form in a config that ``haproxy -c`` accepted is remembered; a live plan
+whose added or changed lines all have a remembered form is known good, and
+``haproxy -c`` (10 ms or more, most of a live change's time) is skipped.  Any
+other line, a new option, a host name, a new backend's first server, is checked
+as before.  Only the default check command is trusted this way: a custom
+``--check-cmd`` may judge more than HAProxy's grammar, so it sees every candidate.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from .plan import Op, ParsedConfig, Remove, ServerLine
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+Form = tuple[str, int, tuple[str, ...]]
+
+
+def form(server: ServerLine) -> Form | None:
+    """The line's form, or None when one of its values is not of a kind a form may abstract."""
+    try:
+        version = ipaddress.ip_address(server.address).version
+    except ValueError:
+        return None
+    if not (1 <= server.port <= 65535 and _NAME.fullmatch(server.name)):
+        return None
+    options, weight_next = [], False
+    for opt in server.options:
+        if weight_next:
+            if not (opt.isdigit() and 0 <= int(opt) <= 256):
+                return None
+            options.append("<weight>")
+            weight_next = False
+            continue
+        weight_next = opt == "weight"
+        options.append(opt)
+    if weight_next:
+        return None
+    return server.backend, version, tuple(options)
+
+
+class KnownForms:
+    """The forms HAProxy accepted, learnt from every config ``haproxy -c`` passed."""
+
+    #: Beyond this many distinct forms, something renders a unique option per server: stop learning.
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._forms: set[Form] = set()
+
+    def learn(self, servers: Iterable[ServerLine]) -> None:
+        for server in servers:
+            if len(self._forms) >= self.LIMIT:
+                return
+            shape = form(server)
+            if shape is not None:
+                self._forms.add(shape)
+
+    def learn_ops(self, ops: Iterable[Op]) -> None:
+        self.learn(op.server for op in ops if not isinstance(op, Remove))
+
+    def relearn(self, parsed: ParsedConfig | None) -> None:
+        """A whole new config was accepted: its forms replace the old ones."""
+        self.forget()
+        if parsed is not None:
+            self.learn(parsed.servers.values())
+
+    def cover(self, ops: Iterable[Op]) -> bool:
+        """Whether every line the operations add or change has a form HAProxy accepted."""
+        for op in ops:
+            if isinstance(op, Remove):
+                continue
+            shape = form(op.server)
+            if shape is None or shape not in self._forms:
+                return False
+        return True
+
+    def forget(self) -> None:
+        """The skeleton changed (a reload): what was accepted under the old one proves nothing."""
+        self._forms.clear()
