@@ -11,7 +11,8 @@ validated file swap and a reload.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 _SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|"
                       r"http-errors|ring|cache|mailers)\b\s*(\S*)")
@@ -51,46 +52,111 @@ class ServerLine:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of a config (from its keyword line to the next): its lines but the backends'
+    server lines, and those server lines by name."""
+
+    kind: str
+    name: str
+    skeleton: tuple[str, ...]
+    servers: dict[str, ServerLine]
+    cookie_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ParsedConfig:
-    skeleton: tuple[str, ...]                      # every line but server lines of backends
-    servers: dict[tuple[str, str], ServerLine]     # (backend, name) -> line
-    backends: tuple[str, ...] = ()                 # every backend section, servers or not
-    #: backend -> its ``dynamic-cookie-key``: sticky backends, whose live-added servers need it re-sent
-    cookie_keys: dict[str, str] = field(default_factory=dict)
+    """A config split into sections.  A section that did not change from one config to the next
+    is the same object in both (:class:`Planner` parses only the sections it has not seen), so
+    comparing two configs costs what changed, not what they hold."""
+
+    sections: tuple[Section, ...]
+
+    @cached_property
+    def skeleton(self) -> tuple[tuple[str, ...], ...]:
+        """Every line but server lines of backends, per section."""
+        return tuple(section.skeleton for section in self.sections)
+
+    @cached_property
+    def servers(self) -> dict[tuple[str, str], ServerLine]:
+        """(backend, name) -> server line, every backend."""
+        return {(s.backend, s.name): s for section in self.sections for s in section.servers.values()}
+
+    @cached_property
+    def backends(self) -> tuple[str, ...]:
+        """Every backend section, servers or not."""
+        return tuple(section.name for section in self.sections if section.kind == "backend")
+
+    @cached_property
+    def cookie_keys(self) -> dict[str, str]:
+        """backend -> its ``dynamic-cookie-key``: sticky backends, whose live-added servers need it re-sent."""
+        return {s.name: s.cookie_key for s in self.sections if s.kind == "backend" and s.cookie_key is not None}
 
 
-def parse(text: str) -> ParsedConfig | None:
-    """Split a config into its skeleton and its backends' server lines; None if we cannot tell."""
+def split(text: str) -> list[str]:
+    """The config cut before each ``backend`` keyword at the start of a line: backends are what a
+    large config is made of.  A chunk may hold other sections too (what precedes the first
+    backend, a section that follows one): :func:`parse_chunk` reads any number.  ``str.split``,
+    not a regular expression: 1 ms instead of 12 for 10,000 servers."""
+    first, *rest = text.split("\nbackend ")
+    return [first, *("backend " + chunk for chunk in rest)]
+
+
+def parse_chunk(chunk: str) -> tuple[Section, ...] | None:
+    """The sections in a piece of config (the lines before the first section count as one with
+    no kind); None if we cannot tell."""
+    sections: list[Section] = []
     skeleton: list[str] = []
-    servers: dict[tuple[str, str], ServerLine] = {}
-    section, name = "", ""
-    backends: list[str] = []
-    cookie_keys: dict[str, str] = {}
-    for raw in text.splitlines():
+    servers: dict[str, ServerLine] = {}
+    kind, name, cookie_key = "", "", None
+    for raw in chunk.splitlines():
         line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue  # blank and comment-only lines change nothing
         match = _SECTION.match(line)
         if match:
-            section, name = match.group(1), match.group(2)
-            if section == "backend":
-                backends.append(name)
+            if kind or skeleton:
+                sections.append(Section(kind, name, tuple(skeleton), servers, cookie_key))
+            skeleton, servers, cookie_key = [], {}, None
+            kind, name = match.group(1), match.group(2)
         words = line.split()
-        if section == "backend" and len(words) == 2 and words[0] == "dynamic-cookie-key":
-            cookie_keys[name] = words[1]
-        if section == "backend" and words and words[0] == "server":
+        if kind == "backend" and len(words) == 2 and words[0] == "dynamic-cookie-key":
+            cookie_key = words[1]
+        if kind == "backend" and words[0] == "server":
             if len(words) < 3:
                 return None
             addr = _ADDR.match(words[2])
-            if addr is None:
+            if addr is None or words[1] in servers:
                 return None
-            server = ServerLine(name, words[1], addr.group("v6") or addr.group("host"), int(addr.group("port")),
-                                tuple(words[3:]))
-            if (name, server.name) in servers:
-                return None
-            servers[(name, server.name)] = server
+            servers[words[1]] = ServerLine(name, words[1], addr.group("v6") or addr.group("host"),
+                                           int(addr.group("port")), tuple(words[3:]))
             continue  # order within a backend does not matter to roundrobin: only the set counts
-        if line:  # blank and comment-only lines change nothing
-            skeleton.append(line)
-    return ParsedConfig(tuple(skeleton), servers, tuple(backends), cookie_keys)
+        skeleton.append(line)
+    if kind or skeleton:
+        sections.append(Section(kind, name, tuple(skeleton), servers, cookie_key))
+    return tuple(sections)
+
+
+def parse(text: str, known: dict[str, tuple[Section, ...]] | None = None) -> ParsedConfig | None:
+    """Split a config into sections, each into its skeleton and its server lines; None if we
+    cannot tell.  ``known`` maps chunks of text (:func:`split`) already parsed to their
+    sections (reused as they are) and learns the new ones."""
+    sections: list[Section] = []
+    backends: set[str] = set()
+    for chunk in split(text):
+        parsed = known.get(chunk) if known is not None else None
+        if parsed is None:
+            parsed = parse_chunk(chunk)
+            if parsed is None:
+                return None
+            if known is not None:
+                known[chunk] = parsed
+        for section in parsed:
+            if section.kind == "backend":
+                if section.name in backends:
+                    return None  # two backends of one name: HAProxy refuses it, we cannot plan it
+                backends.add(section.name)
+            sections.append(section)
+    return ParsedConfig(tuple(sections))
 
 
 @dataclass(frozen=True)
@@ -130,46 +196,84 @@ class Plan:
 
 
 class Planner:
-    """Plans from one config text to the next, remembering the last parse: the next plan starts from the config it planned to."""
+    """Plans from one config text to the next, remembering the last parse (the next plan starts
+    from the config it planned to) and the sections of the last two configs (a one-server
+    change re-parses one section)."""
 
     def __init__(self) -> None:
         self._last: tuple[str, ParsedConfig | None] | None = None
+        self._known: dict[str, tuple[Section, ...]] = {}
 
     def parsed(self, text: str) -> ParsedConfig | None:
         """``parse(text)``, reusing the last plan's parse when it was of the same text."""
         if self._last is not None and self._last[0] == text:
             return self._last[1]
-        return parse(text)
+        return self._parse(text)
+
+    def _parse(self, text: str) -> ParsedConfig | None:
+        # Chunks of the last config only: memory stays one config's worth.
+        known, self._known = self._known, {}
+        parsed = parse(text, _Learning(known, self._known))
+        return parsed
 
     def plan(self, old_text: str | None, new_text: str) -> Plan:
         if old_text is None:
             return Plan(reload_reason="no running config")
-        old, new = self.parsed(old_text), parse(new_text)
+        old = self.parsed(old_text)
+        new = self._parse(new_text)
         self._last = (new_text, new)
         return diff(old, new)
 
 
+class _Learning(dict):  # type: ignore[type-arg]
+    """Looks chunks up in the last config's, and keeps those of this one (reused or new)."""
+
+    def __init__(self, previous: dict[str, tuple[Section, ...]], current: dict[str, tuple[Section, ...]]) -> None:
+        super().__init__()
+        self.previous, self.current = previous, current
+
+    def get(self, chunk: str, default: object = None) -> tuple[Section, ...] | None:  # type: ignore[override]
+        found = self.previous.get(chunk)
+        if found is not None:
+            self.current[chunk] = found
+        return found
+
+    def __setitem__(self, chunk: str, sections: tuple[Section, ...]) -> None:
+        self.current[chunk] = sections
+
+
 def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
-    """Runtime operations between two parsed configs, or why a reload is needed."""
+    """Runtime operations between two parsed configs, or why a reload is needed.  Sections that
+    are the same object in both are skipped."""
     if old is None or new is None:
         return Plan(reload_reason="server lines the planner cannot read")
-    if old.skeleton != new.skeleton:
+    if old.skeleton != new.skeleton:  # unchanged sections share their skeleton: compared by identity
         return Plan(reload_reason="configuration beyond server lines changed")
-    ops: list[Op] = []
-    for key in sorted(old.servers.keys() - new.servers.keys()):
-        ops.append(Remove(*key))
-    for key in sorted(new.servers):
-        server, before = new.servers[key], old.servers.get(key)
-        if before is None:
-            ops.append(Add(server))
+    removed: list[Op] = []
+    changed: list[tuple[tuple[str, str], list[Op]]] = []
+    for before_section, section in zip(old.sections, new.sections):
+        if before_section is section or before_section.servers == section.servers:
             continue
-        if before.options_without_weight() != server.options_without_weight():
-            return Plan(reload_reason=f"options of server {key[0]}/{key[1]} changed")
-        if (before.address, before.port) != (server.address, server.port):
-            ops.append(SetAddress(server))
-        if before.weight != server.weight:
-            ops.append(SetWeight(server))
-    return Plan(tuple(ops))
+        before_servers, servers = before_section.servers, section.servers
+        for name in before_servers.keys() - servers.keys():
+            removed.append(Remove(section.name, name))
+        for name, server in servers.items():
+            before = before_servers.get(name)
+            if before is None:
+                changed.append(((section.name, name), [Add(server)]))
+                continue
+            if before.options_without_weight() != server.options_without_weight():
+                return Plan(reload_reason=f"options of server {section.name}/{name} changed")
+            ops: list[Op] = []
+            if (before.address, before.port) != (server.address, server.port):
+                ops.append(SetAddress(server))
+            if before.weight != server.weight:
+                ops.append(SetWeight(server))
+            if ops:
+                changed.append(((section.name, name), ops))
+    removed.sort(key=lambda op: (op.backend, op.name) if isinstance(op, Remove) else ("", ""))
+    changed.sort(key=lambda item: item[0])
+    return Plan(tuple(removed) + tuple(op for _, ops in changed for op in ops))
 
 
 def describe(op: Op) -> str:
