@@ -41,9 +41,9 @@ WATCH_KEYS: dict[str, Key] = {
     "set": Key(_TABLE, {}), "master-socket": Key(_STR), "reload-cmd": Key(_STR), "runtime-socket": Key(_STR),
     "drain-grace": Key(_STR, "10s"), "check-cmd": Key(_STR, "haproxy -c -f {path}"), "wait": Key(_STR, "10ms:1s"),
     "gate-share": Key(_NUM, 1.0), "gate-grace": Key(_STR, "30s"), "when-empty": Key(_STR, "keep"),
-    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "once": Key(_BOOL, False), "bootstrap": Key(_BOOL, False),
-    "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR), "log-format": Key(_STR, "text"),
-    "verbose": Key(_BOOL, False),
+    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "once": Key(_BOOL, False),
+    "bootstrap": Key(_BOOL, False), "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR),
+    "log-format": Key(_STR, "text"), "verbose": Key(_BOOL, False),
 }
 
 
@@ -169,5 +169,6 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         services=tuple(dict.fromkeys(options["service"])), template=template or DEFAULT_TEMPLATE,
         output=Path(options["output"]), tag=options.get("tag"), values=values, wait=parse_wait(options["wait"]),
         validator=validator, reloader=reloader, runtime_socket=runtime_socket,
-        drain_grace=parse_duration(options["drain-grace"]), watch_mode=watch_mode, discover=bool(options.get("discover")),
+        drain_grace=parse_duration(options["drain-grace"]), watch_mode=watch_mode,
+        discover=bool(options.get("discover")),
         gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty))

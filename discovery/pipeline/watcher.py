@@ -152,7 +152,9 @@ class Watcher:
     @property
     def _catalog_mode(self) -> bool:
         mode = self.config.watch_mode
-        return self.config.discover or mode == "catalog" or (mode == "auto" and len(self.config.services) > CATALOG_ABOVE)
+        if self.config.discover or mode == "catalog":
+            return True
+        return mode == "auto" and len(self.config.services) > CATALOG_ABOVE
 
     def _start_workers(self) -> None:
         post = self._inbox.put
