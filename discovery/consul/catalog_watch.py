@@ -159,8 +159,9 @@ class CatalogWatch:
                 self._checks = digest
                 self._checks_index = max(self._checks_index, index)
             else:
+                before = self.services  # a service that leaves explains the change too
                 joined = self._rediscover(body) if self.discover else set()
-                found = dirty_from_service_list(self._service_list, body, self.services) | joined
+                found = dirty_from_service_list(self._service_list, body, before) | joined
                 if not found and self._service_list is not None:
                     self._unexplained = (index, self.clock() + self.explain_within)
                 self._service_list = dict(body)
@@ -189,13 +190,14 @@ class CatalogWatch:
         for name in sorted(before - set(found.followed)):
             reason = gone_reason(name, service_list)
             log.info("discover: %s %s: its backend is dropped", name, reason)
-            for state in (self._last, self._current, self._skips):
-                state.pop(name, None)
+            self._last.pop(name, None)  # if it comes back, its first read is handed on, changed or not
+            self._current.pop(name, None)
+            self._skips.pop(name, None)
             self.on_update(Gone(name, reason))
         joined = set(found.followed) - before
         if joined and not first:
             log.info("discover: following %s (route tags)", ", ".join(sorted(joined)))
-        if first or joined or before != set(found.followed):
+        if first or before != set(found.followed):
             self.on_update(Listed(found.followed))
         return joined
 
