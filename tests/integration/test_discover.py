@@ -4,11 +4,13 @@ reloads of the same HAProxy master, without restarting the watcher."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from testkit import DISCO, wait_until
+from testkit import DISCO, REPO, wait_until
 
 from .apps import Apps, get
 from .conftest import Stack
@@ -76,3 +78,34 @@ def test_services_with_route_tags_come_and_go_without_a_restart(stack: Stack, ap
     assert watch.alive() and stack.haproxy.alive()                           # never restarted
     assert watch.output().count("watching 0 services and every service with a route tag") == 1
     assert stack.reloads() >= after_a + 2
+
+
+def test_plan_and_status_take_discover_and_watch_needs_a_service_or_discover(stack: Stack, apps: Apps):
+    def run(command: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        argv = discover_args(stack, *extra)
+        argv[argv.index("watch")] = command
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+
+    apps.start("a", "a-1", ("urlprefix-/a",))
+    apps.start("c", "c-1")
+    wait_until(lambda: stack.consul.passing("a"), 10, what="a in Consul")
+    result = run("plan", "--json")
+    assert result.returncode == 3, result.stdout + result.stderr                  # changes: nothing written yet
+    report = json.loads(result.stdout)
+    assert report["summary"] == "1 backends, 1 servers" and "+backend a" in report["diff"]
+    assert "backend c" not in report["diff"] and "default_backend" not in report["diff"]
+    once = stack.spawn(discover_args(stack, "--once"), "watch-once")
+    assert once.popen.wait(60) == 0, once.output()
+    assert run("plan").returncode == 0                                            # nothing to do now
+    result = subprocess.run([*DISCO, "status", "--discover", "--consul-addr", stack.consul.url, "--output",
+                             str(stack.output), "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [b["backend"] for b in json.loads(result.stdout)["backends"]] == ["a"]
+
+    refused = run("watch", "--watch-mode", "service")
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "disco: error: --discover follows the catalog with two blocking queries: it cannot go with --watch-mode service"]
+    neither = subprocess.run([*DISCO, "watch", "--output", str(stack.output)], capture_output=True, text=True,
+                             timeout=60, cwd=REPO)
+    assert neither.returncode == 2 and neither.stderr.strip().splitlines() == [
+        "disco: error: missing --service or --discover (or `service` or `discover = true` in the config file)"]
