@@ -4,6 +4,7 @@ Every flag of ``disco watch`` has a key of the same name in the file (``--master
 ``master-socket``; ``master_socket`` is accepted too)::
 
     service = ["web", "api"]
+    discover = true            # also every service with a route tag (urlprefix-...)
     output = "/etc/haproxy/haproxy.cfg"
     master-socket = "/run/haproxy/master.sock"
     listen = "127.0.0.1:9120"
@@ -40,9 +41,9 @@ WATCH_KEYS: dict[str, Key] = {
     "set": Key(_TABLE, {}), "master-socket": Key(_STR), "reload-cmd": Key(_STR), "runtime-socket": Key(_STR),
     "drain-grace": Key(_STR, "10s"), "check-cmd": Key(_STR, "haproxy -c -f {path}"), "wait": Key(_STR, "10ms:1s"),
     "gate-share": Key(_NUM, 1.0), "gate-grace": Key(_STR, "30s"), "when-empty": Key(_STR, "keep"),
-    "watch-mode": Key(_STR, "auto"), "once": Key(_BOOL, False), "bootstrap": Key(_BOOL, False),
-    "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR), "log-format": Key(_STR, "text"),
-    "verbose": Key(_BOOL, False),
+    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "once": Key(_BOOL, False),
+    "bootstrap": Key(_BOOL, False), "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR),
+    "log-format": Key(_STR, "text"), "verbose": Key(_BOOL, False),
 }
 
 
@@ -130,7 +131,9 @@ def watch_config(options: Mapping[str, Any]) -> Any:
     from .state import checks
     from .state.gate import GatePolicy
 
-    require(options, "service", "output")
+    if not options["service"] and not options.get("discover"):
+        raise ConfigError("missing --service or --discover (or `service` or `discover = true` in the config file)")
+    require(options, "output")
     master_socket, reload_cmd = options.get("master-socket"), options.get("reload-cmd")
     if master_socket and reload_cmd:
         raise ConfigError("give --master-socket or --reload-cmd, not both")
@@ -139,6 +142,9 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         raise ConfigError(f"invalid --when-empty {when_empty!r}: use keep or empty")
     if watch_mode not in ("auto", "service", "catalog"):
         raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
+    if watch_mode == "service" and options.get("discover"):
+        raise ConfigError("--discover follows the catalog with two blocking queries: it cannot go with "
+                          "--watch-mode service")
     if not 0.01 <= options["gate-share"] <= 1.0:
         raise ConfigError(f"invalid --gate-share {options['gate-share']}: use a share between 0.01 and 1.0")
     template = Path(options["template"]) if options.get("template") else None
@@ -164,4 +170,5 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         output=Path(options["output"]), tag=options.get("tag"), values=values, wait=parse_wait(options["wait"]),
         validator=validator, reloader=reloader, runtime_socket=runtime_socket,
         drain_grace=parse_duration(options["drain-grace"]), watch_mode=watch_mode,
+        discover=bool(options.get("discover")),
         gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty))

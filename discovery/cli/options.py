@@ -51,13 +51,17 @@ WhenEmpty = Annotated[Optional[str], typer.Option(
          "or empty (at once; the backend answers 503). Default: keep.")]
 WatchMode = Annotated[Optional[str], typer.Option(
     help="service: one blocking query per service; catalog: two for the whole datacenter; "
-         "auto (default): catalog above 8 services.")]
+         "auto (default): catalog above 8 services, or with --discover.")]
 Listen = Annotated[Optional[str], typer.Option(
     metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address.")]
 LogFormat = Annotated[Optional[str], typer.Option(
     help="text (default) or json: one JSON object per line, with the fields of the text lines.")]
 
 
+Discover = Annotated[bool, typer.Option(
+    "--discover", help="Also follow every service in Consul with a route tag (urlprefix-...), as it is registered "
+                       "or goes away; --service names are followed whatever their tags. Uses the catalog watch "
+                       "(not with --watch-mode service).")]
 Once = Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")]
 Bootstrap = Annotated[bool, typer.Option(
     "--bootstrap", help="If OUTPUT does not exist, first write a config with no instances (so HAProxy can "

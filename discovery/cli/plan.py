@@ -33,6 +33,7 @@ def plan(
     gate_grace: o.GateGrace = None,
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
+    discover: o.Discover = False,
     consul_addr: ConsulAddr = None,
     json_: o.Json = False,
     log_format: o.LogFormat = None,
@@ -57,6 +58,7 @@ def plan(
                                  master_socket=master_socket, reload_cmd=reload_cmd, runtime_socket=runtime_socket,
                                  drain_grace=drain_grace, check_cmd=check_cmd, wait=wait, gate_share=gate_share,
                                  gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode,
+                                 discover=discover,
                                  consul_addr=consul_addr, log_format=log_format, verbose=verbose)
         setup_logging(opts["verbose"], opts["log-format"])
         report = make_plan(ConsulClient(consul_settings(opts["consul-addr"])), watch_config(opts))

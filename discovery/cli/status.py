@@ -22,6 +22,7 @@ def status(
     output: o.Output = None,
     config: o.Config = None,
     tag: o.Tag = None,
+    discover: o.Discover = False,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
@@ -38,6 +39,7 @@ def status(
     """
     from ..config import require
     from ..consul.client import ConsulClient
+    from ..consul.discover import read_followed
     from ..haproxy.files import LiveConfig
     from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
@@ -46,16 +48,20 @@ def status(
     from ..settings import consul_settings
 
     try:
-        opts = o.resolve_options(config, service=service, output=output, tag=tag, runtime_socket=runtime_socket,
-                                 listen=listen, consul_addr=consul_addr, verbose=verbose)
+        opts = o.resolve_options(config, service=service, output=output, tag=tag, discover=discover,
+                                 runtime_socket=runtime_socket, listen=listen, consul_addr=consul_addr, verbose=verbose)
         setup_logging(opts["verbose"], opts["log-format"])
         require(opts, "output")
         text = LiveConfig(Path(opts["output"])).read()
         parsed = parse(text) if text is not None else None
+        catalog = ConsulClient(consul_settings(opts["consul-addr"]))
         services = opts["service"] or (parsed.backends if parsed else ())
+        if opts["discover"]:  # what watch follows now, and backends it still has (a service just gone)
+            followed = read_followed(catalog, opts["service"])[0]
+            services = (*followed, *(b for b in (parsed.backends if parsed else ()) if b not in followed))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
-        report = run(ConsulClient(consul_settings(opts["consul-addr"])), services, parsed, tag=opts["tag"],
+        report = run(catalog, services, parsed, tag=opts["tag"],
                      runtime=RuntimeAPI(Path(socket)) if socket else None,
                      held=(watcher or {}).get("held_services") or {})
     except DiscoveryError as exc:

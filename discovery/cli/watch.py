@@ -34,6 +34,7 @@ def watch(
     gate_grace: o.GateGrace = None,
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
+    discover: o.Discover = False,
     listen: o.Listen = None,
     once: o.Once = False,
     bootstrap: o.Bootstrap = False,
@@ -58,7 +59,8 @@ def watch(
         opts = o.resolve_options(config, service=service, output=output, template=template, tag=tag, set_=set_,
                                  master_socket=master_socket, reload_cmd=reload_cmd, runtime_socket=runtime_socket,
                                  drain_grace=drain_grace, check_cmd=check_cmd, wait=wait, gate_share=gate_share,
-                                 gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode, listen=listen,
+                                 gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode,
+                                 discover=discover, listen=listen,
                                  once=once, bootstrap=bootstrap, dry_run=dry_run, consul_addr=consul_addr,
                                  log_format=log_format, verbose=verbose)
         setup_logging(opts["verbose"], opts["log-format"])

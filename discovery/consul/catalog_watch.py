@@ -18,6 +18,10 @@ service changed (an instance without checks, or re-registered with a new
 address but the same checks and tags), so every watched service is read again:
 correct, and rare.  The fan-out is pure (:func:`dirty_services`); the
 rest is two :class:`~discovery.watch.Follow` loops and one reader.
+
+With ``discover``, the set of services is not fixed: every catalog list decides it
+(:mod:`discovery.consul.discover`); a service that joins is read at once, one that leaves
+is announced with a :class:`~discovery.consul.discover.Gone`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .client import Catalog
+from .discover import Gone, Listed, discovered, gone_reason
 from ..state.convert import convert
 from ..errors import CatalogError
 from ..state.model import Service
@@ -82,14 +87,18 @@ def dirty_from_service_list(old: Mapping[str, Sequence[str]] | None, new: Mappin
 
 
 class CatalogWatch:
-    """Watched services through two blocking queries; changed services go to ``on_update``."""
+    """Watched services through two blocking queries; changed services go to ``on_update``
+    (with ``discover``, also :class:`Listed` and :class:`Gone` as the followed set changes)."""
 
-    def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update], None],
+    def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update | Listed | Gone], None],
                  stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
                  clock: Callable[[], float] = time.monotonic, gather: float = 0.005,
-                 explain_within: float = 0.5, report: Report = no_report) -> None:
+                 explain_within: float = 0.5, report: Report = no_report, discover: bool = False) -> None:
         self.catalog = catalog
+        self.explicit = tuple(services)
         self.services = tuple(services)
+        self.discover = discover
+        self._refused: set[str] = set()  # route-tagged names refused, each logged once
         self.on_update = on_update
         self.stop = stop
         self.tag = tag
@@ -104,7 +113,7 @@ class CatalogWatch:
         self._service_list: Mapping[str, Sequence[str]] | None = None
         self._current: dict[str, Service] = {}
         self._last: dict[str, Update] = {}
-        self._skips = {name: SkipLog(f"health.service({name})") for name in self.services}
+        self._skips: dict[str, SkipLog] = {}
         self.report = report
         self._retry = Retry("catalog fan-out", stop, timing, HEALTH_SERVICE, report)
 
@@ -150,11 +159,14 @@ class CatalogWatch:
                 self._checks = digest
                 self._checks_index = max(self._checks_index, index)
             else:
-                found = dirty_from_service_list(self._service_list, body, self.services)
+                before = self.services  # a service that leaves explains the change too
+                joined = self._rediscover(body) if self.discover else set()
+                found = dirty_from_service_list(self._service_list, body, before) | joined
                 if not found and self._service_list is not None:
                     self._unexplained = (index, self.clock() + self.explain_within)
                 self._service_list = dict(body)
                 dirty |= found
+        dirty &= set(self.services)  # a service that left in this batch is not read
         if self._unexplained is not None:
             index, give_up = self._unexplained
             if self._checks_index >= index:
@@ -166,12 +178,35 @@ class CatalogWatch:
         for name in sorted(dirty):
             self._read(name)
 
+    def _rediscover(self, service_list: Mapping[str, Sequence[str]]) -> set[str]:
+        """Apply a catalog list to the followed set; announce it; return the services that joined."""
+        found = discovered(service_list, self.explicit)
+        for name, reason in sorted(found.refused.items()):
+            if name not in self._refused:
+                log.warning("discover: service skipped: %s", reason)
+        self._refused = set(found.refused)
+        first, before = self._service_list is None, set(self.services)
+        self.services = found.followed
+        for name in sorted(before - set(found.followed)):
+            reason = gone_reason(name, service_list)
+            log.info("discover: %s %s: its backend is dropped", name, reason)
+            self._last.pop(name, None)  # if it comes back, its first read is handed on, changed or not
+            self._current.pop(name, None)
+            self._skips.pop(name, None)
+            self.on_update(Gone(name, reason))
+        joined = set(found.followed) - before
+        if joined and not first:
+            log.info("discover: following %s (route tags)", ", ".join(sorted(joined)))
+        if first or before != set(found.followed):
+            self.on_update(Listed(found.followed))
+        return joined
+
     def _read(self, name: str) -> None:
         index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
                                      wait=self.timing.wait, passing=False)
         answered_at = time.monotonic()
         conversion = convert(name, list(entries), passing_only=True)
-        self._skips[name].report(conversion)
+        self._skips.setdefault(name, SkipLog(f"health.service({name})")).report(conversion)
         update = changed_view(self._last.get(name), conversion, index, answered_at)
         self.report(ConsulRequest(HEALTH_SERVICE, "unchanged" if update is None else "changed"))
         if update is None:

@@ -79,7 +79,7 @@ class Renderer:
         services = [self._context(s) for s in state.services]
         context: dict[str, Any] = {**values, "values": values, "env": dict(env or {}),
                                    "services": services, "service": {s["name"]: s for s in services},
-                                   "routing": table(state.services, values).as_context()}
+                                   "routing": table(state.services, values, state.discovered).as_context()}
         try:
             return self._template.render(context)
         except jinja2.TemplateError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..consul.client import Catalog
+from ..consul.discover import read_followed
 from ..errors import HAProxyUnavailable, LiveUpdateFailed, TemplateError, ValidationError
 from ..haproxy.files import LiveConfig
 from ..haproxy.plan import describe, parse
@@ -73,15 +74,22 @@ class PlanReport:
         return out + ([self.diff.rstrip("\n")] if self.diff else [])
 
 
-def read_state(catalog: Catalog, services: tuple[str, ...], tag: str | None) -> tuple[DesiredState, tuple[str, ...]]:
-    """Every service read once (no blocking), converted as the watches do."""
-    found, notes = [], []
+def read_state(catalog: Catalog, services: tuple[str, ...], tag: str | None,
+               discover: bool = False) -> tuple[DesiredState, tuple[str, ...]]:
+    """Every service read once (no blocking), converted as the watches do; with ``discover``,
+    the services with a route tag too (the catalog list read once)."""
+    found, notes, discovered = [], [], frozenset[str]()
+    if discover:
+        explicit = services
+        services, discovery = read_followed(catalog, explicit)
+        discovered = frozenset(services) - set(explicit)
+        notes += [f"discover: service skipped: {reason}" for _, reason in sorted(discovery.refused.items())]
     for name in services:
         _, entries = catalog.health_service(name, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(name, list(entries), passing_only=True)
         found.append(conversion.service)
         notes += conversion.skipped
-    return DesiredState(tuple(found)), tuple(notes)
+    return DesiredState(tuple(found), discovered), tuple(notes)
 
 
 def _drift(config: WatchConfig, running: str) -> str | None:
@@ -96,7 +104,7 @@ def _drift(config: WatchConfig, running: str) -> str | None:
 
 def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | None = None) -> PlanReport:
     """Read, render, decide and validate; raises only for Consul or the live file (DiscoveryError)."""
-    state, skipped = read_state(catalog, config.services, config.tag)
+    state, skipped = read_state(catalog, config.services, config.tag, config.discover)
     running = LiveConfig(config.output).read()
     try:
         candidate = Renderer(config.template).render(state, config.values, dict(os.environ if env is None else env))

@@ -59,6 +59,14 @@ class Gatekeeper:
         self._want_probe()
         return True
 
+    def forget(self, name: str) -> None:
+        """The service is no longer followed: drop its view and any hold (a removal is not gated)."""
+        self.services.pop(name, None)
+        hold = self.holds.pop(name, None)
+        if hold is not None and hold.reason != ASKING:
+            self.emit(Released(name, 0, self.clock() - hold.since, ended=True))
+        self._want_probe()
+
     def on_leader(self, status: LeaderStatus) -> bool:
         """Re-decide every hold with Consul's health; return whether any change was let through."""
         changed = False

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
+from ..consul.discover import Gone, Listed
 from ..consul.watch import ConsulRequest, ServiceWatch, Update, WatchTiming
 from ..errors import CatalogUnavailable, DiscoveryError, OutputError, TemplateError
 from ..haproxy.files import LiveConfig
@@ -37,10 +38,11 @@ from ..haproxy.render import Renderer
 from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
-from ..state.model import DesiredState, Service
+from ..state.model import DesiredState
 from ..state.routing import table as routing_table
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
+from .followed import Followed
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
 from .bootstrap import bootstrap
 from .lifecycle import Workers
@@ -80,6 +82,8 @@ class WatchConfig:
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
+    #: Also follow every service with a route tag (:mod:`discovery.consul.discover`); implies ``catalog``.
+    discover: bool = False
 
 
 class _Stop:
@@ -91,7 +95,7 @@ class _Wake:
 
 
 STOP, WAKE = _Stop(), _Wake()
-Message = Update | ConsulRequest | LeaderStatus | _Stop | _Wake
+Message = Update | Listed | Gone | ConsulRequest | LeaderStatus | _Stop | _Wake
 
 #: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
@@ -115,8 +119,8 @@ class Watcher:
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE))
         self._owned: list[tuple[str, Callable[[], None]]] = []
-        self._services: dict[str, Service | None] = dict.fromkeys(config.services)
-        self._gate = Gatekeeper(config.gate, self._services, self.events.emit, clock)
+        self._followed = Followed(config.services, config.discover)
+        self._gate = Gatekeeper(config.gate, self._followed.views, self.events.emit, clock)
         self._renderer = Renderer(config.template)
         self._template_mtime = _mtime(config.template)
         self._next_template_check = 0.0
@@ -150,7 +154,9 @@ class Watcher:
     @property
     def _catalog_mode(self) -> bool:
         mode = self.config.watch_mode
-        return mode == "catalog" or (mode == "auto" and len(self.config.services) > CATALOG_ABOVE)
+        if self.config.discover or mode == "catalog":
+            return True
+        return mode == "auto" and len(self.config.services) > CATALOG_ABOVE
 
     def _start_workers(self) -> None:
         post = self._inbox.put
@@ -158,7 +164,8 @@ class Watcher:
             self._workers.start(name, target)
         if self._catalog_mode:
             watch = CatalogWatch(self.catalog, self.config.services, post, self.stop_event,
-                                 tag=self.config.tag, timing=self.config.timing, report=post)
+                                 tag=self.config.tag, timing=self.config.timing, report=post,
+                                 discover=self.config.discover)
             self._workers.start("watch-catalog", watch.run)
         else:
             for name in self.config.services:
@@ -167,7 +174,8 @@ class Watcher:
                                                                   report=post).run)
         probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
         self._workers.start("gate-leader", probe.run)
-        log.info("watching %d services with %d blocking queries", len(self.config.services), self.blocking_queries)
+        log.info("watching %d services%s with %d blocking queries", len(self.config.services),
+                 " and every service with a route tag" if self.config.discover else "", self.blocking_queries)
 
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
@@ -178,7 +186,7 @@ class Watcher:
 
     @property
     def _complete(self) -> bool:
-        return all(s is not None for s in self._services.values())
+        return self._followed.complete
 
     def run(self, once: bool = False) -> Outcome | None:
         """Follow Consul until stopped; with ``once``, return after the first pass.
@@ -208,7 +216,7 @@ class Watcher:
                     timer.change(self.clock())
                 if self._complete and (once or timer.due(self.clock())):
                     timeline = self._timeline()
-                    state = DesiredState(tuple(s for s in self._services.values() if s is not None))
+                    state = self._followed.state()
                     last, error = self._pass(state, timeline)
                     timer.flushed(self.clock(), reloaded=last in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
@@ -243,10 +251,13 @@ class Watcher:
                 return False
             if isinstance(message, ConsulRequest):
                 self.events.emit(message)
-            elif isinstance(message, Update):
+            elif isinstance(message, (Listed, Gone)):
+                if self._followed.apply(message, self._gate.forget, self.events.emit):
+                    timer.change(self.clock())
+            elif isinstance(message, Update) and message.service.name in self._followed.views:
                 service = message.service
                 self.events.emit(Counted(service.name, message.statuses, message.left_out))
-                if service.name in self._gate.holds or self._services.get(service.name) != service:
+                if service.name in self._gate.holds or self._followed.views.get(service.name) != service:
                     self.events.emit(ChangeSeen(service.name, len(service.instances), message.seen_at))
                     if self._gate.admit(service):
                         timer.change(self.clock())
@@ -318,7 +329,7 @@ class Watcher:
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""
-        notes = routing_table(state.services, self.config.values).notes
+        notes = routing_table(state.services, self.config.values, state.discovered).notes
         if notes != self._route_notes:
             for note in notes:
                 log.warning("routing: %s", note)

@@ -124,9 +124,12 @@ class Service:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """Everything the config is rendered from: the services, in the order they were asked for."""
+    """Everything the config is rendered from: the services, in the order they were asked for
+    (``--service`` names first, then the discovered ones by name)."""
 
     services: tuple[Service, ...] = field(default_factory=tuple)
+    #: Services followed only for their route tags (``--discover``): never the default backend.
+    discovered: frozenset[str] = frozenset()
 
     @property
     def server_count(self) -> int:

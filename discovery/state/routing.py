@@ -4,7 +4,9 @@ HAProxy takes the first ``use_backend`` rule that matches, so the order of the
 rules is the precedence: an exact host before a wildcard host before no host
 (a longer wildcard suffix first), then the longest path prefix.  A service with
 no route tag keeps the default route: ``Host`` equal to its name, any path.
-Requests no rule matches go to the first HTTP service (the first ``--service``).
+Requests no rule matches go to the first HTTP service (the first ``--service``); a service
+followed only because it carries a route tag (``--discover``) is never that default: with
+no ``--service``, HAProxy answers such requests with 503.
 
 Two services claiming the same host and path (or the same TCP port) are a
 conflict: the lowest service name wins, deterministically, and the conflict is a
@@ -17,7 +19,7 @@ service must not be able to make HAProxy bind port 22, or a port it cannot get
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +88,8 @@ def precedence(rule: Rule) -> tuple[Any, ...]:
     return (kind, -len(route.host), -len(route.path), route.path, route.host, rule.service)
 
 
-def table(services: Sequence[Service], values: Mapping[str, Any] | None = None) -> Table:
+def table(services: Sequence[Service], values: Mapping[str, Any] | None = None,
+          discovered: Collection[str] = frozenset()) -> Table:
     values = values or {}
     allowed = parse_ports(str(values.get("tcp_ports", "")))
     reserved = reserved_ports(values)
@@ -121,6 +124,6 @@ def table(services: Sequence[Service], values: Mapping[str, Any] | None = None) 
             notes.append(f"route conflict on TCP port {port}: claimed by {', '.join(names)}; {names[0]} wins")
     ordered = sorted(winners, key=precedence)
     http = tuple(Rule(f"r{i}", r.service, r.route, r.https_only, r.default) for i, r in enumerate(ordered, 1))
-    default = next((s for s in services if not s.tcp), None)
+    default = next((s for s in services if not s.tcp and s.name not in discovered), None)
     return Table(http, tuple(tcp), default.name if default else None,
                  bool(default and default.settings.https_only), tuple(notes))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from discovery.consul.catalog_watch import CatalogWatch, check_digest, dirty_from_service_list, dirty_services
-from discovery.consul.watch import WatchTiming
+from discovery.consul.watch import Update, WatchTiming
 
 
 def chk(node, check, service="", sid="", status="passing", tags=()):
@@ -127,3 +127,44 @@ def wait_for(predicate, timeout=5.0):
         event.wait(0.01)
         deadline += 0.01
         assert deadline < timeout, "condition not met in time"
+
+
+def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
+    from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed
+
+    catalog, seen, stop = Catalog(), [], threading.Event()
+    catalog.services = {"web": []}                       # explicit, no route tag
+    watch = CatalogWatch(catalog, ["web"], seen.append, stop, timing=WatchTiming(wait=2, min_interval=0),
+                         explain_within=0.2, discover=True)
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+
+    def names(kind):
+        return [m.service.name if hasattr(m.service, "name") else m.service for m in seen if isinstance(m, kind)]
+
+    try:
+        wait_for(lambda: names(Update) == ["web"])
+        assert [m for m in seen if isinstance(m, Listed)] == [Listed(("web",))]
+        catalog.instances["shop"] = [entry("shop-1", 82)]
+        catalog.change(services={"web": [], "shop": ["urlprefix-/shop strip=/shop"], "db": ["primary"],
+                                 "bad name": ["urlprefix-/x"]})
+        wait_for(lambda: names(Update) == ["web", "shop"])   # read at once; db has no route tag
+        assert seen[-2] == Listed(("shop", "web")) and watch.services == ("shop", "web")
+        assert caplog.text.count("'bad name' has characters") == 1
+        catalog.change(services={"web": [], "shop": ["urlprefix-/shop strip=/shop"], "db": ["primary"],
+                                 "bad name": ["urlprefix-/x"], "other": []})
+        catalog.change(services={"web": [], "shop": ["v2"]})  # drops its route tag
+        wait_for(lambda: names(Gone) == ["shop"])
+        assert [m for m in seen if isinstance(m, Gone)][0].reason == NO_ROUTE_TAG
+        assert caplog.text.count("'bad name' has characters") == 1  # logged once while it stays
+        catalog.change(services={"web": [], "shop": ["urlprefix-/shop"]})
+        wait_for(lambda: names(Update) == ["web", "shop", "shop"])  # back: read again, even if unchanged
+        del catalog.instances["shop"]
+        catalog.change(services={"web": []})                 # last instance deregistered
+        wait_for(lambda: names(Gone) == ["shop", "shop"])
+        assert [m for m in seen if isinstance(m, Gone)][1].reason == DEREGISTERED
+        assert seen[-1] == Listed(("web",)) and names(Update) == ["web", "shop", "shop"]
+    finally:
+        stop.set()
+        catalog.change(checks=list(BASE))
+        thread.join(5)

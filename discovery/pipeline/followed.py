@@ -1,0 +1,57 @@
+"""The services the pipeline follows, and the view of each it has admitted.
+
+Without ``--discover`` the set is the ``--service`` names, fixed at start.  With it, the
+catalog watch says which services are followed (:class:`~discovery.consul.discover.Listed`)
+and which leave (:class:`~discovery.consul.discover.Gone`).  The pipeline renders once the
+catalog list has been read and every followed service has been read once; with
+``--discover`` and no ``--service``, an empty catalog is complete: a config with no backend
+(HAProxy answers 503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..consul.discover import Gone, Listed
+from ..state.convert import STATUSES
+from ..state.model import DesiredState, Service
+from .events import ChangeSeen, Counted, Event
+
+
+class Followed:
+    """``views`` is shared with the gatekeeper, which admits new views into it in place."""
+
+    def __init__(self, explicit: Sequence[str], discover: bool) -> None:
+        self.explicit = tuple(explicit)
+        self.discover = discover
+        self.views: dict[str, Service | None] = dict.fromkeys(self.explicit)
+        self._listed = not discover
+
+    @property
+    def complete(self) -> bool:
+        return self._listed and all(view is not None for view in self.views.values())
+
+    def apply(self, message: Listed | Gone, forget: Callable[[str], None], emit: Callable[[Event], None]) -> bool:
+        """Take a change of the set; return whether a pass is due.
+
+        :class:`Listed`: newly followed services are awaited (their first read follows; an empty
+        catalog is complete).  :class:`Gone`: ``forget`` drops the view and any gate hold, and
+        the service's instance counts go to zero."""
+        if isinstance(message, Listed):
+            self._listed = True
+            for name in message.services:
+                self.views.setdefault(name, None)
+            return True
+        if message.service not in self.views:
+            return False
+        forget(message.service)
+        emit(Counted(message.service, tuple((status, 0) for status in STATUSES), ()))
+        emit(ChangeSeen(message.service, 0, message.seen_at))
+        return True
+
+    def state(self) -> DesiredState:
+        """``--service`` names first, in their order, then the discovered services by name (so a
+        restart renders the same file whatever order they appeared in)."""
+        others = sorted(set(self.views) - set(self.explicit))
+        services = [self.views.get(name) for name in (*self.explicit, *others)]
+        return DesiredState(tuple(s for s in services if s is not None), frozenset(others))

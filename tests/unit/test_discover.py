@@ -1,0 +1,128 @@
+"""`disco watch --discover`: which services are followed (pure), the pipeline's followed set, the
+default backend, the settings, and a whole dry-run pass on an empty catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from discovery.config import resolve, watch_config
+from discovery.consul.discover import DEREGISTERED, Gone, Listed, discovered, read_followed
+from discovery.errors import ConfigError
+from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
+from discovery.observe.plan import read_state
+from discovery.pipeline.events import ChangeSeen, Counted
+from discovery.pipeline.followed import Followed
+from discovery.pipeline.gatekeeper import Gatekeeper
+from discovery.pipeline.watcher import WatchConfig, Watcher
+from discovery.state.gate import GatePolicy
+from discovery.state.model import DesiredState, Instance, Route, Service
+from discovery.state.routing import table
+
+from .test_catalog_watch import Catalog, entry
+
+LIST = {"consul": [], "web": ["v1"], "api": ["urlprefix-/api strip=/api", "v2"], "shop": ["urlprefix-shop.example.com/"],
+        "redis": ["urlprefix-:6379 proto=tcp"], "db": ["primary"], "bad name": ["urlprefix-/x"],
+        "odd": ["urlprefix-/x allow=10.0.0.0/8"]}
+
+
+def test_route_tagged_and_explicit_services_are_followed_and_bad_names_refused():
+    found = discovered(LIST, ["web", "ghost"])
+    assert found.followed == ("api", "ghost", "odd", "redis", "shop", "web")  # a refused route is still a route tag
+    assert list(found.refused) == ["bad name"] and "has characters" in found.refused["bad name"]
+    assert discovered({}, []).followed == ()
+    assert discovered({"x": None, "y": "urlprefix-/y"}, []).followed == ()  # malformed tag lists: nothing
+    assert discovered(LIST, [], is_route=lambda t: t == "primary").followed == ("db",)
+
+
+def test_read_followed_puts_explicit_services_first():
+    catalog = Catalog()
+    catalog.services = LIST
+    assert read_followed(catalog, ["web", "db"])[0] == ("web", "db", "api", "odd", "redis", "shop")
+
+
+def service(name: str, *ids: str, routes: tuple[Route, ...] = ()) -> Service:
+    return Service(name, tuple(Instance(id=i, name=i, node="n1", address="10.0.0.1", port=80) for i in ids), routes)
+
+
+def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
+    followed = Followed(["web"], discover=True)
+    forgotten, events = [], []
+    assert not followed.complete
+    followed.views["web"] = service("web", "w1")
+    assert not followed.complete                           # the catalog list not read yet
+    assert followed.apply(Listed(("b", "web", "a")), forgotten.append, events.append)
+    assert not followed.complete
+    followed.views["b"], followed.views["a"] = service("b", "b1"), service("a")
+    assert followed.complete
+    state = followed.state()
+    assert [s.name for s in state.services] == ["web", "a", "b"] and state.discovered == {"a", "b"}
+    assert followed.apply(Gone("b", DEREGISTERED, 5.0), forgotten.append, events.append)
+    assert forgotten == ["b"] and events[-1] == ChangeSeen("b", 0, 5.0)
+    assert isinstance(events[0], Counted) and all(n == 0 for _, n in events[0].statuses)
+    assert not followed.apply(Gone("never", DEREGISTERED), forgotten.append, events.append)
+    empty = Followed([], discover=True)
+    assert not empty.complete
+    empty.apply(Listed(()), forgotten.append, events.append)
+    assert empty.complete and empty.state() == DesiredState()
+
+
+def test_a_gone_service_leaves_the_gate_too():
+    views, events = {"a": service("a", "a1")}, []
+    gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
+    assert not gate.admit(service("a"))                    # every instance gone: held
+    gate.forget("a")
+    assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
+
+
+def test_a_discovered_service_is_never_the_default_backend():
+    api = service("api", "a1", routes=(Route(path="/api"),))
+    web = service("web", "w1")
+    assert table([api, web], {}, discovered={"api"}).default_backend == "web"
+    assert table([api], {}, discovered={"api"}).default_backend is None
+    assert table([api, web]).default_backend == "api"      # without --discover, as before
+    text = Renderer(DEFAULT_TEMPLATE).render(DesiredState((api,), frozenset({"api"})), {}, {})
+    assert "default_backend" not in text and "backend api" in text
+
+
+def settings(tmp_path: Path, file: str = "", **flags: object) -> dict[str, object]:
+    path = tmp_path / "watch.toml"
+    path.write_text(file + 'output = "/tmp/x.cfg"\ncheck-cmd = "true"\n')
+    return resolve(flags, path)
+
+
+def test_discover_needs_no_service_and_not_the_per_service_watch(tmp_path: Path):
+    config = watch_config(settings(tmp_path, "discover = true\n"))
+    assert config.discover and config.services == ()
+    assert watch_config(settings(tmp_path, 'service = ["web"]\n', discover=True)).services == ("web",)
+    with pytest.raises(ConfigError, match="^missing --service or --discover"):
+        watch_config(settings(tmp_path))
+    with pytest.raises(ConfigError, match="cannot go with --watch-mode service"):
+        watch_config(settings(tmp_path, 'watch-mode = "service"\n', discover=True))
+
+
+def test_plan_reads_the_discovered_services_once():
+    catalog = Catalog()
+    catalog.services = {"web": [], "api": ["urlprefix-/api"], "bad name": ["urlprefix-/b"]}
+    catalog.instances["api"] = [entry("api-1", 90)]
+    state, notes = read_state(catalog, ("web",), None, discover=True)
+    assert [s.name for s in state.services] == ["web", "api"] and state.discovered == {"api"}
+    assert any("discover: service skipped: service name 'bad name'" in n for n in notes)
+
+
+class Leader(Catalog):
+    def leader(self):
+        return "127.0.0.1:8300"
+
+
+def test_an_empty_catalog_is_a_complete_state_with_no_backend(tmp_path: Path):
+    catalog = Leader()
+    catalog.services, catalog.checks = {"consul": []}, []
+    printed: list[str] = []
+    config = WatchConfig(services=(), template=DEFAULT_TEMPLATE, output=tmp_path / "haproxy.cfg", validator=None,
+                         discover=True, once_timeout=10)
+    watcher = Watcher(catalog, config, dry_run=True, output=printed.append)
+    assert watcher.blocking_queries == 2
+    watcher.run(once=True)
+    assert "frontend http" in printed[0] and "backend " not in printed[0]
