@@ -14,6 +14,17 @@ The template sees plain data:
 
 StrictUndefined makes a misspelt name an error instead of an empty string.  The
 ``default`` filter still works for optional values, e.g. ``{{ frontend_port | default(80) }}``.
+
+Rendering costs what changed, not what the catalog holds, when the template asks
+for it: ``{{ cached(backend, svc) }}`` calls the macro ``backend`` with ``svc``
+the first time, and afterwards returns the same text while that service and
+everything else the macro may read (the ``--set`` values, ``env``, ``routing``)
+are unchanged.  So the macro must depend on nothing else: not on ``services``
+or ``service`` (other services).  Other arguments (``cached(rules, true)``) are
+compared by value: such a macro is rendered again when ``routing`` changes.
+The bundled template renders each backend and the routing rules that way; the
+output is byte for byte what a full render gives (tests/unit/test_render_incremental.py
+holds one against the other over random changes).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ import jinja2
 from ..state import checks as names
 from ..errors import TemplateError
 from ..state.model import DesiredState, Service
-from ..state.routing import table
+from ..state.routing import Table, table
 
 DEFAULT_TEMPLATE = Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2"
 RESERVED = frozenset({"services", "service", "values", "env", "routing"})
@@ -41,7 +52,7 @@ def server_address(instance: Mapping[str, Any]) -> str:
 class Renderer:
     """A loaded template; ``render`` is a pure function of its arguments."""
 
-    def __init__(self, template_path: Path) -> None:
+    def __init__(self, template_path: Path, incremental: bool = True) -> None:
         self.path = template_path
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(template_path.parent)),
@@ -52,8 +63,13 @@ class Renderer:
             autoescape=False,
         )
         env.filters["server_address"] = server_address
+        env.globals["cached"] = self._cached if incremental else _call
         # Unchanged services are the same objects from one pass to the next: keep their context.
         self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}
+        # (macro, arguments) -> (the arguments, the macro's text), valid while _outside is.
+        self._fragments: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
+        self._outside: tuple[Any, ...] | None = None
+        self._routing: tuple[tuple[Any, ...], Table, dict[str, Any]] | None = None
         try:
             self._template = env.get_template(template_path.name)
         except jinja2.TemplateNotFound as exc:
@@ -70,21 +86,57 @@ class Renderer:
             self._contexts[service.name] = cached
         return cached[1]
 
+    def _cached(self, macro: Any, *args: Any) -> str:
+        # A service context is known by its name and checked by identity (it is rebuilt when the
+        # service changes); any other argument (a flag, a string) by its value.
+        key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
+        hit = self._fragments.get(key)
+        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args)):
+            return hit[1]
+        text = str(macro(*args))
+        self._fragments[key] = (args, text)
+        return text
+
+    def routing(self, state: DesiredState, values: Mapping[str, str] | None = None) -> Table:
+        """The routing table of ``state`` (:func:`~discovery.state.routing.table`), computed again
+        only when a service's name, routes or settings changed, not its instances."""
+        key = (tuple((s.name, s.routes, s.settings) for s in state.services), state.discovered,
+               tuple(sorted((values or {}).items())))
+        if self._routing is None or self._routing[0] != key:
+            routes = table(state.services, values or {}, state.discovered)
+            self._routing = (key, routes, routes.as_context())
+        return self._routing[1]
+
     def render(self, state: DesiredState, values: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> str:
         values = dict(values or {})
         clash = RESERVED.intersection(values)
         if clash:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
+        if len(self._contexts) > len(state.services):  # services gone: forget them
+            names = {s.name for s in state.services}
+            self._contexts = {n: c for n, c in self._contexts.items() if n in names}
+            self._fragments = {k: f for k, f in self._fragments.items() if not set(k[1:]) - names}
         services = [self._context(s) for s in state.services]
-        context: dict[str, Any] = {**values, "values": values, "env": dict(env or {}),
+        routing = self.routing(state, values)
+        assert self._routing is not None
+        env = dict(env or {})
+        if self._outside is None or self._outside[0] is not routing or self._outside[1:] != (values, env):
+            self._fragments.clear()  # what a cached macro may read besides its arguments changed
+            self._outside = (routing, values, env)
+        context: dict[str, Any] = {**values, "values": values, "env": env,
                                    "services": services, "service": {s["name"]: s for s in services},
-                                   "routing": table(state.services, values, state.discovered).as_context()}
+                                   "routing": self._routing[2]}
         try:
             return self._template.render(context)
         except jinja2.TemplateError as exc:
             line = _template_line(exc)
             raise TemplateError(f"template {self.path}{line}: {exc}") from exc
+
+
+def _call(macro: Any, *args: Any) -> str:
+    """``cached`` in a full render: the macro, every time."""
+    return str(macro(*args))
 
 
 def _template_line(exc: BaseException) -> str:
