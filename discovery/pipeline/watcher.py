@@ -39,7 +39,6 @@ from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
 from ..state.model import DesiredState
-from ..state.routing import table as routing_table
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .followed import Followed
@@ -329,7 +328,7 @@ class Watcher:
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""
-        notes = routing_table(state.services, self.config.values, state.discovered).notes
+        notes = self._renderer.routing(state, self.config.values).notes
         if notes != self._route_notes:
             for note in notes:
                 log.warning("routing: %s", note)
