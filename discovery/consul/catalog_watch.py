@@ -26,6 +26,7 @@ is announced with a :class:`~discovery.consul.discover.Gone`.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .check_diff import changed_checks
 from .client import Catalog
 from .discover import Gone, Listed, discovered, gone_reason
 from ..state.convert import convert
@@ -92,7 +94,7 @@ class CatalogWatch:
 
     def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update | Listed | Gone], None],
                  stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
-                 clock: Callable[[], float] = time.monotonic, gather: float = 0.005,
+                 clock: Callable[[], float] = time.monotonic, gather: float = 0.0,
                  explain_within: float = 0.5, report: Report = no_report, discover: bool = False) -> None:
         self.catalog = catalog
         self.explicit = tuple(services)
@@ -104,12 +106,15 @@ class CatalogWatch:
         self.tag = tag
         self.timing = timing
         self.clock = clock
-        self.gather = gather  # both endpoints usually answer for one change: read them together
+        # Both endpoints usually answer for one change.  Waiting ``gather`` to read them together
+        # is not needed for correctness (an unexplained service index waits for the checks), so
+        # by default nothing in the path of a change waits on a timer.
+        self.gather = gather
         self.explain_within = explain_within
         self._checks_index = 0
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
         self._triggers: queue.Queue[tuple[str, int, Any]] = queue.Queue()
-        self._checks: dict[CheckKey, CheckValue] | None = None
+        self._checks_text: str | None = None
         self._service_list: Mapping[str, Sequence[str]] | None = None
         self._current: dict[str, Service] = {}
         self._last: dict[str, Update] = {}
@@ -125,7 +130,8 @@ class CatalogWatch:
         return thread
 
     def run(self) -> None:
-        self._follow("health.state(any)", lambda i, w: self.catalog.health_state(index=i, wait=w), "/v1/health/state")
+        self._follow("health.state(any)", lambda i, w: self.catalog.health_state_text(index=i, wait=w),
+                     "/v1/health/state")
         self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w),
                      "/v1/catalog/services")
         while not self.stop.is_set():
@@ -133,7 +139,8 @@ class CatalogWatch:
             batch = []
             try:
                 batch.append(self._triggers.get(timeout=timeout))
-                self.stop.wait(self.gather)
+                if self.gather > 0:
+                    self.stop.wait(self.gather)
                 while not self._triggers.empty():
                     batch.append(self._triggers.get_nowait())
             except queue.Empty:
@@ -154,9 +161,7 @@ class CatalogWatch:
         dirty: set[str] = set()
         for name, index, body in batch:
             if name == "health.state(any)":
-                digest = check_digest(body)
-                dirty |= dirty_services(self._checks, digest, self.services, self._nodes())
-                self._checks = digest
+                dirty |= self._checks_changed(body)
                 self._checks_index = max(self._checks_index, index)
             else:
                 before = self.services  # a service that leaves explains the change too
@@ -177,6 +182,21 @@ class CatalogWatch:
                 dirty = set(self.services)
         for name in sorted(dirty):
             self._read(name)
+
+    def _checks_changed(self, text: str) -> set[str]:
+        """The followed services a new answer of ``/v1/health/state/any`` touches; only the checks
+        where it differs from the last one are decoded (:mod:`~discovery.consul.check_diff`)."""
+        old, self._checks_text = self._checks_text, text
+        if old is None:
+            return set(self.services)
+        region = changed_checks(old, text)
+        if region is None:
+            try:
+                region = json.loads(old), json.loads(text)
+            except ValueError:
+                log.warning("health.state(any): an answer that is not JSON: reading every service")
+                return set(self.services)
+        return dirty_services(check_digest(region[0]), check_digest(region[1]), self.services, self._nodes())
 
     def _rediscover(self, service_list: Mapping[str, Sequence[str]]) -> set[str]:
         """Apply a catalog list to the followed set; announce it; return the services that joined."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from discovery.consul.catalog_watch import CatalogWatch, check_digest, dirty_from_service_list, dirty_services
@@ -81,8 +82,9 @@ class Catalog:
             self.lock.wait_for(lambda: self.table[table] > index, timeout=wait)
             return self.table[table]
 
-    def health_state(self, *, index, wait):
-        return self._block("checks", index, wait), list(self.checks)
+    def health_state_text(self, *, index, wait):
+        # indented, as a dev agent answers; compact answers are covered in test_check_diff.py
+        return self._block("checks", index, wait), json.dumps(list(self.checks), indent=4)
 
     def catalog_services(self, *, index, wait):
         return self._block("services", index, wait), dict(self.services)
