@@ -23,14 +23,17 @@ deregistered, in turn), each once every watcher has applied the one before:
   `--log-format json`; its time is the watcher's own clock), p50/p99 over every
   watcher and change, and over the last watcher of each change.
 
-Then a leader-kill phase with `--stale` (N = 10, on the two followers, since
-the leader's own watchers lose their server): the leader is SIGKILLed and changes
-go on through a surviving server; reported are the election's length, how many
-changes were asked for during it, that every watcher applied them, the longest
-change -> applied (from the moment the change was asked for), and the read errors the watchers logged.
+Then two leader-kill phases (N = 10, on the two followers, since the leader's
+own watchers would lose their server), with `--stale` and, for contrast, without:
+the leader is SIGKILLed and changes go on through a surviving server (a write
+waits for the next leader, so the first change waits out the election); reported
+are the election's length, the changes asked for during it and whether every
+watcher applied them, the longest change -> applied (from the ask, and from
+Consul's acceptance), and the warnings the watchers logged (failed reads).  The
+killed server is started again after each.
 
 Prints a table and writes JSON (bench/results/fanin.json).
-Usage: .venv/bin/python bench/fanin.py [--watchers 1 10 30] [--changes 100] [--changes-large 50]
+Usage: .venv/bin/python bench/fanin.py [--watchers 1 10 30] [--changes 100] [--kill-changes 20]
 """
 
 from __future__ import annotations
@@ -101,16 +104,26 @@ class WatchProc:
         """Wall time of the first render at or after position ``after`` with ``servers`` servers."""
         return next((t for t, n in self.renders[after:] if n == servers), None)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def wait(self) -> None:
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
         try:
             self.popen.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
+
+
+def stop_all(watchers: list[WatchProc]) -> None:
+    """SIGTERM to every watcher first, then wait for each (in turn, 30 would take a while)."""
+    for w in watchers:
+        w.terminate()
+    for w in watchers:
+        w.wait()
 
 
 def instance(n: int, prefix: str = "m") -> dict[str, Any]:
@@ -188,6 +201,7 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
         time.sleep(1.0)  # let the start-up CPU settle before the counters are read
         before = {s.name: counters(s) for s in cluster.servers}
         samples, last, missed = [], [], 0
+        t_changes = time.monotonic()
         with phase(f"{label}: changes", changes) as report:
             for k in range(changes):
                 n = first_change + k
@@ -202,10 +216,10 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
                 if len(got) == len(times):
                     last.append(max(got))
                 report(k + 1)
+        changes_seconds = time.monotonic() - t_changes
         after = {s.name: counters(s) for s in cluster.servers}
     finally:
-        for w in watchers:
-            w.stop()
+        stop_all(watchers)
     per_server = []
     for s in cluster.servers:
         b, a = before[s.name], after[s.name]
@@ -216,16 +230,20 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
                            "rpc_per_s": (a["rpc"] - b["rpc"]) / seconds,
                            "cpu_percent": 100 * (a["cpu"] - b["cpu"]) / seconds, "seconds": seconds})
     return {"watchers": count, "stale": stale, "changes": changes, "startup_s": startup,
+            "changes_per_s": changes / changes_seconds,
             "change_to_applied_ms": summarize(samples) if samples else {},
             "last_watcher_ms": summarize(last) if last else {}, "missed": missed,
             "watcher_errors": sum(len(w.trouble) for w in watchers), "servers": per_server}
 
 
-def run_leader_kill(cluster: ConsulCluster, count: int, changes: int, work: Path, first_change: int) -> dict[str, Any]:
+def run_leader_kill(cluster: ConsulCluster, count: int, stale: bool, changes: int, work: Path,
+                    first_change: int) -> dict[str, Any]:
+    """Kill the leader under ``count`` watchers on the two followers; the killed server is started
+    again at the end (same data directory), and the three agree on a leader before this returns."""
     leader = cluster.leader()
     survivors = [s for s in cluster.servers if s is not leader]
     seen = threading.Condition()
-    watchers = start_watchers(survivors, count, True, work, seen)
+    watchers = start_watchers(survivors, count, stale, work, seen)
     try:
         times = wait_all(watchers, seen, [0] * count, BASE, START_DEADLINE)
         if any(t is None for t in times):
@@ -248,7 +266,7 @@ def run_leader_kill(cluster: ConsulCluster, count: int, changes: int, work: Path
         election = threading.Thread(target=watch_election, daemon=True)
         election.start()
         rows = []
-        with phase("leader killed, --stale N=10: changes", changes) as report:
+        with phase(f"leader killed, N={count} {'--stale' if stale else 'default'}: changes", changes) as report:
             for k in range(changes):
                 n = first_change + k
                 with seen:
@@ -268,12 +286,14 @@ def run_leader_kill(cluster: ConsulCluster, count: int, changes: int, work: Path
         election.join(60)
         errors = sum(1 for w in watchers for t, _ in w.trouble if t >= killed_at)
     finally:
-        for w in watchers:
-            w.stop()
+        stop_all(watchers)
+        leader.start()
+    wait_until(lambda: len({s.leader() for s in cluster.servers}) == 1 and cluster.servers[0].leader(), 60,
+               interval=0.2, what="the killed server back, one leader")
     elected = new_leader_at[0] if new_leader_at else None
     during = [r for r in rows if elected is None or r["asked"] < elected]
     done = [r for r in rows if r["all_applied"] is not None]
-    return {"watchers": count, "stale": True, "changes": changes,
+    return {"watchers": count, "stale": stale, "changes": changes,
             "election_s": (elected - killed_at) if elected else None,
             "changes_asked_during_election": len(during),
             "of_those_applied_by_all": sum(1 for r in during if r["all_applied"] is not None),
@@ -287,11 +307,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--watchers", type=int, nargs="*", default=[1, 10, 30])
     parser.add_argument("--changes", type=int, default=100, help="changes per phase")
-    parser.add_argument("--changes-large", type=int, default=50,
-                        help="changes per phase from --large watchers on (the 2-core budget)")
-    parser.add_argument("--large", type=int, default=30)
     parser.add_argument("--kill-watchers", type=int, default=10)
-    parser.add_argument("--kill-changes", type=int, default=20)
+    parser.add_argument("--kill-changes", type=int, default=20, help="changes after the leader is killed (0: none)")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/fanin.json")
     args = parser.parse_args()
     require_tools("consul")
@@ -300,22 +317,27 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="disco-fanin-"))
     cluster = ConsulCluster(work / "cluster")
     phases: list[dict[str, Any]] = []
-    kill: dict[str, Any] = {}
+    kills: list[dict[str, Any]] = []
     try:
         cluster.start()
         leader = cluster.leader()
         for n in range(BASE):  # the instances that are always there
             leader.put("/v1/catalog/register", instance(n, "base"))
         made = 0
+
+        def account(changes: int) -> None:
+            nonlocal made
+            made += changes + changes % 2  # keep the next phase starting on a registration
+            if changes % 2:
+                change(cluster.leader(), made - 1)
+
         for count in args.watchers:
             for stale in (False, True):
-                changes = args.changes_large if count >= args.large else args.changes
-                phases.append(run_phase(cluster, count, stale, changes, work, made))
-                made += changes + changes % 2  # keep the next phase starting on a registration
-                if changes % 2:
-                    change(cluster.leader(), made - 1)
-        if args.kill_changes:
-            kill = run_leader_kill(cluster, args.kill_watchers, args.kill_changes, work, made)
+                phases.append(run_phase(cluster, count, stale, args.changes, work, made))
+                account(args.changes)
+        for stale in (True, False) if args.kill_changes else ():
+            kills.append(run_leader_kill(cluster, args.kill_watchers, stale, args.kill_changes, work, made))
+            account(args.kill_changes)
     finally:
         cluster.stop()
     wall = time.perf_counter() - t_start
@@ -323,8 +345,8 @@ def main() -> int:
     print("HAProxy is not the subject: `disco watch --dry-run` processes, 3 Consul 1.8.7 servers on loopback; "
           "per server: leader / follower / follower")
     print("| watchers | reads | changes | change→applied p50 ms | p99 ms | last watcher p50 ms "
-          "| HTTP reads/s per server | RPCs/s per server | CPU % per server |")
-    print("|---:|---|---:|---:|---:|---:|---|---|---|")
+          "| changes/s | HTTP reads/s per server | RPCs/s per server | CPU % per server |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---|---|")
     for p in phases:
         c, lw = p["change_to_applied_ms"], p["last_watcher_ms"]
         ordered = sorted(p["servers"], key=lambda s: s["role"] != "leader")
@@ -332,19 +354,20 @@ def main() -> int:
         missed = f" ({p['missed']} missed)" if p["missed"] else ""
         print(f"| {p['watchers']} | {'stale' if p['stale'] else 'default'} | {p['changes']}{missed} "
               f"| {c.get('p50', 0):.1f} | {c.get('p99', 0):.1f} "
-              f"| {lw.get('p50', 0):.1f} | {triple('http_reads_per_s', '.0f')} | {triple('rpc_per_s', '.0f')} "
+              f"| {lw.get('p50', 0):.1f} | {p['changes_per_s']:.1f} | {triple('http_reads_per_s', '.0f')} | {triple('rpc_per_s', '.0f')} "
               f"| {triple('cpu_percent', '.1f')} |")
-    if kill:
+    for kill in kills:
         election = f"{kill['election_s']:.1f} s" if kill["election_s"] is not None else "not seen"
-        print(f"\nleader killed (--stale, {kill['watchers']} watchers on the two followers): election {election}; "
+        print(f"\nleader killed ({'--stale' if kill['stale'] else 'default reads'}, {kill['watchers']} watchers on "
+              f"the two followers): election {election}; "
               f"{kill['changes_asked_during_election']} changes asked for during it, "
               f"{kill['of_those_applied_by_all']} applied by every watcher; "
               f"{kill['changes_applied_by_all']}/{kill['changes']} changes applied by all; "
               f"max change→applied {kill['max_asked_to_applied_ms'] or 0:.0f} ms from the ask "
               f"({kill['max_accepted_to_applied_ms'] or 0:.0f} ms from Consul's acceptance); "
-              f"{kill['watcher_errors_after_kill']} read errors logged by the watchers")
+              f"{kill['watcher_errors_after_kill']} warnings or errors logged by the watchers (failed reads)")
     print(f"\nwall time {wall:.0f} s")
-    write_json(args.json, {"consul": "1.8.7", "servers": 3, "wall_s": wall, "phases": phases, "leader_kill": kill})
+    write_json(args.json, {"consul": "1.8.7", "servers": 3, "wall_s": wall, "phases": phases, "leader_kill": kills})
     return 0
 
 
