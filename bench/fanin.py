@@ -228,7 +228,10 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
                            "watchers": sum(1 for w in watchers if w.server is s),
                            "http_reads_per_s": (a["gets"] - b["gets"]) / seconds,
                            "rpc_per_s": (a["rpc"] - b["rpc"]) / seconds,
-                           "cpu_percent": 100 * (a["cpu"] - b["cpu"]) / seconds, "seconds": seconds})
+                           "cpu_percent": 100 * (a["cpu"] - b["cpu"]) / seconds, "seconds": seconds,
+                           "http_reads_per_change": (a["gets"] - b["gets"]) / changes,
+                           "rpc_per_change": (a["rpc"] - b["rpc"]) / changes,
+                           "cpu_ms_per_change": 1000 * (a["cpu"] - b["cpu"]) / changes})
     return {"watchers": count, "stale": stale, "changes": changes, "startup_s": startup,
             "changes_per_s": changes / changes_seconds,
             "change_to_applied_ms": summarize(samples) if samples else {},
@@ -345,8 +348,8 @@ def main() -> int:
     print("HAProxy is not the subject: `disco watch --dry-run` processes, 3 Consul 1.8.7 servers on loopback; "
           "per server: leader / follower / follower")
     print("| watchers | reads | changes | change→applied p50 ms | p99 ms | last watcher p50 ms "
-          "| changes/s | HTTP reads/s per server | RPCs/s per server | CPU % per server |")
-    print("|---:|---|---:|---:|---:|---:|---:|---|---|---|")
+          "| changes/s | HTTP reads/s per server | RPCs/s per server | CPU % per server | CPU ms per change per server |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---|---|---|")
     for p in phases:
         c, lw = p["change_to_applied_ms"], p["last_watcher_ms"]
         ordered = sorted(p["servers"], key=lambda s: s["role"] != "leader")
@@ -355,13 +358,13 @@ def main() -> int:
         print(f"| {p['watchers']} | {'stale' if p['stale'] else 'default'} | {p['changes']}{missed} "
               f"| {c.get('p50', 0):.1f} | {c.get('p99', 0):.1f} "
               f"| {lw.get('p50', 0):.1f} | {p['changes_per_s']:.1f} | {triple('http_reads_per_s', '.0f')} | {triple('rpc_per_s', '.0f')} "
-              f"| {triple('cpu_percent', '.1f')} |")
+              f"| {triple('cpu_percent', '.1f')} | {triple('cpu_ms_per_change', '.1f')} |")
     for kill in kills:
         election = f"{kill['election_s']:.1f} s" if kill["election_s"] is not None else "not seen"
         print(f"\nleader killed ({'--stale' if kill['stale'] else 'default reads'}, {kill['watchers']} watchers on "
               f"the two followers): election {election}; "
-              f"{kill['changes_asked_during_election']} changes asked for during it, "
-              f"{kill['of_those_applied_by_all']} applied by every watcher; "
+              f"{kill['changes_asked_during_election']} changes asked for during it (a write waits for the next "
+              f"leader), {kill['of_those_applied_by_all']} of them applied by every watcher; "
               f"{kill['changes_applied_by_all']}/{kill['changes']} changes applied by all; "
               f"max change→applied {kill['max_asked_to_applied_ms'] or 0:.0f} ms from the ask "
               f"({kill['max_accepted_to_applied_ms'] or 0:.0f} ms from Consul's acceptance); "
