@@ -3,10 +3,11 @@
 
 A three-server Consul 1.8.7 cluster on loopback (own ports and data directories,
 started and stopped here) and N `disco watch` processes (default 1, 10, 30), each
-its own process, spread round-robin over the three servers (`--consul-addr`), each
-with and without `--stale`.  HAProxy is not the subject: the watchers run with the
-bundled template and `--dry-run` (render, print, touch nothing; `--check-cmd true`),
-so what is measured is the load the watchers put on Consul and how fast they follow it.
+its own process, spread round-robin over the three servers (`--consul-addr`; the
+first on a follower), with and without `--stale`.  HAProxy is not the subject: the
+watchers run with the bundled template and `--dry-run` (render, print, touch nothing;
+`--check-cmd true`), so what is measured is the load the watchers put on Consul and
+how fast they follow it.
 
 For each phase, changes are made one at a time through the leader's HTTP API (an
 instance registered with `/v1/catalog/register` on a node of its own, then
@@ -190,7 +191,9 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
               first_change: int) -> dict[str, Any]:
     leader = cluster.leader()
     seen = threading.Condition()
-    watchers = start_watchers(cluster.servers, count, stale, work, seen)
+    # Round-robin from a follower: a single watcher reads through a follower, as most would.
+    order = [s for s in cluster.servers if s is not leader] + [leader]
+    watchers = start_watchers(order, count, stale, work, seen)
     label = f"N={count} {'--stale' if stale else 'default'}"
     try:
         started = time.monotonic()
