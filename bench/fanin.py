@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
-from testkit import DISCO, ClusterServer, ConsulCluster, take_port, wait_until  # noqa: E402
+from testkit import DISCO, ClusterServer, ConsulCluster, wait_until  # noqa: E402
 
 SERVICE = "web"
 BASE = 3             # instances always there
@@ -356,7 +356,9 @@ def main() -> int:
     for p in phases:
         c, lw = p["change_to_applied_ms"], p["last_watcher_ms"]
         ordered = sorted(p["servers"], key=lambda s: s["role"] != "leader")
-        triple = lambda key, fmt: " / ".join(format(s[key], fmt) for s in ordered)  # noqa: E731
+
+        def triple(key: str, fmt: str, ordered: list[dict[str, Any]] = ordered) -> str:
+            return " / ".join(format(s[key], fmt) for s in ordered)
         missed = f" ({p['missed']} missed)" if p["missed"] else ""
         print(f"| {p['watchers']} | {'stale' if p['stale'] else 'default'} | {p['changes']}{missed} "
               f"| {c.get('p50', 0):.1f} | {c.get('p99', 0):.1f} "
