@@ -25,6 +25,7 @@ bench-deps: deps
 bench: bench-deps
 	.venv/bin/python bench/compare.py
 	.venv/bin/python bench/scale.py
+	.venv/bin/python bench/fanin.py
 
 clean:
 	rm -rf .venv run .pytest_cache

@@ -41,9 +41,10 @@ WATCH_KEYS: dict[str, Key] = {
     "set": Key(_TABLE, {}), "master-socket": Key(_STR), "reload-cmd": Key(_STR), "runtime-socket": Key(_STR),
     "drain-grace": Key(_STR, "10s"), "check-cmd": Key(_STR, "haproxy -c -f {path}"), "wait": Key(_STR, "10ms:1s"),
     "gate-share": Key(_NUM, 1.0), "gate-grace": Key(_STR, "30s"), "when-empty": Key(_STR, "keep"),
-    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "once": Key(_BOOL, False),
-    "bootstrap": Key(_BOOL, False), "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR),
-    "log-format": Key(_STR, "text"), "verbose": Key(_BOOL, False),
+    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "stale": Key(_BOOL, False),
+    "max-stale": Key(_STR, "2s"), "once": Key(_BOOL, False), "bootstrap": Key(_BOOL, False),
+    "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR), "log-format": Key(_STR, "text"),
+    "verbose": Key(_BOOL, False),
 }
 
 

@@ -52,6 +52,12 @@ WhenEmpty = Annotated[Optional[str], typer.Option(
 WatchMode = Annotated[Optional[str], typer.Option(
     help="service: one blocking query per service; catalog: two for the whole datacenter; "
          "auto (default): catalog above 8 services, or with --discover.")]
+Stale = Annotated[bool, typer.Option(
+    "--stale", help="Read with ?stale: any Consul server answers from its own copy (no forwarding to the "
+                    "leader), and reads go on during a leader election.")]
+MaxStale = Annotated[Optional[str], typer.Option(
+    metavar="DURATION", help="With --stale: an answer from a server that has not heard from the leader for "
+                             "longer than this is asked again with the default consistency. Default: 2s.")]
 Listen = Annotated[Optional[str], typer.Option(
     metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address.")]
 LogFormat = Annotated[Optional[str], typer.Option(

@@ -35,6 +35,8 @@ def watch(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     discover: o.Discover = False,
+    stale: o.Stale = False,
+    max_stale: o.MaxStale = None,
     listen: o.Listen = None,
     once: o.Once = False,
     bootstrap: o.Bootstrap = False,
@@ -53,19 +55,21 @@ def watch(
     from ..consul.client import ConsulClient
     from ..observe import serve
     from ..pipeline.watcher import Watcher
-    from ..settings import consul_settings
+    from ..settings import consul_settings, parse_duration
 
     try:
         opts = o.resolve_options(config, service=service, output=output, template=template, tag=tag, set_=set_,
                                  master_socket=master_socket, reload_cmd=reload_cmd, runtime_socket=runtime_socket,
                                  drain_grace=drain_grace, check_cmd=check_cmd, wait=wait, gate_share=gate_share,
                                  gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode,
-                                 discover=discover, listen=listen,
+                                 discover=discover, stale=stale, max_stale=max_stale, listen=listen,
                                  once=once, bootstrap=bootstrap, dry_run=dry_run, consul_addr=consul_addr,
                                  log_format=log_format, verbose=verbose)
         setup_logging(opts["verbose"], opts["log-format"])
         watch_settings = watch_config(opts)
-        watcher = Watcher(ConsulClient(consul_settings(opts["consul-addr"])), watch_settings, dry_run=opts["dry-run"],
+        client = ConsulClient(consul_settings(opts["consul-addr"]), stale=opts["stale"],
+                              max_stale=parse_duration(opts["max-stale"]))
+        watcher = Watcher(client, watch_settings, dry_run=opts["dry-run"],
                           output=lambda text: typer.echo(text, nl=False))
         if opts["listen"] and not opts["once"]:
             serve(watcher, parse_listen(opts["listen"]))

@@ -5,14 +5,25 @@ than the blocking wait (the library waits forever by default, so a half-open
 connection would hang the watcher), explicit address and token (the library
 lets ``CONSUL_HTTP_ADDR`` override what it was given), and the library's
 exceptions mapped onto disco's own (403 is not "Consul is down").
+
+Reads (the blocking queries of both watch modes and the catalog fan-out) go
+through :meth:`ConsulClient._read`, which asks for ``?stale`` when the client is
+made with ``stale=True``: any server then answers from its own copy, and reads
+go on while the servers elect a leader.  Consul says how old such an answer may
+be (``X-Consul-LastContact``, ms since the answering server heard from the
+leader); an answer older than ``max_stale`` is asked again once with the default
+consistency, as consul-template does (:func:`too_stale`).  The leader query
+(:meth:`ConsulClient.leader`, the sanity gate's probe) never uses ``?stale``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import consul
@@ -25,6 +36,27 @@ from ..settings import ConsulSettings, format_duration
 
 T = TypeVar("T")
 Entries = Sequence[Mapping[str, Any]]
+log = logging.getLogger(__name__)
+
+#: consul-template's ``max_stale`` in its examples: a stale answer older than this is asked again.
+DEFAULT_MAX_STALE = 2.0
+
+
+def too_stale(last_contact_ms: int | None, max_stale: float) -> bool:
+    """Whether a ``?stale`` answer is too old to use: its server last heard from the leader more
+    than ``max_stale`` seconds ago.  No ``X-Consul-LastContact`` (a leader's own answer, or an
+    older Consul) is never too old."""
+    return last_contact_ms is not None and last_contact_ms > max_stale * 1000
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One read: the body, ``X-Consul-Index``, and how fresh the answering server was."""
+
+    index: int
+    body: Any
+    last_contact_ms: int | None = None
+    known_leader: bool | None = None
 
 
 class Catalog(Protocol):
@@ -35,12 +67,9 @@ class Catalog(Protocol):
         """Blocking query: return ``(X-Consul-Index, entries)`` once the index moves past ``index``."""
         ...
 
-    def health_state(self, *, index: int, wait: float) -> tuple[int, Entries]:
-        """Blocking query on every check in the datacenter (``/v1/health/state/any``)."""
-        ...
-
     def health_state_text(self, *, index: int, wait: float) -> tuple[int, str]:
-        """The same, as Consul's JSON text (:mod:`~discovery.consul.check_diff` decodes only what changed)."""
+        """Blocking query on every check in the datacenter (``/v1/health/state/any``), as Consul's
+        JSON text (:mod:`~discovery.consul.check_diff` decodes only what changed)."""
         ...
 
     def catalog_services(self, *, index: int, wait: float) -> tuple[int, Mapping[str, Sequence[str]]]:
@@ -56,25 +85,35 @@ class ConsulClient:
     """python-consul2 with explicit settings, timeouts and error mapping."""
 
     def __init__(self, settings: ConsulSettings, request_timeout: float = 10.0,
-                 stale: bool = False) -> None:
+                 stale: bool = False, max_stale: float = DEFAULT_MAX_STALE,
+                 http: PerThreadHTTPClient | None = None) -> None:
+        """``stale``: every read asks for ``?stale`` (see the module's docstring); ``http``: the
+        transport, for tests (python-consul2's HTTP client interface)."""
         self.settings = settings
         self.request_timeout = request_timeout
+        self.stale = stale
+        self.max_stale = max_stale
         verify: bool | str = str(settings.ca_file) if settings.ca_file and settings.verify else settings.verify
-        self._consul = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
-                                     verify=verify, consistency="stale" if stale else "default")
+        self._consul = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme, verify=verify)
         # Undo python-consul2's environment override (our settings already resolved it), and give
         # every thread its own timeout and session.
-        self._http = PerThreadHTTPClient(settings.host, settings.port, settings.scheme, verify,
-                                         timeout=request_timeout)
+        self._http = http or PerThreadHTTPClient(settings.host, settings.port, settings.scheme, verify,
+                                                 timeout=request_timeout)
         self._consul.http = self._http
         self._consul.scheme = settings.scheme
         self._requests_lock = threading.Lock()
         self._made = 0
+        self._reasked = 0
 
     @property
     def requests(self) -> int:
         """HTTP requests made so far, from every thread (for the watcher's stats line)."""
         return self._made
+
+    @property
+    def stale_reasks(self) -> int:
+        """``?stale`` answers older than ``max_stale`` that were asked again with the default consistency."""
+        return self._reasked
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
         with self._requests_lock:
@@ -105,33 +144,70 @@ class ConsulClient:
         except (TypeError, ValueError) as exc:
             raise CatalogUnavailable(f"Consul at {self.settings.url} sent no usable X-Consul-Index") from exc
 
+    def _get(self, path: str, params: list[tuple[str, str]], index: int, wait: float, stale: bool,
+             text: bool = False) -> Answer:
+        """One GET of a read endpoint, blocking when ``index`` is given, with Consul's freshness headers
+        (python-consul2's read methods drop the headers, and its health reads cannot ask for ``?stale``)."""
+        query = list(params)
+        if index:
+            query += [("index", str(index)), ("wait", format_duration(wait))]
+        if stale:
+            query.append(("stale", "1"))
+
+        def get(token: str | None = None) -> Answer:
+            headers = {"X-Consul-Token": token} if token else {}
+            if text:  # kept as text: not compressed either (on loopback gzip costs more than it saves)
+                headers["Accept-Encoding"] = "identity"
+            callback = self._text_answer if text else self._answer
+            return self._http.get(callback, path, params=query, headers=headers)  # type: ignore[no-any-return]
+
+        return self._call(get, timeout=self._timeout(index, wait))
+
+    def _answer(self, response: consul.base.Response) -> Answer:
+        try:
+            return self._text_answer(response, decode=True)
+        except ValueError as exc:
+            raise consul.base.ConsulException(f"{response.code}: not JSON: {response.body[:100]!r}") from exc
+
+    def _text_answer(self, response: consul.base.Response, decode: bool = False) -> Answer:
+        consul.base.CB._status(response)  # 403, 5xx and the like raise python-consul2's exceptions
+        headers = response.headers
+        if response.code == 404:
+            return Answer(self._index(headers.get("X-Consul-Index")), None)
+        body = json.loads(response.body) if decode else response.body
+        contact = headers.get("X-Consul-LastContact")
+        leader = headers.get("X-Consul-KnownLeader")
+        return Answer(self._index(headers.get("X-Consul-Index")), body,
+                      int(contact) if contact is not None and str(contact).isdigit() else None,
+                      None if leader is None else str(leader).lower() == "true")
+
+    def _read(self, path: str, params: list[tuple[str, str]], index: int, wait: float, text: bool = False) -> Answer:
+        """A read, ``?stale`` when so configured; a stale answer older than ``max_stale`` is asked again,
+        once, with the default consistency (the leader answers, or the server forwards to it)."""
+        answer = self._get(path, params, index, wait, self.stale, text)
+        if self.stale and too_stale(answer.last_contact_ms, self.max_stale):
+            with self._requests_lock:
+                self._reasked += 1
+            log.debug("%s: stale answer (last contact with the leader %d ms ago, known leader: %s); asking again "
+                      "with the default consistency", path, answer.last_contact_ms, answer.known_leader)
+            answer = self._get(path, params, index, wait, False, text)
+        return answer
+
     def health_service(self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0,
                        passing: bool = True) -> tuple[int, Entries]:
-        raw_index, entries = self._call(self._consul.health.service, service, index=index or None,
-                                        wait=format_duration(wait), passing=passing, tag=tag,
-                                        timeout=self._timeout(index, wait))
-        return self._index(raw_index), entries or []
-
-    def health_state(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Entries]:
-        raw_index, checks = self._call(self._consul.health.state, "any", index=index or None,
-                                       wait=format_duration(wait), timeout=self._timeout(index, wait))
-        return self._index(raw_index), checks or []
+        params = ([("passing", "1")] if passing else []) + ([("tag", tag)] if tag is not None else [])
+        answer = self._read(f"/v1/health/service/{service}", params, index, wait)
+        return answer.index, answer.body or []
 
     def health_state_text(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, str]:
         """``/v1/health/state/any`` undecoded, and not compressed: on loopback, gzip costs Consul and
         us more CPU (3.6 MB at 10,000 instances) than it saves."""
-        def get(token: str | None = None) -> tuple[object, str]:
-            params = [("index", index), ("wait", format_duration(wait))] if index else []
-            headers = {"Accept-Encoding": "identity", **({"X-Consul-Token": token} if token else {})}
-            return self._consul.http.get(_text, path="/v1/health/state/any", params=params, headers=headers)
-
-        raw_index, text = self._call(get, timeout=self._timeout(index, wait))
-        return self._index(raw_index), text or "[]"
+        answer = self._read("/v1/health/state/any", [], index, wait, text=True)
+        return answer.index, answer.body or "[]"
 
     def catalog_services(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Mapping[str, Sequence[str]]]:
-        raw_index, services = self._call(self._consul.catalog.services, index=index or None,
-                                         wait=format_duration(wait), timeout=self._timeout(index, wait))
-        return self._index(raw_index), services or {}
+        answer = self._read("/v1/catalog/services", [], index, wait)
+        return answer.index, answer.body or {}
 
     # -- the local agent (disco register) ----------------------------------------------
 
@@ -172,12 +248,6 @@ class ConsulClient:
     def leader(self) -> str:
         """The current leader's address, or ``""`` while there is none."""
         return str(self._call(lambda token=None: self._consul.status.leader()) or "")
-
-
-def _text(response: Any) -> tuple[object, str]:
-    """python-consul2's callback for an answer kept as text: its status checked as the library does."""
-    consul.base.CB._status(response)  # noqa: SLF001 - the library's own status mapping (403, 5xx, ...)
-    return response.headers.get("X-Consul-Index"), response.body
 
 
 class PerThreadHTTPClient(consul.std.HTTPClient):

@@ -3,56 +3,25 @@ and changes flow again once a new leader is elected."""
 
 from __future__ import annotations
 
-import json
-import signal
 import sys
 import threading
 import time
 
 import requests
 
-from discovery.consul.agent import find_consul
-from testkit import DISCO, REPO, Proc, instances_reached, take_port, wait_until
-
-
-class Server:
-    def __init__(self, workdir, name: str, peers: list[int], serf: int) -> None:
-        self.http, self.serf = take_port(), serf
-        self.dir = workdir / name
-        self.dir.mkdir()
-        config = {"node_name": name, "server": True, "bootstrap_expect": 3, "bind_addr": "127.0.0.1",
-                  "client_addr": "127.0.0.1", "data_dir": str(self.dir / "data"), "log_level": "WARN",
-                  "retry_join": [f"127.0.0.1:{p}" for p in peers if p != serf],
-                  "performance": {"raft_multiplier": 1}, "disable_update_check": True,
-                  "ports": {"http": self.http, "dns": -1, "grpc": -1, "serf_lan": serf, "serf_wan": take_port(),
-                            "server": take_port()}}
-        (self.dir / "consul.json").write_text(json.dumps(config))
-        self.proc = Proc([find_consul(), "agent", "-config-file", str(self.dir / "consul.json")], self.dir / "log")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
-
-    def leader(self) -> str:
-        return requests.get(f"{self.url}/v1/status/leader", timeout=2).json()
-
-    def put(self, path: str, body) -> None:
-        requests.put(f"{self.url}{path}", data=json.dumps(body), timeout=5).raise_for_status()
+from testkit import DISCO, REPO, ConsulCluster, Proc, instances_reached, take_port, wait_until
 
 
 def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
-    serfs = [take_port() for _ in range(3)]
-    servers = [Server(tmp_path, f"s{n}", serfs, serf) for n, serf in enumerate(serfs)]
-    procs: list[Proc] = [s.proc for s in servers]
+    cluster = ConsulCluster(tmp_path / "cluster")
+    procs: list[Proc] = []
     lb = take_port()
     try:
-        wait_until(lambda: all(s.leader() for s in servers), 60, interval=0.2, what="a leader")
-        leader_addr = servers[0].leader()
+        cluster.start()
+        leader = cluster.leader()
+        leader_addr = leader.raft_address
         # The watcher and the instances use a follower's agent, as a client agent would.
-        follower = next(s for s in servers if s.leader() and json.loads((s.dir / "consul.json").read_text())
-                        ["ports"]["server"] != int(leader_addr.rsplit(":", 1)[1]))
-        leader = next(s for s in servers if s is not follower and json.loads((s.dir / "consul.json").read_text())
-                      ["ports"]["server"] == int(leader_addr.rsplit(":", 1)[1]))
+        follower = cluster.followers()[0]
         for n in (1, 2, 3):
             port = take_port()
             procs.append(Proc([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port",
@@ -86,7 +55,7 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
 
         thread = threading.Thread(target=client, daemon=True)
         thread.start()
-        leader.proc.signal(signal.SIGKILL)
+        leader.kill()
         t = time.monotonic()
         wait_until(lambda: follower.leader() not in ("", leader_addr), 60, interval=0.2, what="a new leader")
         election = time.monotonic() - t
@@ -104,3 +73,4 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
     finally:
         for proc in reversed(procs):
             proc.stop()
+        cluster.stop()

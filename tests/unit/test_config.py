@@ -71,3 +71,18 @@ def test_missing_required_options_and_a_busy_listen_address(tmp_path: Path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"disco: error: --listen 127.0.0.1:{port}: cannot listen")
     result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"), "--listen", "nope"])
     assert result.exit_code == 2 and "invalid --listen 'nope'" in result.stderr
+
+
+def test_stale_and_max_stale_from_the_file_and_their_defaults(tmp_path: Path):
+    path = tmp_path / "watch.toml"
+    path.write_text('service = "web"\nstale = true\nmax_stale = "500ms"\n')
+    assert (resolve({}, path)["stale"], resolve({}, path)["max-stale"]) == (True, "500ms")
+    assert resolve({"max-stale": "5s"}, path)["max-stale"] == "5s"
+    assert (resolve({}, None)["stale"], resolve({}, None)["max-stale"]) == (False, "2s")
+
+
+def test_a_bad_max_stale_is_exit_2(tmp_path: Path):
+    result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"), "--dry-run",
+                                 "--check-cmd", "true", "--stale", "--max-stale", "soon"])
+    assert result.exit_code == 2, result.output
+    assert "invalid duration 'soon'" in result.stderr
