@@ -196,7 +196,11 @@ class CatalogWatch:
             except ValueError:
                 log.warning("health.state(any): an answer that is not JSON: reading every service")
                 return set(self.services)
-        return dirty_services(check_digest(region[0]), check_digest(region[1]), self.services, self._nodes())
+        before, after = check_digest(region[0]), check_digest(region[1])
+        # Which services sit on which node matters only for a node check (serfHealth): 10,000 instances
+        # are not walked for a service's check.
+        node_check = any(not value[0] for value in (*before.values(), *after.values()))
+        return dirty_services(before, after, self.services, self._nodes() if node_check else {})
 
     def _rediscover(self, service_list: Mapping[str, Sequence[str]]) -> set[str]:
         """Apply a catalog list to the followed set; announce it; return the services that joined."""
