@@ -12,11 +12,13 @@ pattern well.  This watch follows two endpoints for the whole datacenter:
 Answers are compared with the last ones to find the watched services that
 changed, and only those are read again (one non-blocking
 ``/v1/health/service/NAME`` each).  A registration with a check moves both
-endpoints at the same Raft index; when the service index moves and the checks
-have not reached that index within ``explain_within``, nothing says which
-service changed (an instance without checks, or re-registered with a new
-address but the same checks and tags), so every watched service is read again:
-correct, and rare.  The fan-out is pure (:func:`dirty_services`); the
+endpoints at the same Raft index.  When the service index moves and no answer
+says why, one tiny request asks where the checks' index stands (an answer
+filtered to nothing): at or past it, a check moved too and the big checks answer
+is on its way (at 50,000 checks it takes seconds), so it is waited for, up to
+``explain_within``; below it, nothing says which service changed (an instance
+without checks, or re-registered with a new address but the same checks and
+tags), so every watched service is read again at once: correct, and rare.  The fan-out is pure (:func:`dirty_services`); the
 rest is two :class:`~discovery.watch.Follow` loops and one reader.
 
 With ``discover``, the set of services is not fixed: every catalog list decides it
@@ -95,7 +97,7 @@ class CatalogWatch:
     def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update | Listed | Gone], None],
                  stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
                  clock: Callable[[], float] = time.monotonic, gather: float = 0.0,
-                 explain_within: float = 0.5, report: Report = no_report, discover: bool = False) -> None:
+                 explain_within: float = 10.0, report: Report = no_report, discover: bool = False) -> None:
         self.catalog = catalog
         self.explicit = tuple(services)
         self.services = tuple(services)
@@ -113,6 +115,7 @@ class CatalogWatch:
         self.explain_within = explain_within
         self._checks_index = 0
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
+        self._probe = False  # ask where the checks' index stands, once per unexplained move
         self._triggers: queue.Queue[tuple[str, int, Any]] = queue.Queue()
         self._checks_text: str | None = None
         self._service_list: Mapping[str, Sequence[str]] | None = None
@@ -167,8 +170,9 @@ class CatalogWatch:
                 before = self.services  # a service that leaves explains the change too
                 joined = self._rediscover(body) if self.discover else set()
                 found = dirty_from_service_list(self._service_list, body, before) | joined
-                if not found and self._service_list is not None:
+                if not found and self._service_list is not None and self._checks_index < index:
                     self._unexplained = (index, self.clock() + self.explain_within)
+                    self._probe = True
                 self._service_list = dict(body)
                 dirty |= found
         dirty &= set(self.services)  # a service that left in this batch is not read
@@ -176,6 +180,12 @@ class CatalogWatch:
             index, give_up = self._unexplained
             if self._checks_index >= index:
                 self._unexplained = None  # a check moved at the same index: the fan-out above covered it
+            elif self._probe:
+                self._probe = False
+                if self._retry(self.catalog.checks_index) < index:
+                    log.info("catalog moved at index %d and no check did: reading every service", index)
+                    self._unexplained = None
+                    dirty = set(self.services)
             elif self.clock() >= give_up:
                 log.info("catalog moved at index %d without a check saying where: reading every service", index)
                 self._unexplained = None

@@ -76,6 +76,10 @@ class Catalog(Protocol):
         """Blocking query on the service names and their tags (``/v1/catalog/services``)."""
         ...
 
+    def checks_index(self) -> int:
+        """The checks' Raft index now, without their bodies."""
+        ...
+
     def leader(self) -> str:
         """The Raft leader's address, or ``""`` while there is none."""
         ...
@@ -204,6 +208,10 @@ class ConsulClient:
         us more CPU (3.6 MB at 10,000 instances) than it saves."""
         answer = self._read("/v1/health/state/any", [], index, wait, text=True)
         return answer.index, answer.body or "[]"
+
+    def checks_index(self) -> int:
+        """``/v1/health/state/any`` filtered to nothing: its index (the checks table's), an empty body."""
+        return self._read("/v1/health/state/any", [("filter", 'CheckID == ""')], 0, 0, text=True).index
 
     def catalog_services(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Mapping[str, Sequence[str]]]:
         answer = self._read("/v1/catalog/services", [], index, wait)

@@ -86,6 +86,10 @@ class Catalog:
         # indented, as a dev agent answers; compact answers are covered in test_check_diff.py
         return self._block("checks", index, wait), json.dumps(list(self.checks), indent=4)
 
+    def checks_index(self):
+        with self.lock:
+            return self.table["checks"]
+
     def catalog_services(self, *, index, wait):
         return self._block("services", index, wait), dict(self.services)
 
