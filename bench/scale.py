@@ -107,22 +107,36 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
 
 
 def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, applied: list[float],
-          progress: Callable[[int], None]) -> None:
-    """Add then remove ``changes`` instances one at a time; append seconds from the Consul call to HAProxy's view."""
+          progress: Callable[[int], None], budget: float = float("inf"), deadline: float = 30.0) -> str | None:
+    """Add then remove up to ``changes`` instances one at a time; append seconds from the Consul call to
+    HAProxy's view.  No new instance once ``budget`` seconds have gone; a change HAProxy does not show
+    within ``deadline`` seconds ends the phase: returns what timed out (None when nothing did)."""
+    start = time.perf_counter()
     for c in range(changes):
+        if time.perf_counter() - start > budget:
+            break
         service, sid = f"svc{c % services}", f"moving{c}"
         body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c,
                 "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
-        t = time.perf_counter()
-        consul.put("/v1/agent/service/register", body)
-        wait_until(lambda: sid in api.servers(service), 30, interval=0.002, what=f"{sid} added")
-        applied.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        consul.put(f"/v1/agent/service/deregister/{sid}")
-        wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining, 30,
-                   interval=0.002, what=f"{sid} removed")
-        applied.append(time.perf_counter() - t)
+        try:
+            t = time.perf_counter()
+            consul.put("/v1/agent/service/register", body)
+            wait_until(lambda: sid in api.servers(service), deadline, interval=0.002, what=f"{sid} added")
+            applied.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            consul.put(f"/v1/agent/service/deregister/{sid}")
+            wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
+                       deadline, interval=0.002, what=f"{sid} removed")
+            applied.append(time.perf_counter() - t)
+        except AssertionError as exc:
+            return str(exc)
         progress(c + 1)
+    return None
+
+
+def summary(applied: list[float]) -> dict[str, float]:
+    nan = float("nan")
+    return summarize(applied) if applied else {"n": 0, "p50": nan, "p95": nan, "p99": nan, "max": nan, "mean": nan}
 
 
 def worker_pid(admin: Path) -> int | None:
@@ -136,12 +150,13 @@ def worker_pid(admin: Path) -> int | None:
 
 
 def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int], None],
-                  times: int = 3) -> dict[str, float]:
+                  times: int = 3, timeout: float = 120.0) -> dict[str, object]:
     """HAProxy's own time at this size (the watcher stopped): ``haproxy -c`` and a master-worker reload."""
     checks, reloads = [], []
     for n in range(times):
         t = time.perf_counter()
-        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, timeout=600)
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True,
+                               timeout=timeout)
         checks.append(time.perf_counter() - t)
         assert check.returncode == 0, check.stderr[-2000:]
         before = worker_pid(admin)
@@ -150,15 +165,18 @@ def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int]
             socket_command(master, "reload", timeout=5)
         except ReloadError:
             pass  # the master re-executes itself and may drop the connection
-        wait_until(lambda: (pid := worker_pid(admin)) is not None and pid != before, 600, interval=0.005,
-                   what="a new worker answering after the reload")
+        try:
+            wait_until(lambda: (pid := worker_pid(admin)) is not None and pid != before, timeout, interval=0.005,
+                       what="a new worker answering after the reload")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; show proc: {socket_command(master, 'show proc', timeout=5)!r}") from None
         reloads.append(time.perf_counter() - t)
         progress(n + 1)
     return {"haproxy_check_s": statistics.median(checks), "haproxy_reload_s": statistics.median(reloads),
             "haproxy_reload_max_s": max(reloads)}
 
 
-def run_size(instances: int, services: int, idle: float, changes: int) -> dict[str, object]:
+def run_size(instances: int, services: int, idle: float, changes: int, budget: float) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
     consul = ConsulAgent(work)
     consul.start()
@@ -217,25 +235,31 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
         applied = []
         t_churn = time.perf_counter()
         with phase(f"{label}: instances added and removed", changes) as report:
-            churn(consul, api, services, changes, applied, report)
+            timed_out = churn(consul, api, services, changes, applied, report, budget, deadline=30 * slow)
+        if timed_out:
+            print(f"bench: {label}: {timed_out}", file=sys.stderr)
         churn_seconds = time.perf_counter() - t_churn
         req2, _ = stats(watch)
         cpu_b, peak = proc_figures(watch.popen.pid)
         watch.stop()
         with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
-            costs = haproxy_costs(cfg, master, admin, report)
+            try:
+                costs: dict[str, object] = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
+            except AssertionError as exc:  # keep the watcher's figures
+                print(f"bench: {label}: {exc}", file=sys.stderr)
+                costs = {"haproxy_failed": str(exc)}
     finally:
         for proc in reversed(procs):
             proc.stop()
         consul.stop()
     return {"instances": instances, "services": services, "registered_in_s": registered_in,
-            "bootstrap_s": bootstrap, "haproxy_start_s": haproxy_start, "first_apply_s": first_apply,
-            "config_bytes": cfg.stat().st_size, **costs, "change_to_applied_ms": summarize(applied),
+            "bootstrap_s": bootstrap, "haproxy_start_s": haproxy_start, "first_apply_s": first_apply, "change_timed_out": timed_out,
+            "config_bytes": cfg.stat().st_size, **costs, "change_to_applied_ms": summary(applied),
             "blocking_queries": queries, "blocking_queries_one_per_service": services,
             "idle_requests_per_s": idle_rps, "churn_requests_per_s": (req2 - req1) / churn_seconds,
             "churn_changes_per_s": len(applied) / churn_seconds,
             "cpu_idle_percent": 100 * (cpu_i1 - cpu_i0) / idle_elapsed,
-            "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / len(applied), "peak_rss_mb": peak,
+            "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / max(1, len(applied)), "peak_rss_mb": peak,
             "idle_seconds": idle}
 
 
@@ -245,6 +269,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
     parser.add_argument("--idle-small", type=float, default=15.0, help="idle seconds at the other sizes")
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
+    parser.add_argument("--churn-budget", type=float, default=180.0,
+                        help="no new instance after this many seconds of churn at one size (the largest is slow)")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
@@ -253,7 +279,7 @@ def main() -> int:
     for n, size in enumerate(args.sizes):
         instances, services = (int(x) for x in size.split(":"))
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
-        rows.append(run_size(instances, services, idle, args.changes))
+        rows.append(run_size(instances, services, idle, args.changes, args.churn_budget))
     print(table(rows))
     write_json(args.json, rows)
     draw(args.json, args.png)
@@ -262,25 +288,33 @@ def main() -> int:
 
 def table(rows: list[dict]) -> str:
     """Two markdown tables: the watcher's figures, then the one-off times at each size (HAProxy's own included)."""
-    lines = ["| instances | services | change→applied p50 ms | p99 ms | max ms | blocking queries (one per service) "
+    lines = ["| instances | services | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
              "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
              "| watcher peak RSS MB |",
              "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r["change_to_applied_ms"]
-        lines.append(f"| {r['instances']} | {r['services']} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | "
+        lines.append(f"| {r['instances']} | {r['services']} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
+                     f"({c['n']}) | "
                      f"{r['blocking_queries']} ({r['blocking_queries_one_per_service']}) | "
                      f"{r['idle_requests_per_s']:.2f} | {r['churn_requests_per_s']:.1f} "
                      f"({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
                      f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |")
     lines += ["", "| instances | registered in s | HAProxy start (no instances) s | first pass s | config MB "
               "| haproxy -c s | HAProxy reload s (max) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def sec(r: dict, key: str, fmt: str = "{:.2f}") -> str:
+        return fmt.format(r[key]) if isinstance(r.get(key), (int, float)) else "-"
+
     for r in rows:
-        if "haproxy_reload_s" not in r:
-            continue  # a result file from before these were measured
-        lines.append(f"| {r['instances']} | {r['registered_in_s']:.1f} | "
-                     f"{r['haproxy_start_s']:.1f} | {r['first_apply_s']:.1f} | {r['config_bytes'] / 1e6:.2f} | "
-                     f"{r['haproxy_check_s']:.2f} | {r['haproxy_reload_s']:.2f} ({r['haproxy_reload_max_s']:.2f}) |")
+        lines.append(f"| {r['instances']} | {sec(r, 'registered_in_s', '{:.1f}')} | "
+                     f"{sec(r, 'haproxy_start_s', '{:.1f}')} | {sec(r, 'first_apply_s', '{:.1f}')} | "
+                     f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
+                     f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |")
+    for r in rows:
+        for key in ("change_timed_out", "haproxy_failed"):
+            if r.get(key):
+                lines.append(f"\n{r['instances']} instances: {r[key]}")
     return "\n".join(lines)
 
 
