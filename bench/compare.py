@@ -63,10 +63,12 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     lb = take_port()
     contender, load = cls(name, work, consul, lb), Load(lb)
     try:
-        contender.start()
-        wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
-                   what=f"{name}: the three base instances answering")
-        cost = probe_cost(lb)
+        with phase(f"{name}: starting, until the three base instances answer", 1) as report:
+            contender.start()
+            wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
+                       what=f"{name}: the three base instances answering")
+            cost = probe_cost(lb)
+            report(1)
         cpu0 = cpu_seconds(contender.watcher_pids())
         total = 4 * cycles(changes)
         with phase(f"{name}: changes, idle", total) as report:
