@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make demo` and `make test`.  Both install what is missing first.
-.PHONY: deps bench-deps demo test unit integration bench clean
+.PHONY: deps bench-deps demo test unit integration bench plots clean
 
 WEBAPPS ?= 3
 
@@ -18,7 +18,7 @@ unit: deps
 integration: deps
 	.venv/bin/pytest tests/integration
 
-# What the benchmarks need beyond deps (wrk); bench/compare.py and bench/scale.py check their tools first.
+# What the benchmarks need beyond deps (wrk, matplotlib); bench/compare.py and bench/scale.py check their tools first.
 bench-deps: deps
 	@scripts/install-bench-deps.sh
 
@@ -26,6 +26,10 @@ bench: bench-deps
 	.venv/bin/python bench/compare.py
 	.venv/bin/python bench/scale.py
 	.venv/bin/python bench/fanin.py
+
+# Re-draw docs/img/*.png from bench/results/*.json (each benchmark also draws its own at the end).
+plots: bench-deps
+	.venv/bin/python bench/plots.py
 
 clean:
 	rm -rf .venv run .pytest_cache

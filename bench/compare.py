@@ -64,10 +64,12 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     lb = take_port()
     contender, load = cls(name, work, consul, lb), Load(lb)
     try:
-        contender.start()
-        wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
-                   what=f"{name}: the three base instances answering")
-        cost = probe_cost(lb)
+        with phase(f"{name}: starting, until the three base instances answer", 1) as report:
+            contender.start()
+            wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
+                       what=f"{name}: the three base instances answering")
+            cost = probe_cost(lb)
+            report(1)
         cpu0 = cpu_seconds(contender.watcher_pids())
         total = 4 * cycles(changes)
         recorded: list[tuple[float, float]] = []
@@ -89,7 +91,8 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
             server.shutdown()
     flat = [v for values in idle.values() for v in values]
     flat_churn = [v for values in churn.values() for v in values]
-    return {"convergence_ms": summarize(flat), "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
+    return {"convergence_ms": summarize(flat), "convergence_samples_ms": samples(flat),
+            "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
             "convergence_under_load_ms": summarize(flat_churn), "load": wrk,
             "failed_requests": wrk["socket_errors"] + wrk["non_2xx"], "probe_ms": cost * 1000,
             "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat)),
@@ -117,8 +120,13 @@ def run_floor(changes: int) -> dict[str, object]:
         base.shutdown()
         spare.shutdown()
     flat = [v + cost for values in seen.values() for v in values]
-    return {"convergence_ms": summarize(flat), "probe_ms": cost * 1000,
+    return {"convergence_ms": summarize(flat), "convergence_samples_ms": samples(flat), "probe_ms": cost * 1000,
             "blocking_query_ms": summarize([v for values in seen.values() for v in values])}
+
+
+def samples(values: list[float]) -> list[float]:
+    """Every change's time in ms, for the distribution in the plot (bench/plots.py)."""
+    return [round(v * 1000, 3) for v in values]
 
 
 def table(results: dict[str, dict], floor: dict | None) -> str:
@@ -158,11 +166,22 @@ def budget_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def draw(results: Path, png: Path) -> None:
+    """The plot (docs/img/compare.png) from the results just written; one line instead when matplotlib is missing."""
+    try:
+        from bench.plots import plot_compare
+    except ImportError as exc:
+        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
+        return
+    print(f"plot: {plot_compare(results, png)}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--changes", type=int, default=200, help="changes per phase (a multiple of 4)")
     parser.add_argument("--only", nargs="*", choices=list(ALL), help="run only these contenders")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/compare.json")
+    parser.add_argument("--png", type=Path, default=REPO / "docs/img/compare.png", help="the plot drawn at the end")
     args = parser.parse_args()
     require_tools("haproxy", "consul", "wrk")
     results, failed = {}, {}
@@ -185,6 +204,7 @@ def main() -> int:
     print(f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
           f"(fresh connection); load: wrk, 8 connections, Connection: close.")
     write_json(args.json, {"floor": floor, **results, **{name: {"failed": why} for name, why in failed.items()}})
+    draw(args.json, args.png)
     return 1 if failed else 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scale: disco watch with 100, 1,000 and 10,000 instances across 10, 100 and 500 services.
+"""Scale: disco watch with 100, 1,000, 10,000 and 50,000 instances across 10, 100, 500 and 2,500 services.
 
 For each size, on a fresh Consul dev agent and HAProxy 2.6, with `disco watch`
 (live apply, default watch mode: one blocking query per service up to 8
@@ -9,11 +9,21 @@ services, the catalog-wide watch above):
   the moment HAProxy's runtime API shows it, p50 and max over the changes;
 - the watcher's CPU time and peak RSS (from /proc);
 - requests per second the watcher makes to Consul while idle and during churn
-  (its own count, read through SIGUSR1), and the blocking queries it keeps open.
+  (its own count, read through SIGUSR1), and the blocking queries it keeps open;
+- HAProxy's own cost at that size, with the watcher stopped, on the config it
+  rendered: ``haproxy -c`` (parse and check, wall time, median of 3) and a
+  master-worker reload (``reload`` on the master CLI until a worker with a new PID
+  answers ``show info`` on the admin socket, i.e. the new worker has parsed the
+  config, started and accepts; median and max of 3).  Neither includes disco.
 
-Instances are placeholders (TTL checks, passing; addresses in 127.1.0.0/16 that
+Instances are placeholders (passing checks; addresses in 127.1.0.0/16 that
 nothing listens on, with no HAProxy health checks), so no traffic goes to them.
-Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500] [--idle 60]
+They are written straight into the catalog (``/v1/txn``, 30 instances a
+transaction, on nodes of 250), not through the agent: the agent's local state
+makes each agent registration cost O(instances) (10,000 took 5 minutes), and
+what the watcher sees (``/v1/health/...``) is the same.  The moving instances
+of the churn phase are registered through the agent, as a service would be.
+Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500 50000:2500] [--idle 60]
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
+from discovery.errors import HAProxyUnavailable, ReloadError  # noqa: E402
+from discovery.haproxy.master import socket_command  # noqa: E402
 from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
 from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
 
@@ -61,40 +74,109 @@ def stats(watch: Proc) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+BATCH = 30      # instances per /v1/txn: two operations each (service, check), Consul 1.8 allows 64
+PER_NODE = 250  # placeholder instances per catalog node
+
+
 def register_all(consul: ConsulAgent, instances: int, services: int, progress: Callable[[int], None]) -> None:
+    """Write the placeholder instances into the catalog, in transactions of ``BATCH``, four at a time."""
     session = requests.Session()
 
-    def one(i: int) -> None:
-        sid = f"i{i}"
-        body = {"Name": f"svc{i % services}", "ID": sid, "Address": f"127.1.{i // 250}.{i % 250 + 1}",
-                "Port": 8000 + i % 1000, "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
-        session.put(f"{consul.url}/v1/agent/service/register", json=body, timeout=10).raise_for_status()
+    def batch(lo: int) -> int:
+        hi = min(instances, lo + BATCH)
+        ops: list[dict[str, object]] = [
+            {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"127.1.{n}.1"}}}
+            for n in sorted({i // PER_NODE for i in range(lo, hi)})]
+        for i in range(lo, hi):
+            sid, node = f"i{i}", f"scale-{i // PER_NODE}"
+            address = f"127.1.{i // PER_NODE}.{i % PER_NODE + 1}"
+            ops.append({"Service": {"Verb": "set", "Node": node, "Service": {
+                "Service": f"svc{i % services}", "ID": sid, "Address": address, "Port": 8000 + i % 1000}}})
+            ops.append({"Check": {"Verb": "set", "Check": {
+                "Node": node, "CheckID": f"service:{sid}", "Name": "placeholder", "Status": "passing",
+                "ServiceID": sid}}})
+        response = session.put(f"{consul.url}/v1/txn", json=ops, timeout=60)
+        assert response.status_code == 200, response.text[:500]
+        return hi - lo
 
+    done = 0
     with ThreadPoolExecutor(4) as pool:
-        for done, _ in enumerate(pool.map(one, range(instances)), 1):
+        for n in pool.map(batch, range(0, instances, BATCH)):
+            done += n
             progress(done)
 
 
 def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, applied: list[float],
-          progress: Callable[[int], None]) -> None:
-    """Add then remove ``changes`` instances one at a time; append seconds from the Consul call to HAProxy's view."""
+          progress: Callable[[int], None], budget: float = float("inf"), deadline: float = 30.0) -> str | None:
+    """Add then remove up to ``changes`` instances one at a time; append seconds from the Consul call to
+    HAProxy's view.  No new instance once ``budget`` seconds have gone; a change HAProxy does not show
+    within ``deadline`` seconds ends the phase: returns what timed out (None when nothing did)."""
+    start = time.perf_counter()
     for c in range(changes):
+        if time.perf_counter() - start > budget:
+            break
         service, sid = f"svc{c % services}", f"moving{c}"
         body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c,
                 "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
-        t = time.perf_counter()
-        consul.put("/v1/agent/service/register", body)
-        wait_until(lambda: sid in api.servers(service), 30, interval=0.002, what=f"{sid} added")
-        applied.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        consul.put(f"/v1/agent/service/deregister/{sid}")
-        wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining, 30,
-                   interval=0.002, what=f"{sid} removed")
-        applied.append(time.perf_counter() - t)
+        try:
+            t = time.perf_counter()
+            consul.put("/v1/agent/service/register", body)
+            wait_until(lambda: sid in api.servers(service), deadline, interval=0.002, what=f"{sid} added")
+            applied.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            consul.put(f"/v1/agent/service/deregister/{sid}")
+            wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
+                       deadline, interval=0.002, what=f"{sid} removed")
+            applied.append(time.perf_counter() - t)
+        except AssertionError as exc:
+            return str(exc)
         progress(c + 1)
+    return None
 
 
-def run_size(instances: int, services: int, idle: float, changes: int) -> dict[str, object]:
+def summary(applied: list[float]) -> dict[str, float]:
+    nan = float("nan")
+    return summarize(applied) if applied else {"n": 0, "p50": nan, "p95": nan, "p99": nan, "max": nan, "mean": nan}
+
+
+def worker_pid(admin: Path) -> int | None:
+    """The PID of the worker answering on the admin socket, None while none does."""
+    try:
+        answer = socket_command(admin, "show info", timeout=5)
+    except (HAProxyUnavailable, ReloadError):
+        return None
+    m = re.search(r"^Pid: (\d+)", answer, re.M)
+    return int(m.group(1)) if m else None
+
+
+def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int], None],
+                  times: int = 3, timeout: float = 120.0) -> dict[str, object]:
+    """HAProxy's own time at this size (the watcher stopped): ``haproxy -c`` and a master-worker reload."""
+    checks, reloads = [], []
+    for n in range(times):
+        t = time.perf_counter()
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True,
+                               timeout=timeout)
+        checks.append(time.perf_counter() - t)
+        assert check.returncode == 0, check.stderr[-2000:]
+        before = worker_pid(admin)
+        t = time.perf_counter()
+        try:
+            socket_command(master, "reload", timeout=5)
+        except ReloadError:
+            pass  # the master re-executes itself and may drop the connection
+        try:
+            wait_until(lambda: (pid := worker_pid(admin)) is not None and pid != before, timeout, interval=0.005,
+                       what="a new worker answering after the reload")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; show proc: {socket_command(master, 'show proc', timeout=5)!r}") from None
+        reloads.append(time.perf_counter() - t)
+        progress(n + 1)
+    return {"haproxy_check_s": statistics.median(checks), "haproxy_reload_s": statistics.median(reloads),
+            "haproxy_reload_max_s": max(reloads)}
+
+
+def run_size(instances: int, services: int, idle: float, changes: int, budget: float) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
     consul = ConsulAgent(work)
     consul.start()
@@ -109,22 +191,37 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
                 "--set", f"frontend_port={take_port()}", "--runtime-socket", str(admin)]
         for n in range(services):
             args += ["--service", f"svc{n}"]
+        slow = max(1.0, instances / 10000)  # the timeouts of one-off steps grow with the size
+        label = f"{instances} instances, {services} services"
         t = time.perf_counter()
-        once = subprocess.run([*args, "--once"], capture_output=True, text=True, timeout=300)
-        assert once.returncode == 0, once.stderr[-2000:]
-        first_render = time.perf_counter() - t
+        # HAProxy starts on a config with every backend and no server (--bootstrap: `watch --once` gives up
+        # when Consul has not answered for every service within 30 s, which 2,500 services take here);
+        # the watcher's first pass then fetches, renders and applies every instance.
+        with phase(f"{label}: bootstrap config (no instances)", 1) as report:
+            once = subprocess.run([*args, "--once", "--bootstrap"], capture_output=True, text=True, timeout=60)
+            assert once.returncode == 0, once.stderr[-2000:]
+            report(1)
+        bootstrap = time.perf_counter() - t
         procs.append(Proc(["haproxy", "-W", "-S", str(master), "-f", str(cfg)], work / "haproxy.log"))
-        wait_until(admin.exists, 60, what="HAProxy admin socket")
+        t = time.perf_counter()
+        with phase(f"{label}: HAProxy starting", 1) as report:
+            wait_until(lambda: worker_pid(admin) is not None, 60 * slow, what="HAProxy admin socket")
+            report(1)
+        haproxy_start = time.perf_counter() - t
         watch = Proc([*args, "--master-socket", str(master)], work / "watch.log")
         procs.append(watch)
-        wait_until(lambda: "applied" in watch.output(), 120, interval=0.1, what="first apply")
+        t = time.perf_counter()
+        with phase(f"{label}: disco watch, first pass (fetch, render, apply every instance)", 1) as report:
+            wait_until(lambda: "applied" in watch.output(), 300 * slow, interval=0.1, what="first apply")
+            report(1)
+        first_apply = time.perf_counter() - t
         api = RuntimeAPI(admin, timeout=10)
 
         time.sleep(1.0)  # let the first apply's validation settle
         req0, queries = stats(watch)
         cpu_i0, _ = proc_figures(watch.popen.pid)
         t0 = time.perf_counter()
-        with phase(f"{instances} instances, {services} services: idle seconds", round(idle)) as report:
+        with phase(f"{label}: idle seconds", round(idle)) as report:
             while (elapsed := time.perf_counter() - t0) < idle:  # the measurement is of an idle watcher
                 report(int(elapsed))
                 time.sleep(min(1.0, idle - elapsed))
@@ -137,51 +234,98 @@ def run_size(instances: int, services: int, idle: float, changes: int) -> dict[s
         cpu_a, _ = proc_figures(watch.popen.pid)
         applied = []
         t_churn = time.perf_counter()
-        with phase(f"{instances} instances, {services} services: instances added and removed", changes) as report:
-            churn(consul, api, services, changes, applied, report)
+        with phase(f"{label}: instances added and removed", changes) as report:
+            timed_out = churn(consul, api, services, changes, applied, report, budget, deadline=30 * slow)
+        if timed_out:
+            print(f"bench: {label}: {timed_out}", file=sys.stderr)
         churn_seconds = time.perf_counter() - t_churn
         req2, _ = stats(watch)
         cpu_b, peak = proc_figures(watch.popen.pid)
+        watch.stop()
+        with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
+            try:
+                costs: dict[str, object] = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
+            except AssertionError as exc:  # keep the watcher's figures
+                print(f"bench: {label}: {exc}", file=sys.stderr)
+                costs = {"haproxy_failed": str(exc)}
     finally:
         for proc in reversed(procs):
             proc.stop()
         consul.stop()
     return {"instances": instances, "services": services, "registered_in_s": registered_in,
-            "first_render_s": first_render, "change_to_applied_ms": summarize(applied),
+            "bootstrap_s": bootstrap, "haproxy_start_s": haproxy_start, "first_apply_s": first_apply, "change_timed_out": timed_out,
+            "config_bytes": cfg.stat().st_size, **costs, "change_to_applied_ms": summary(applied),
             "blocking_queries": queries, "blocking_queries_one_per_service": services,
             "idle_requests_per_s": idle_rps, "churn_requests_per_s": (req2 - req1) / churn_seconds,
             "churn_changes_per_s": len(applied) / churn_seconds,
             "cpu_idle_percent": 100 * (cpu_i1 - cpu_i0) / idle_elapsed,
-            "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / len(applied), "peak_rss_mb": peak,
+            "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / max(1, len(applied)), "peak_rss_mb": peak,
             "idle_seconds": idle}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="*", default=["100:10", "1000:100", "10000:500"])
+    parser.add_argument("--sizes", nargs="*", default=["100:10", "1000:100", "10000:500", "50000:2500"])
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
     parser.add_argument("--idle-small", type=float, default=15.0, help="idle seconds at the other sizes")
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
+    parser.add_argument("--churn-budget", type=float, default=180.0,
+                        help="no new instance after this many seconds of churn at one size (the largest is slow)")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
+    parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
     require_tools("haproxy", "consul")
     rows = []
     for n, size in enumerate(args.sizes):
         instances, services = (int(x) for x in size.split(":"))
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
-        rows.append(run_size(instances, services, idle, args.changes))
-    print("| instances | services | change→applied p50 ms | max ms | blocking queries (one per service) "
-          "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
-          "| peak RSS MB |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+        rows.append(run_size(instances, services, idle, args.changes, args.churn_budget))
+    print(table(rows))
+    write_json(args.json, rows)
+    draw(args.json, args.png)
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    """Two markdown tables: the watcher's figures, then the one-off times at each size (HAProxy's own included)."""
+    lines = ["| instances | services | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
+             "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
+             "| watcher peak RSS MB |",
+             "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r["change_to_applied_ms"]
-        print(f"| {r['instances']} | {r['services']} | {c['p50']:.0f} | {c['max']:.0f} | {r['blocking_queries']} "
-              f"({r['blocking_queries_one_per_service']}) | {r['idle_requests_per_s']:.2f} | "
-              f"{r['churn_requests_per_s']:.1f} ({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
-              f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |")
-    write_json(args.json, rows)
-    return 0
+        lines.append(f"| {r['instances']} | {r['services']} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
+                     f"({c['n']}) | "
+                     f"{r['blocking_queries']} ({r['blocking_queries_one_per_service']}) | "
+                     f"{r['idle_requests_per_s']:.2f} | {r['churn_requests_per_s']:.1f} "
+                     f"({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
+                     f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "| instances | registered in s | HAProxy start (no instances) s | first pass s | config MB "
+              "| haproxy -c s | HAProxy reload s (max) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def sec(r: dict, key: str, fmt: str = "{:.2f}") -> str:
+        return fmt.format(r[key]) if isinstance(r.get(key), (int, float)) else "-"
+
+    for r in rows:
+        lines.append(f"| {r['instances']} | {sec(r, 'registered_in_s', '{:.1f}')} | "
+                     f"{sec(r, 'haproxy_start_s', '{:.1f}')} | {sec(r, 'first_apply_s', '{:.1f}')} | "
+                     f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
+                     f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |")
+    for r in rows:
+        for key in ("change_timed_out", "haproxy_failed"):
+            if r.get(key):
+                lines.append(f"\n{r['instances']} instances: {r[key]}")
+    return "\n".join(lines)
+
+
+def draw(results: Path, png: Path) -> None:
+    """The plot (docs/img/scale.png) from the results just written (skipped with one line when matplotlib is missing)."""
+    try:
+        from bench.plots import plot_scale
+    except ImportError as exc:
+        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
+        return
+    print(f"plot: {plot_scale(results, png)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
