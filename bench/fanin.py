@@ -376,6 +376,12 @@ def main() -> int:
               f"{kill['watcher_errors_after_kill']} warnings or errors logged by the watchers (failed reads)")
     print(f"\nwall time {wall:.0f} s")
     write_json(args.json, {"consul": "1.8.7", "servers": 3, "wall_s": wall, "phases": phases, "leader_kill": kills})
+    try:
+        from bench.plots import plot_fanin
+    except ImportError as exc:
+        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
+    else:
+        print(f"plot: {plot_fanin(args.json, REPO / 'docs/img/fanin.png')}", file=sys.stderr)
     return 0
 
 
