@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import typer
 
@@ -12,6 +13,9 @@ from . import options as o
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 from .app import app
+
+#: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
+SWITCH_INTERVAL = 0.0005
 
 
 @app.command(epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
@@ -66,6 +70,10 @@ def watch(
                                  once=once, bootstrap=bootstrap, dry_run=dry_run, consul_addr=consul_addr,
                                  log_format=log_format, verbose=verbose)
         setup_logging(opts["verbose"], opts["log-format"])
+        # A watch thread that hands a change on goes straight into its next long poll (a millisecond or
+        # two of Python before the socket wait releases the GIL); the loop waiting for the change
+        # should not wait out CPython's 5 ms switch interval for it.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         watch_settings = watch_config(opts)
         client = ConsulClient(consul_settings(opts["consul-addr"]), stale=opts["stale"],
                               max_stale=parse_duration(opts["max-stale"]))
