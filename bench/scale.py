@@ -46,6 +46,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.budget import read_timelines, split  # noqa: E402
 from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
 from discovery.errors import HAProxyUnavailable, ReloadError  # noqa: E402
 from discovery.haproxy.master import socket_command  # noqa: E402
@@ -107,7 +108,8 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
 
 
 def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, applied: list[float],
-          progress: Callable[[int], None], budget: float = float("inf"), deadline: float = 30.0) -> str | None:
+          progress: Callable[[int], None], budget: float = float("inf"), deadline: float = 30.0,
+          record: list[tuple[float, float]] | None = None) -> str | None:
     """Add then remove up to ``changes`` instances one at a time; append seconds from the Consul call to
     HAProxy's view.  No new instance once ``budget`` seconds have gone; a change HAProxy does not show
     within ``deadline`` seconds ends the phase: returns what timed out (None when nothing did)."""
@@ -123,11 +125,15 @@ def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, app
             consul.put("/v1/agent/service/register", body)
             wait_until(lambda: sid in api.servers(service), deadline, interval=0.002, what=f"{sid} added")
             applied.append(time.perf_counter() - t)
+            if record is not None:
+                record.append((t, applied[-1]))
             t = time.perf_counter()
             consul.put(f"/v1/agent/service/deregister/{sid}")
             wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
                        deadline, interval=0.002, what=f"{sid} removed")
             applied.append(time.perf_counter() - t)
+            if record is not None:
+                record.append((t, applied[-1]))
         except AssertionError as exc:
             return str(exc)
         progress(c + 1)
@@ -208,7 +214,8 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
             wait_until(lambda: worker_pid(admin) is not None, 60 * slow, what="HAProxy admin socket")
             report(1)
         haproxy_start = time.perf_counter() - t
-        watch = Proc([*args, "--master-socket", str(master)], work / "watch.log")
+        # --verbose: one timeline line per pass, for the latency budget (bench/budget.py)
+        watch = Proc([*args, "--master-socket", str(master), "--verbose"], work / "watch.log")
         procs.append(watch)
         t = time.perf_counter()
         with phase(f"{label}: disco watch, first pass (fetch, render, apply every instance)", 1) as report:
@@ -232,16 +239,19 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
         idle_rps = (req1 - req0) / idle_elapsed
 
         cpu_a, _ = proc_figures(watch.popen.pid)
-        applied = []
+        applied: list[float] = []
+        recorded: list[tuple[float, float]] = []
         t_churn = time.perf_counter()
         with phase(f"{label}: instances added and removed", changes) as report:
-            timed_out = churn(consul, api, services, changes, applied, report, budget, deadline=30 * slow)
+            timed_out = churn(consul, api, services, changes, applied, report, budget, deadline=30 * slow,
+                              record=recorded)
         if timed_out:
             print(f"bench: {label}: {timed_out}", file=sys.stderr)
         churn_seconds = time.perf_counter() - t_churn
         req2, _ = stats(watch)
         cpu_b, peak = proc_figures(watch.popen.pid)
         watch.stop()
+        stages = split(recorded, read_timelines(watch.log))
         with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
             try:
                 costs: dict[str, object] = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
@@ -260,7 +270,7 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
             "churn_changes_per_s": len(applied) / churn_seconds,
             "cpu_idle_percent": 100 * (cpu_i1 - cpu_i0) / idle_elapsed,
             "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / max(1, len(applied)), "peak_rss_mb": peak,
-            "idle_seconds": idle}
+            "idle_seconds": idle, "budget_ms": {stage: summarize(v) for stage, v in stages.items()}}
 
 
 def main() -> int:
@@ -281,9 +291,23 @@ def main() -> int:
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
         rows.append(run_size(instances, services, idle, args.changes, args.churn_budget))
     print(table(rows))
+    print("\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
+          + budget_table(rows))
     write_json(args.json, rows)
     draw(args.json, args.png)
     return 0
+
+
+def budget_table(rows: list[dict]) -> str:
+    """p50 / p99 per stage at each size."""
+    stages = list(dict.fromkeys(s for r in rows for s in r.get("budget_ms", {})))
+    lines = ["| stage | " + " | ".join(f"{r['instances']} p50 | {r['instances']} p99" for r in rows) + " |",
+             "|---|" + "---:|---:|" * len(rows)]
+    for stage in stages:
+        cells = [f"{b['p50']:.1f} | {b['p99']:.1f}" if (b := r.get("budget_ms", {}).get(stage)) else "- | -"
+                 for r in rows]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:

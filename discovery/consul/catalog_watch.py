@@ -120,7 +120,8 @@ class CatalogWatch:
         self._checks_index = 0
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
         self._probe = False  # ask where the checks' index stands, once per unexplained move
-        self._triggers: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        self._answered_at: float | None = None
+        self._triggers: queue.Queue[tuple[str, int, Any, float]] = queue.Queue()
         self._checks_text: str | None = None
         self._service_list: Mapping[str, Sequence[str]] | None = None
         self._current: dict[str, Service] = {}
@@ -130,7 +131,7 @@ class CatalogWatch:
         self._retry = Retry("catalog fan-out", stop, timing, HEALTH_SERVICE, report)
 
     def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]], endpoint: str) -> threading.Thread:
-        follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body)),
+        follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body, self.clock())),
                         self.stop, self.timing, self.clock, endpoint, self.report)
         thread = threading.Thread(target=follow.run, name=name, daemon=True)
         thread.start()
@@ -164,9 +165,11 @@ class CatalogWatch:
                 nodes.setdefault(inst.node, set()).add(service.name)
         return nodes
 
-    def _handle(self, batch: list[tuple[str, int, Any]]) -> None:
+    def _handle(self, batch: list[tuple[str, int, Any, float]]) -> None:
         dirty: set[str] = set()
-        for name, index, body in batch:
+        # A change's budget starts when the first answer that shows it arrived, not at the re-read.
+        self._answered_at = min((at for *_, at in batch), default=None)
+        for name, index, body, _at in batch:
             if name == "health.state(any)":
                 dirty |= self._checks_changed(body)
                 self._checks_index = max(self._checks_index, index)
@@ -257,7 +260,7 @@ class CatalogWatch:
     def _apply(self, name: str, index: int, entries: Any, answered_at: float) -> None:
         conversion = convert(name, list(entries), passing_only=True)
         self._skips.setdefault(name, SkipLog(f"health.service({name})")).report(conversion)
-        update = changed_view(self._last.get(name), conversion, index, answered_at)
+        update = changed_view(self._last.get(name), conversion, index, self._answered_at or answered_at)
         self.report(ConsulRequest(HEALTH_SERVICE, "unchanged" if update is None else "changed"))
         if update is None:
             return
