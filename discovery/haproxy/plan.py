@@ -81,6 +81,10 @@ class ParsedConfig:
         """(backend, name) -> server line, every backend."""
         return {(s.backend, s.name): s for section in self.sections for s in section.servers.values()}
 
+    def servers_of(self, backend: str) -> dict[str, ServerLine]:
+        """One backend's server lines by name, without building the whole config's map."""
+        return next((s.servers for s in self.sections if s.kind == "backend" and s.name == backend), {})
+
     @cached_property
     def backends(self) -> tuple[str, ...]:
         """Every backend section, servers or not."""

@@ -100,11 +100,16 @@ class Renderer:
     def routing(self, state: DesiredState, values: Mapping[str, str] | None = None) -> Table:
         """The routing table of ``state`` (:func:`~discovery.state.routing.table`), computed again
         only when a service's name, routes or settings changed, not its instances."""
-        key = (tuple((s.name, s.routes, s.settings) for s in state.services), state.discovered,
-               tuple(sorted((values or {}).items())))
-        if self._routing is None or self._routing[0] != key:
+        values_key = tuple(sorted((values or {}).items()))
+        if self._routing is not None and self._routing[0][0] is state.services \
+                and self._routing[0][2:] == (state.discovered, values_key):
+            return self._routing[1]  # the very same services (a template edit, a retry)
+        key = (tuple((s.name, s.routes, s.settings) for s in state.services), state.discovered, values_key)
+        if self._routing is None or self._routing[0][1:] != key:
             routes = table(state.services, values or {}, state.discovered)
-            self._routing = (key, routes, routes.as_context())
+            self._routing = ((state.services, *key), routes, routes.as_context())
+        else:
+            self._routing = ((state.services, *key), self._routing[1], self._routing[2])
         return self._routing[1]
 
     def render(self, state: DesiredState, values: Mapping[str, str] | None = None,

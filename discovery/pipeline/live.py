@@ -88,7 +88,7 @@ class LiveUpdater:
             backends = {b for (b, _) in parsed.servers} | set(parsed.backends)
         for backend in sorted(backends):
             running = self.api.servers(backend)
-            expected = {name: s for (b, name), s in parsed.servers.items() if b == backend}
+            expected = parsed.servers_of(backend)
             for name, server in expected.items():
                 state = running.get(name)
                 if state is None:
