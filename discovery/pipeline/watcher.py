@@ -31,10 +31,9 @@ from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
 from ..consul.discover import Gone, Listed
 from ..consul.watch import ConsulRequest, ServiceWatch, Update, WatchTiming
-from ..errors import CatalogUnavailable, DiscoveryError, OutputError, TemplateError
+from ..errors import CatalogUnavailable, DiscoveryError, OutputError
 from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
-from ..haproxy.render import Renderer
 from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
@@ -47,6 +46,7 @@ from .bootstrap import bootstrap
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .quiescence import Quiescence
+from .template_file import TemplateFile
 from .timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class Watcher:
         self._owned: list[tuple[str, Callable[[], None]]] = []
         self._followed = Followed(config.services, config.discover)
         self._gate = Gatekeeper(config.gate, self._followed.views, self.events.emit, clock)
-        self._renderer = Renderer(config.template)
-        self._template_mtime = _mtime(config.template)
-        self._next_template_check = 0.0
+        self._template = TemplateFile(config.template, config.template_poll, clock)
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
@@ -209,7 +207,7 @@ class Watcher:
                     break
                 if self._gate.release_expired():
                     timer.change(self.clock())
-                if self._template_changed() and self._complete:
+                if self._template.changed() and self._complete:
                     timer.change(self.clock())
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
@@ -269,23 +267,6 @@ class Watcher:
             except queue.Empty:
                 return True
 
-    def _template_changed(self) -> bool:
-        now = self.clock()
-        if now < self._next_template_check:
-            return False
-        self._next_template_check = now + self.config.template_poll
-        mtime = _mtime(self.config.template)
-        if mtime == self._template_mtime:
-            return False
-        self._template_mtime = mtime
-        try:
-            self._renderer = Renderer(self.config.template)
-        except TemplateError as exc:
-            log.error("template edit not applied: %s", exc)
-            return False
-        log.info("template %s changed", self.config.template)
-        return True
-
     def _timeline(self) -> Timeline:
         """A pass starts: its stages are timed from the oldest change it carries."""
         now = self.clock()
@@ -303,7 +284,7 @@ class Watcher:
             self._report_routes(state)
             timeline.mark("state")
             started = self.clock()
-            text = self._renderer.render(state, self.config.values, self.env)
+            text = self._template.renderer.render(state, self.config.values, self.env)
             timeline.mark("render")
             self.events.emit(Rendered(summary, len(text), self.clock() - started))
             if self.executor is None:
@@ -328,7 +309,7 @@ class Watcher:
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""
-        notes = self._renderer.routing(state, self.config.values).notes
+        notes = self._template.renderer.routing(state, self.config.values).notes
         if notes != self._route_notes:
             for note in notes:
                 log.warning("routing: %s", note)
@@ -349,10 +330,3 @@ class Watcher:
             return
         self._retry_at = self.clock() + self._retry_delay
         self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime_ns / 1e9
-    except OSError:
-        return None
