@@ -121,6 +121,7 @@ class CatalogWatch:
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
         self._probe = False  # ask where the checks' index stands, once per unexplained move
         self._answered_at: float | None = None
+        self._waiting: set[str] = set()  # services to read once both endpoints have answered
         self._triggers: queue.Queue[tuple[str, int, Any, float]] = queue.Queue()
         self._checks_text: str | None = None
         self._service_list: Mapping[str, Sequence[str]] | None = None
@@ -197,6 +198,12 @@ class CatalogWatch:
                 log.info("catalog moved at index %d without a check saying where: reading every service", index)
                 self._unexplained = None
                 dirty = set(self.services)
+        # Nothing is read before both endpoints answered once: reads made after both first answers
+        # cover them both (and a first pass reads every service once, not once per endpoint).
+        self._waiting |= dirty
+        if self._checks_text is None or self._service_list is None:
+            return
+        dirty, self._waiting = self._waiting & set(self.services), set()
         self._read_all(sorted(dirty))
 
     def _checks_changed(self, text: str) -> set[str]:
@@ -215,7 +222,8 @@ class CatalogWatch:
         before, after = check_digest(region[0]), check_digest(region[1])
         # Which services sit on which node matters only for a node check (serfHealth): 10,000 instances
         # are not walked for a service's check.
-        node_check = any(not value[0] for value in (*before.values(), *after.values()))
+        moved = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+        node_check = any(not (before.get(key) or after[key])[0] for key in moved)
         return dirty_services(before, after, self.services, self._nodes() if node_check else {})
 
     def _rediscover(self, service_list: Mapping[str, Sequence[str]]) -> set[str]:

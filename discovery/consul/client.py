@@ -282,6 +282,10 @@ class PerThreadHTTPClient(consul.std.HTTPClient):
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # The address, TLS settings and token are explicit (ConsulSettings): no proxy or .netrc from
+            # the environment, which requests would otherwise look up on every request (a tenth of a
+            # change's CPU at 10,000 instances).
+            session.trust_env = False
         return session
 
     @session.setter

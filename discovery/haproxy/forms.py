@@ -22,6 +22,7 @@ as before.  Only the default check command is trusted this way: a custom
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -32,11 +33,20 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 Form = tuple[str, int, tuple[str, ...]]
 
 
+@functools.lru_cache(maxsize=65536)
+def _ip_version(address: str) -> int | None:
+    """4 or 6 for an IP literal, None for anything else (``ipaddress`` is slow: 10,000 servers
+    are learnt again at every reload, mostly the same addresses)."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None
+
+
 def form(server: ServerLine) -> Form | None:
     """The line's form, or None when one of its values is not of a kind a form may abstract."""
-    try:
-        version = ipaddress.ip_address(server.address).version
-    except ValueError:
+    version = _ip_version(server.address)
+    if version is None:
         return None
     if not (1 <= server.port <= 65535 and _NAME.fullmatch(server.name)):
         return None
@@ -63,6 +73,7 @@ class KnownForms:
 
     def __init__(self) -> None:
         self._forms: set[Form] = set()
+        self._unlearnt: ParsedConfig | None = None  # a whole config accepted, learnt when first needed
 
     def learn(self, servers: Iterable[ServerLine]) -> None:
         for server in servers:
@@ -76,13 +87,16 @@ class KnownForms:
         self.learn(op.server for op in ops if not isinstance(op, Remove))
 
     def relearn(self, parsed: ParsedConfig | None) -> None:
-        """A whole new config was accepted: its forms replace the old ones."""
+        """A whole new config was accepted: its forms replace the old ones (learnt at the next
+        :meth:`cover`, so a run of reloads does not pay for it each time)."""
         self.forget()
-        if parsed is not None:
-            self.learn(parsed.servers.values())
+        self._unlearnt = parsed
 
     def cover(self, ops: Iterable[Op]) -> bool:
         """Whether every line the operations add or change has a form HAProxy accepted."""
+        if self._unlearnt is not None:
+            parsed, self._unlearnt = self._unlearnt, None
+            self.learn(parsed.servers.values())
         for op in ops:
             if isinstance(op, Remove):
                 continue
@@ -94,3 +108,4 @@ class KnownForms:
     def forget(self) -> None:
         """The skeleton changed (a reload): what was accepted under the old one proves nothing."""
         self._forms.clear()
+        self._unlearnt = None

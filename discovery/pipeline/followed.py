@@ -26,10 +26,13 @@ class Followed:
         self.discover = discover
         self.views: dict[str, Service | None] = dict.fromkeys(self.explicit)
         self._listed = not discover
+        self._complete = False  # once every view is there it stays so, until new services are listed
 
     @property
     def complete(self) -> bool:
-        return self._listed and all(view is not None for view in self.views.values())
+        if not self._complete:
+            self._complete = self._listed and all(view is not None for view in self.views.values())
+        return self._complete
 
     def apply(self, message: Listed | Gone, forget: Callable[[str], None], emit: Callable[[Event], None]) -> bool:
         """Take a change of the set; return whether a pass is due.
@@ -40,7 +43,9 @@ class Followed:
         if isinstance(message, Listed):
             self._listed = True
             for name in message.services:
-                self.views.setdefault(name, None)
+                if name not in self.views:
+                    self.views[name] = None
+                    self._complete = False
             return True
         if message.service not in self.views:
             return False
