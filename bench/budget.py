@@ -54,3 +54,15 @@ def split(changes: list[tuple[float, float]], timelines: list[tuple[float, dict[
         per_stage["probe"].append(seconds - consul - total / 1000)
         per_stage["end to end"].append(seconds)
     return {k: v for k, v in per_stage.items() if v}
+
+
+def table(columns: dict[str, dict[str, dict[str, float]]], digits: int = 2) -> str:
+    """p50 / p99 per stage, one pair of columns per entry of ``columns`` (label -> summarized budget), in ms."""
+    stages = list(dict.fromkeys(stage for budget in columns.values() for stage in budget))
+    lines = ["| stage | " + " | ".join(f"{label} p50 | {label} p99" for label in columns) + " |",
+             "|---|" + "---:|---:|" * len(columns)]
+    for stage in stages:
+        cells = [f"{b['p50']:.{digits}f} | {b['p99']:.{digits}f}" if (b := budget.get(stage)) else "- | -"
+                 for budget in columns.values()]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.contenders import ALL, Contender  # noqa: E402
-from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, drive_changes, phase, probe, probe_cost,  # noqa: E402
+from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, draw, drive_changes, phase, probe, probe_cost,  # noqa: E402
                        require_tools, serve, summarize, write_json)
-from bench.budget import read_timelines, split  # noqa: E402
+from bench.budget import read_timelines, split, table as budget_table  # noqa: E402
 from bench.floor import BlockingQueryClient  # noqa: E402
 from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
@@ -149,31 +149,6 @@ def table(results: dict[str, dict], floor: dict | None) -> str:
     return "\n".join(lines)
 
 
-def budget_table(results: dict[str, dict]) -> str:
-    """p50 / p99 per stage of every contender with a budget (bench/budget.py), in ms."""
-    names = [n for n, r in results.items() if "budget_ms" in r]
-    if not names:
-        return ""
-    stages = list(dict.fromkeys(s for n in names for s in results[n]["budget_ms"]))
-    lines = ["| stage | " + " | ".join(f"{n} p50 | {n} p99" for n in names) + " |",
-             "|---|" + "---:|---:|" * len(names)]
-    for stage in stages:
-        cells = []
-        for n in names:
-            b = results[n]["budget_ms"].get(stage)
-            cells.append(f"{b['p50']:.2f} | {b['p99']:.2f}" if b else "- | -")
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def draw(results: Path, png: Path) -> None:
-    """The plot (docs/img/compare.png) from the results just written; one line instead when matplotlib is missing."""
-    try:
-        from bench.plots import plot_compare
-    except ImportError as exc:
-        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
-        return
-    print(f"plot: {plot_compare(results, png)}", file=sys.stderr)
 
 
 def main() -> int:
@@ -196,15 +171,15 @@ def main() -> int:
     if not results:
         return 1
     print(table(results, floor))
-    if budget := budget_table(results):
-        print("\nLatency budget (ms per change, idle phase; bench/budget.py):\n" + budget)
+    if budgets := {name: r["budget_ms"] for name, r in results.items() if "budget_ms" in r}:
+        print("\nLatency budget (ms per change, idle phase; bench/budget.py):\n" + budget_table(budgets))
     for name, why in failed.items():
         print(f"\n{name}: no figures, it failed: {why}")
     first = next(iter(results.values()))
     print(f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
           f"(fresh connection); load: wrk, 8 connections, Connection: close.")
     write_json(args.json, {"floor": floor, **results, **{name: {"failed": why} for name, why in failed.items()}})
-    draw(args.json, args.png)
+    draw("plot_compare", args.json, args.png)
     return 1 if failed else 0
 
 

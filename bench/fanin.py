@@ -59,7 +59,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
+from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa: E402
 from testkit import DISCO, ClusterServer, ConsulCluster, wait_until  # noqa: E402
 
 SERVICE = "web"
@@ -376,12 +376,7 @@ def main() -> int:
               f"{kill['watcher_errors_after_kill']} warnings or errors logged by the watchers (failed reads)")
     print(f"\nwall time {wall:.0f} s")
     write_json(args.json, {"consul": "1.8.7", "servers": 3, "wall_s": wall, "phases": phases, "leader_kill": kills})
-    try:
-        from bench.plots import plot_fanin
-    except ImportError as exc:
-        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
-    else:
-        print(f"plot: {plot_fanin(args.json, REPO / 'docs/img/fanin.png')}", file=sys.stderr)
+    draw("plot_fanin", args.json, REPO / "docs/img/fanin.png")
     return 0
 
 

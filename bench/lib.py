@@ -229,3 +229,14 @@ def parse_wrk(out: str) -> dict[str, float]:
 def write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
+
+
+def draw(plot: str, results: Path, png: Path) -> None:
+    """Draw ``bench.plots.<plot>`` from the results just written; one line instead when matplotlib
+    (the ``bench`` extra) is missing."""
+    try:
+        from bench import plots
+    except ImportError as exc:
+        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
+        return
+    print(f"plot: {getattr(plots, plot)(results, png)}", file=sys.stderr)

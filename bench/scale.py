@@ -46,8 +46,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.budget import read_timelines, split  # noqa: E402
-from bench.lib import phase, require_tools, summarize, write_json  # noqa: E402
+from bench.budget import read_timelines, split, table as budget_table  # noqa: E402
+from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa: E402
 from discovery.errors import HAProxyUnavailable, ReloadError  # noqa: E402
 from discovery.haproxy.master import socket_command  # noqa: E402
 from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
@@ -292,22 +292,11 @@ def main() -> int:
         rows.append(run_size(instances, services, idle, args.changes, args.churn_budget))
     print(table(rows))
     print("\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
-          + budget_table(rows))
+          + budget_table({str(r["instances"]): r.get("budget_ms", {}) for r in rows}, digits=1))
     write_json(args.json, rows)
-    draw(args.json, args.png)
+    draw("plot_scale", args.json, args.png)
     return 0
 
-
-def budget_table(rows: list[dict]) -> str:
-    """p50 / p99 per stage at each size."""
-    stages = list(dict.fromkeys(s for r in rows for s in r.get("budget_ms", {})))
-    lines = ["| stage | " + " | ".join(f"{r['instances']} p50 | {r['instances']} p99" for r in rows) + " |",
-             "|---|" + "---:|---:|" * len(rows)]
-    for stage in stages:
-        cells = [f"{b['p50']:.1f} | {b['p99']:.1f}" if (b := r.get("budget_ms", {}).get(stage)) else "- | -"
-                 for r in rows]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
@@ -340,16 +329,6 @@ def table(rows: list[dict]) -> str:
             if r.get(key):
                 lines.append(f"\n{r['instances']} instances: {r[key]}")
     return "\n".join(lines)
-
-
-def draw(results: Path, png: Path) -> None:
-    """The plot (docs/img/scale.png) from the results just written (skipped with one line when matplotlib is missing)."""
-    try:
-        from bench.plots import plot_scale
-    except ImportError as exc:
-        print(f"bench: no plot ({exc}); run make bench-deps", file=sys.stderr)
-        return
-    print(f"plot: {plot_scale(results, png)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
