@@ -140,10 +140,13 @@ def parse_chunk(chunk: str) -> tuple[Section, ...] | None:
     return tuple(sections)
 
 
-def parse(text: str, known: dict[str, tuple[Section, ...]] | None = None) -> ParsedConfig | None:
+Chunks = dict[str, tuple[Section, ...]]
+
+
+def parse(text: str, known: Chunks | None = None, seen: Chunks | None = None) -> ParsedConfig | None:
     """Split a config into sections, each into its skeleton and its server lines; None if we
-    cannot tell.  ``known`` maps chunks of text (:func:`split`) already parsed to their
-    sections (reused as they are) and learns the new ones."""
+    cannot tell.  ``known`` maps chunks of text (:func:`split`) already parsed to their sections,
+    reused as they are; ``seen``, when given, gets every chunk of this config with its sections."""
     sections: list[Section] = []
     backends: set[str] = set()
     for chunk in split(text):
@@ -152,8 +155,8 @@ def parse(text: str, known: dict[str, tuple[Section, ...]] | None = None) -> Par
             parsed = parse_chunk(chunk)
             if parsed is None:
                 return None
-            if known is not None:
-                known[chunk] = parsed
+        if seen is not None:
+            seen[chunk] = parsed
         for section in parsed:
             if section.kind == "backend":
                 if section.name in backends:
@@ -206,7 +209,7 @@ class Planner:
 
     def __init__(self) -> None:
         self._last: tuple[str, ParsedConfig | None] | None = None
-        self._known: dict[str, tuple[Section, ...]] = {}
+        self._known: Chunks = {}
 
     def parsed(self, text: str) -> ParsedConfig | None:
         """``parse(text)``, reusing the last plan's parse when it was of the same text."""
@@ -217,8 +220,7 @@ class Planner:
     def _parse(self, text: str) -> ParsedConfig | None:
         # Chunks of the last config only: memory stays one config's worth.
         known, self._known = self._known, {}
-        parsed = parse(text, _Learning(known, self._known))
-        return parsed
+        return parse(text, known, self._known)
 
     def plan(self, old_text: str | None, new_text: str) -> Plan:
         if old_text is None:
@@ -227,23 +229,6 @@ class Planner:
         new = self._parse(new_text)
         self._last = (new_text, new)
         return diff(old, new)
-
-
-class _Learning(dict):  # type: ignore[type-arg]
-    """Looks chunks up in the last config's, and keeps those of this one (reused or new)."""
-
-    def __init__(self, previous: dict[str, tuple[Section, ...]], current: dict[str, tuple[Section, ...]]) -> None:
-        super().__init__()
-        self.previous, self.current = previous, current
-
-    def get(self, chunk: str, default: object = None) -> tuple[Section, ...] | None:  # type: ignore[override]
-        found = self.previous.get(chunk)
-        if found is not None:
-            self.current[chunk] = found
-        return found
-
-    def __setitem__(self, chunk: str, sections: tuple[Section, ...]) -> None:
-        self.current[chunk] = sections
 
 
 def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
