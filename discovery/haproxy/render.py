@@ -29,7 +29,9 @@ holds one against the other over random changes).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,7 @@ class Renderer:
         # (macro, arguments) -> (the arguments, the macro's text), valid while _outside is.
         self._fragments: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
         self._outside: tuple[Any, ...] | None = None
-        self._routing: tuple[tuple[Any, ...], Table, dict[str, Any]] | None = None
+        self._routing: _Routing | None = None
         try:
             self._template = env.get_template(template_path.name)
         except jinja2.TemplateNotFound as exc:
@@ -100,17 +102,20 @@ class Renderer:
     def routing(self, state: DesiredState, values: Mapping[str, str] | None = None) -> Table:
         """The routing table of ``state`` (:func:`~discovery.state.routing.table`), computed again
         only when a service's name, routes or settings changed, not its instances."""
-        values_key = tuple(sorted((values or {}).items()))
-        if self._routing is not None and self._routing[0][0] is state.services \
-                and self._routing[0][2:] == (state.discovered, values_key):
-            return self._routing[1]  # the very same services (a template edit, a retry)
+        return self._routing_of(state, values).table
+
+    def _routing_of(self, state: DesiredState, values: Mapping[str, str] | None) -> _Routing:
+        memo, values_key = self._routing, tuple(sorted((values or {}).items()))
+        if memo is not None and memo.services is state.services and memo.key[1:] == (state.discovered, values_key):
+            return memo  # the very same services (a template edit, a retry): no key to build
         key = (tuple((s.name, s.routes, s.settings) for s in state.services), state.discovered, values_key)
-        if self._routing is None or self._routing[0][1:] != key:
+        if memo is None or memo.key != key:
             routes = table(state.services, values or {}, state.discovered)
-            self._routing = ((state.services, *key), routes, routes.as_context())
+            memo = _Routing(state.services, key, routes, routes.as_context())
         else:
-            self._routing = ((state.services, *key), self._routing[1], self._routing[2])
-        return self._routing[1]
+            memo = dataclasses.replace(memo, services=state.services)
+        self._routing = memo
+        return memo
 
     def render(self, state: DesiredState, values: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> str:
@@ -123,20 +128,29 @@ class Renderer:
             self._contexts = {n: c for n, c in self._contexts.items() if n in names}
             self._fragments = {k: f for k, f in self._fragments.items() if not set(k[1:]) - names}
         services = [self._context(s) for s in state.services]
-        routing = self.routing(state, values)
-        assert self._routing is not None
+        routing = self._routing_of(state, values)
         env = dict(env or {})
-        if self._outside is None or self._outside[0] is not routing or self._outside[1:] != (values, env):
+        if self._outside is None or self._outside[0] is not routing.table or self._outside[1:] != (values, env):
             self._fragments.clear()  # what a cached macro may read besides its arguments changed
-            self._outside = (routing, values, env)
+            self._outside = (routing.table, values, env)
         context: dict[str, Any] = {**values, "values": values, "env": env,
                                    "services": services, "service": {s["name"]: s for s in services},
-                                   "routing": self._routing[2]}
+                                   "routing": routing.context}
         try:
             return self._template.render(context)
         except jinja2.TemplateError as exc:
             line = _template_line(exc)
             raise TemplateError(f"template {self.path}{line}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """The last routing table, and what it was computed from."""
+
+    services: tuple[Service, ...]  # the same tuple again needs no key
+    key: tuple[Any, ...]           # every service's name, routes and settings; discovered; the values
+    table: Table
+    context: dict[str, Any]
 
 
 def _call(macro: Any, *args: Any) -> str:
