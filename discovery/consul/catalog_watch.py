@@ -120,7 +120,6 @@ class CatalogWatch:
         self._checks_index = 0
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
         self._probe = False  # ask where the checks' index stands, once per unexplained move
-        self._answered_at: float | None = None
         self._waiting: set[str] = set()  # services to read once both endpoints have answered
         self._triggers: queue.Queue[tuple[str, int, Any, float]] = queue.Queue()
         self._checks_text: str | None = None
@@ -168,8 +167,6 @@ class CatalogWatch:
 
     def _handle(self, batch: list[tuple[str, int, Any, float]]) -> None:
         dirty: set[str] = set()
-        # A change's budget starts when the first answer that shows it arrived, not at the re-read.
-        self._answered_at = min((at for *_, at in batch), default=None)
         for name, index, body, _at in batch:
             if name == "health.state(any)":
                 dirty |= self._checks_changed(body)
@@ -204,7 +201,8 @@ class CatalogWatch:
         if self._checks_text is None or self._service_list is None:
             return
         dirty, self._waiting = self._waiting & set(self.services), set()
-        self._read_all(sorted(dirty))
+        # A change's budget starts when the first answer that shows it arrived, not at the re-read.
+        self._read_all(sorted(dirty), min((at for *_, at in batch), default=None))
 
     def _checks_changed(self, text: str) -> set[str]:
         """The followed services a new answer of ``/v1/health/state/any`` touches; only the checks
@@ -249,26 +247,27 @@ class CatalogWatch:
             self.on_update(Listed(found.followed))
         return joined
 
-    def _read_all(self, names: list[str]) -> None:
+    def _read_all(self, names: list[str], since: float | None) -> None:
         """Read the services (in parallel when there are several: the first pass reads them all,
-        2,500 one after the other took a minute) and hand on what changed, in order."""
+        2,500 one after the other took a minute) and hand on what changed, in order; ``since``
+        dates the change (the first answer that showed it), else each read's answer does."""
         if len(names) <= 1:
             for name in names:
-                self._apply(name, *self._fetch(name))
+                self._apply(name, *self._fetch(name), since)
             return
         with ThreadPoolExecutor(min(READERS, len(names)), thread_name_prefix="catalog-read") as pool:
             for name, fetched in zip(names, pool.map(self._fetch, names)):
-                self._apply(name, *fetched)
+                self._apply(name, *fetched, since)
 
     def _fetch(self, name: str) -> tuple[int, Any, float]:
         index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
                                      wait=self.timing.wait, passing=False)
         return index, entries, time.monotonic()
 
-    def _apply(self, name: str, index: int, entries: Any, answered_at: float) -> None:
+    def _apply(self, name: str, index: int, entries: Any, fetched_at: float, since: float | None) -> None:
         conversion = convert(name, list(entries), passing_only=True)
         self._skips.setdefault(name, SkipLog(f"health.service({name})")).report(conversion)
-        update = changed_view(self._last.get(name), conversion, index, self._answered_at or answered_at)
+        update = changed_view(self._last.get(name), conversion, index, since or fetched_at)
         self.report(ConsulRequest(HEALTH_SERVICE, "unchanged" if update is None else "changed"))
         if update is None:
             return
