@@ -20,7 +20,7 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def _write_temp(path: Path, text: str, sync: bool = True) -> Path:
@@ -39,8 +39,9 @@ def _write_temp(path: Path, text: str, sync: bool = True) -> Path:
     return Path(name)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """fsync a file or a directory by its path."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -107,7 +108,7 @@ class LiveConfig:
                 candidate.unlink(missing_ok=True)
                 raise
             if durable:
-                _fsync_dir(self.path.parent)
+                _fsync(self.path.parent)
             self._unsynced = not durable
             mark("install")
 
@@ -116,12 +117,8 @@ class LiveConfig:
         if not self._unsynced:
             return
         with _writing(self.path):
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _fsync_dir(self.path.parent)
+            _fsync(self.path)
+            _fsync(self.path.parent)
         self._unsynced = False
 
     def _delta_accepted(self, delta: str | None, validator: Validator) -> bool:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .plan import Op, ParsedConfig, Remove, ServerLine
 
@@ -73,7 +73,7 @@ class KnownForms:
 
     def __init__(self) -> None:
         self._forms: set[Form] = set()
-        self._unlearnt: ParsedConfig | None = None  # a whole config accepted, learnt when first needed
+        self._unlearnt: Callable[[], ParsedConfig | None] | None = None  # a whole config accepted, learnt when first needed
 
     def learn(self, servers: Iterable[ServerLine]) -> None:
         for server in servers:
@@ -86,17 +86,19 @@ class KnownForms:
     def learn_ops(self, ops: Iterable[Op]) -> None:
         self.learn(op.server for op in ops if not isinstance(op, Remove))
 
-    def relearn(self, parsed: ParsedConfig | None) -> None:
-        """A whole new config was accepted: its forms replace the old ones (learnt at the next
-        :meth:`cover`, so a run of reloads does not pay for it each time)."""
+    def relearn(self, parsed: Callable[[], ParsedConfig | None]) -> None:
+        """A whole new config was accepted: its forms replace the old ones.  ``parsed`` gives its
+        parse when the next :meth:`cover` needs it, so a reload (or a run of them, or a watcher
+        with no runtime API) neither parses nor learns for nothing."""
         self.forget()
         self._unlearnt = parsed
 
     def cover(self, ops: Iterable[Op]) -> bool:
         """Whether every line the operations add or change has a form HAProxy accepted."""
         if self._unlearnt is not None:
-            parsed, self._unlearnt = self._unlearnt, None
-            self.learn(parsed.servers.values())
+            parsed, self._unlearnt = self._unlearnt(), None
+            if parsed is not None:
+                self.learn(parsed.servers.values())
         for op in ops:
             if isinstance(op, Remove):
                 continue

@@ -1,12 +1,14 @@
 """Carry out a decision: validate, swap atomically, then the runtime API or a reload; never lose the live config.
 
 The order is the whole point.  Whatever the path, the candidate is written to a
-temporary file beside the output (same filesystem, so ``rename`` is atomic),
-fsynced and validated with ``haproxy -c`` before anything becomes live; only
-then is it renamed over the live file, so any reload (ours, supervisord's, a
-person's) reads a config HAProxy accepts.  (A live plan checks only its delta,
-and nothing at all when every line it adds has a form HAProxy already accepted
-under the same skeleton: :mod:`~discovery.haproxy.forms`.)  Then:
+temporary file beside the output (same filesystem, so ``rename`` is atomic) and
+validated with ``haproxy -c`` before anything becomes live; only then is it
+renamed over the live file, so any reload (ours, supervisord's, a person's)
+reads a config HAProxy accepts.  (A live plan checks only its delta, and nothing
+at all when every line it adds has a form HAProxy already accepted under the
+same skeleton: :mod:`~discovery.haproxy.forms`.)  The reload path fsyncs the
+file and its directory before going on; the live path right after, as soon as
+nothing is pending (:meth:`Executor.tick`).  Then:
 
 - live: the runtime API operations, read back with ``show servers state``; any
   failure (a refused command, a socket error, a drift in the read-back) falls
@@ -132,7 +134,6 @@ class Executor:
         """
         if decision.action is Action.NOTHING:
             return Outcome.UNCHANGED
-        # Live: the skeleton is the one HAProxy runs, so the new and changed server lines are what is checked.
         self._install(decision, text, mark)
         if decision.action is Action.LIVE:
             assert self.updater is not None
@@ -152,7 +153,7 @@ class Executor:
         line it adds has a form HAProxy already accepted (:mod:`~discovery.haproxy.forms`)."""
         if decision.action is not Action.LIVE:
             self.live.install(text, self.validator, None, mark)
-            self.forms.relearn(self.planner.parsed(text))
+            self.forms.relearn(lambda: self.planner.parsed(text))
         elif self._trust_forms and self.forms.cover(decision.ops):
             self.live.install(text, None, None, mark, durable=False)
             self.known_good += 1

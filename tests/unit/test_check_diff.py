@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery.consul.catalog_watch import check_digest, dirty_services
@@ -48,7 +48,7 @@ def answers(draw):
 NODES = {f"n{i}": {"web", "api", "shop"} for i in range(4)}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers())
 def test_the_text_diff_finds_what_decoding_everything_finds(pair):
     old, new = pair

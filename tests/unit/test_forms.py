@@ -36,5 +36,5 @@ def test_cover_needs_every_added_line_known_removals_need_nothing():
     known.learn([line()])
     assert known.cover([Add(line("web-9", "10.9.9.9", 9999)), Remove("web", "web-1")])
     assert not known.cover([Add(line(options=("check", "backup")))])
-    known.relearn(None)
+    known.relearn(lambda: None)
     assert not known.cover([Add(line())])

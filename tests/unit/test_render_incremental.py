@@ -3,7 +3,7 @@ over random sequences of changes (hypothesis)."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery.haproxy.plan import Planner, diff, parse
@@ -42,7 +42,7 @@ def state_after(services: dict, step: tuple) -> dict:
     return services
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(change, min_size=1, max_size=12))
 def test_incremental_render_and_plan_equal_full_ones(steps):
     incremental, full = Renderer(DEFAULT_TEMPLATE), Renderer(DEFAULT_TEMPLATE, incremental=False)
