@@ -28,6 +28,10 @@ def test_status_shows_drift_made_by_hand_and_none_after_the_repair(stack: Stack)
     wait_until(lambda: stack.consul.passing("web") == ["web-1", "web-2"], 10, what="the catalog")
     stack.start_balancer(live=True)
     wait_until(lambda: stack.servers_in_config() == {"web-1", "web-2"}, 10, what="both in the config")
+    # The watcher's first pass reloads HAProxy (it cannot know what HAProxy runs until then) and
+    # would wipe a drift made before it: make the drift after it.
+    assert stack.watch is not None
+    wait_until(lambda: "applied 1 backends, 2 servers" in stack.watch.output(), 20, what="the watcher's first pass")
 
     result = status(stack)
     assert result.returncode == 0, result.stdout + result.stderr
