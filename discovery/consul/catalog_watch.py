@@ -235,7 +235,7 @@ class CatalogWatch:
         self.services = found.followed
         for name in sorted(before - set(found.followed)):
             reason = gone_reason(name, service_list)
-            log.info("discover: %s %s: its backend is dropped", name, reason)
+            log.info("discover: %s %s: no longer followed", name, reason)
             self._last.pop(name, None)  # if it comes back, its first read is handed on, changed or not
             self._current.pop(name, None)
             self._skips.pop(name, None)

@@ -18,11 +18,10 @@ consistency, as consul-template does (:func:`too_stale`).  The leader query
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -32,6 +31,7 @@ import consul.std
 import requests
 
 from ..errors import AccessDenied, CatalogUnavailable
+from .http import PerThreadHTTPClient
 from ..settings import ConsulSettings, format_duration
 
 T = TypeVar("T")
@@ -84,6 +84,20 @@ class Catalog(Protocol):
         """The Raft leader's address, or ``""`` while there is none."""
         ...
 
+    def interrupt(self) -> None:
+        """End the reads in flight at once (when stopping: a long poll may otherwise last minutes)."""
+        ...
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests made so far (the watcher's stats line)."""
+        ...
+
+    @property
+    def stale_reasks(self) -> int:
+        """``?stale`` answers asked again with the default consistency (stats line, metrics)."""
+        ...
+
 
 class ConsulClient:
     """python-consul2 with explicit settings, timeouts and error mapping."""
@@ -113,6 +127,11 @@ class ConsulClient:
     def requests(self) -> int:
         """HTTP requests made so far, from every thread (for the watcher's stats line)."""
         return self._made
+
+    def interrupt(self) -> None:
+        """Shut down every connection to Consul: reads in flight (long polls) fail at once with
+        CatalogUnavailable.  For stopping; a later request opens a new connection."""
+        self._http.interrupt()
 
     @property
     def stale_reasks(self) -> int:
@@ -256,49 +275,6 @@ class ConsulClient:
     def leader(self) -> str:
         """The current leader's address, or ``""`` while there is none."""
         return str(self._call(lambda token=None: self._consul.status.leader()) or "")
-
-
-class PerThreadHTTPClient(consul.std.HTTPClient):
-    """python-consul2's HTTP client reads ``self.timeout`` and ``self.session`` on every request,
-    and the watcher calls one client from several threads: both are kept per thread, so a
-    long poll's read timeout is never another thread's, and no ``requests.Session`` is shared."""
-
-    def __init__(self, *args: Any, timeout: float, **kwargs: Any) -> None:
-        self._local = threading.local()
-        self._default_timeout = timeout
-        super().__init__(*args, **kwargs)
-
-    @property  # type: ignore[override]
-    def timeout(self) -> float:
-        return getattr(self._local, "timeout", self._default_timeout)
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        if value is not None:  # the base class sets None at construction: keep our default
-            self._default_timeout = value
-
-    @property  # type: ignore[override]
-    def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            # The address, TLS settings and token are explicit (ConsulSettings): no proxy or .netrc from
-            # the environment, which requests would otherwise look up on every request (a tenth of a
-            # change's CPU at 10,000 instances).
-            session.trust_env = False
-        return session
-
-    @session.setter
-    def session(self, _value: requests.Session) -> None:
-        pass  # the base class makes one shared session: each thread makes its own instead
-
-    @contextlib.contextmanager
-    def timeout_for(self, seconds: float) -> Iterator[None]:
-        self._local.timeout = seconds
-        try:
-            yield
-        finally:
-            del self._local.timeout
 
 
 def _brief(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ applies it to every catalog answer and tells the pipeline what changed with two 
 - :class:`Listed`: the catalog was read and these services are followed now (sent for the
   first answer and whenever the set changes; the pipeline waits for each new one's first read);
 - :class:`Gone`: this service left the set (its last instance was deregistered, or it no
-  longer carries a route tag): drop its backend.  The sanity gate does not hold this: it
-  protects services that still exist, not ones the catalog no longer lists.
+  longer carries a route tag): drop its backend.  The sanity gate holds the first kind like
+  the loss of a service's last instance (a Consul that answers an empty list while it
+  recovers must not drop every backend); taking the route tag off is applied at once.
 
 Service names come from the catalog, so they are untrusted: a name the HAProxy config cannot
 carry (:data:`~discovery.state.checks.SERVICE_NAME`) is refused, with its reason.
@@ -47,7 +48,7 @@ class Listed:
 
 @dataclass(frozen=True)
 class Gone:
-    """``service`` is no longer followed (``reason``): its backend is dropped, ungated."""
+    """``service`` is no longer followed (``reason``): its backend is dropped (gated when deregistered)."""
 
     service: str
     reason: str

@@ -23,7 +23,7 @@ def serve(watcher: Watcher, address: tuple[str, int], stale_after: float = 60.0)
     from .health import Health, Server
     from .metrics import Metrics
 
-    metrics = Metrics(watcher.config.services, __version__)
+    metrics = Metrics(watcher.config.services, __version__, stale_reasks=lambda: watcher.catalog.stale_reasks)
     health = Health(stale_after)
     watcher.events.subscribe(metrics)
     watcher.events.subscribe(health)

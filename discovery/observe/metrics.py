@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ..pipeline.decide import Action
 from ..pipeline.events import (Applied, ChangeSeen, ConsulRequest, Counted, Decided, Event, Failed, Held, Released, Rendered,
@@ -35,10 +37,14 @@ class Metrics:
     """Subscribe an instance to a watcher's bus; serve ``registry`` (``generate_latest(registry)``)."""
 
     def __init__(self, services: tuple[str, ...], version: str, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 stale_reasks: Callable[[], int] | None = None) -> None:
+        """``stale_reasks``: how many ``?stale`` answers the Consul client asked again (read at each scrape)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.clock, self.wall = clock, wall
         r = self.registry
+        if stale_reasks is not None:
+            r.register(_StaleReasks(stale_reasks))
         self.requests = Counter("disco_consul_requests", "Answers from Consul by endpoint and result "
                                 "(changed, unchanged, error).", ["endpoint", "result"], registry=r)
         self.consul_up = Gauge("disco_consul_up", "1 when Consul answered the last request, 0 when it failed.",
@@ -131,3 +137,14 @@ class Metrics:
             self.convergence.observe(max(0.0, self.clock() - self._first_change))
         self._first_change = None
         self.pending.set(1 if self._held else 0)
+
+
+class _StaleReasks(Collector):
+    """A counter kept by the Consul client, not derived from events: read when scraped."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        return [CounterMetricFamily("disco_consul_stale_reasks", "--stale answers older than --max-stale, asked "
+                                    "again with the default consistency.", value=self.read())]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..consul.discover import Gone, Listed
+from ..consul.discover import DEREGISTERED, Gone, Listed
 from ..state.convert import STATUSES
 from ..state.model import DesiredState, Service
 from .events import ChangeSeen, Counted, Event
@@ -34,12 +34,13 @@ class Followed:
             self._complete = self._listed and all(view is not None for view in self.views.values())
         return self._complete
 
-    def apply(self, message: Listed | Gone, forget: Callable[[str], None], emit: Callable[[Event], None]) -> bool:
+    def apply(self, message: Listed | Gone, leave: Callable[[str, bool], bool], emit: Callable[[Event], None]) -> bool:
         """Take a change of the set; return whether a pass is due.
 
         :class:`Listed`: newly followed services are awaited (their first read follows; an empty
-        catalog is complete).  :class:`Gone`: ``forget`` drops the view and any gate hold, and
-        the service's instance counts go to zero."""
+        catalog is complete).  :class:`Gone`: the service's instance counts go to zero, and the
+        gate's ``leave(name, deregistered)`` drops its view, at once or after a hold
+        (:meth:`~discovery.pipeline.gatekeeper.Gatekeeper.leave`)."""
         if isinstance(message, Listed):
             self._listed = True
             for name in message.services:
@@ -49,10 +50,9 @@ class Followed:
             return True
         if message.service not in self.views:
             return False
-        forget(message.service)
         emit(Counted(message.service, tuple((status, 0) for status in STATUSES), ()))
         emit(ChangeSeen(message.service, 0, message.seen_at))
-        return True
+        return leave(message.service, message.reason == DEREGISTERED)
 
     def state(self) -> DesiredState:
         """``--service`` names first, in their order, then the discovered services by name (so a

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..consul.client import Catalog
 from ..errors import CatalogError
@@ -59,13 +59,27 @@ class Gatekeeper:
         self._want_probe()
         return True
 
-    def forget(self, name: str) -> None:
-        """The service is no longer followed: drop its view and any hold (a removal is not gated)."""
+    def leave(self, name: str, deregistered: bool) -> bool:
+        """The service is no longer followed; return whether the view changed.
+
+        Its route tag taken off (a deliberate change, the instances still run): dropped at once.
+        ``deregistered`` (the catalog no longer lists it): gated like its last instance going, so
+        a Consul that answers an empty list while it recovers does not drop every backend; when
+        the hold is let through, the service is dropped."""
+        previous = self.services.get(name)
+        gone = Service(name)
+        if deregistered and suspect(previous, gone, self.policy.share):
+            held = self.holds.get(name)
+            self.holds[name] = replace(held, proposed=gone, remove=True) if held else \
+                Hold(gone, self.clock(), ASKING, remove=True)
+            self._want_probe()
+            return False
         self.services.pop(name, None)
         hold = self.holds.pop(name, None)
         if hold is not None and hold.reason != ASKING:
             self.emit(Released(name, 0, self.clock() - hold.since, ended=True))
         self._want_probe()
+        return True
 
     def on_leader(self, status: LeaderStatus) -> bool:
         """Re-decide every hold with Consul's health; return whether any change was let through."""
@@ -75,7 +89,7 @@ class Gatekeeper:
             reason = decide(self.policy, previous, hold.proposed, status.healthy)
             if reason is None:
                 del self.holds[name]
-                self.services[name] = hold.proposed
+                self._settle(hold)
                 changed = True
                 if hold.reason != ASKING:  # a hold that was reported ends, or Consul is back
                     self.emit(Released(name, len(hold.proposed.instances), self.clock() - hold.since,
@@ -83,7 +97,7 @@ class Gatekeeper:
             elif release(self.policy, hold, self.clock(), status.healthy):
                 changed |= self._release(name)
             elif reason != hold.reason:
-                self._hold(hold.proposed, previous, hold.since, reason)
+                self._hold(hold, previous, reason)
         self._want_probe()
         return changed
 
@@ -98,16 +112,24 @@ class Gatekeeper:
     def next_expiry(self) -> float | None:
         return min((h.since + self.policy.grace for h in self.holds.values()), default=None)
 
-    def _hold(self, proposed: Service, previous: Service | None, since: float, reason: str) -> None:
-        self.holds[proposed.name] = Hold(proposed, since, reason)
+    def _hold(self, hold: Hold, previous: Service | None, reason: str) -> None:
+        proposed = hold.proposed
+        self.holds[proposed.name] = replace(hold, reason=reason)
         if reason != ASKING:
             self.emit(Held(proposed.name, len(previous.instances) if previous else 0, len(proposed.instances),
                            reason, self.policy.grace))
         self._want_probe()
 
+    def _settle(self, hold: Hold) -> None:
+        """Apply a hold let through: the held view, or no view for a service that left the catalog."""
+        if hold.remove:
+            self.services.pop(hold.proposed.name, None)
+        else:
+            self.services[hold.proposed.name] = hold.proposed
+
     def _release(self, name: str) -> bool:
         hold = self.holds.pop(name)
-        self.services[name] = hold.proposed
+        self._settle(hold)
         self.emit(Released(name, len(hold.proposed.instances), self.clock() - hold.since, ended=False))
         self._want_probe()
         return True

@@ -21,9 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class Workers:
-    def __init__(self, stop: threading.Event, notify: Callable[[], None]) -> None:
+    def __init__(self, stop: threading.Event, notify: Callable[[], None],
+                 interrupt: Callable[[], None] = lambda: None) -> None:
+        """``interrupt`` wakes workers blocked in I/O once ``stop`` is set (it ends Consul's long polls)."""
         self.stop = stop
         self.notify = notify
+        self.interrupt = interrupt
         self._threads: list[threading.Thread] = []
         self._failures: queue.SimpleQueue[str] = queue.SimpleQueue()
 
@@ -55,10 +58,14 @@ class Workers:
     def stop_and_join(self, timeout: float = 2.0) -> list[str]:
         """Stop every worker and wait up to ``timeout`` in all; return the names still running.
 
-        A worker inside a long poll cannot be interrupted: it is a daemon thread and
-        ends with the process.
+        Workers blocked in I/O are woken by ``interrupt``; one that still does not return in
+        time is a daemon thread and ends with the process.
         """
         self.stop.set()
+        try:
+            self.interrupt()
+        except Exception as exc:  # noqa: BLE001 - stopping goes on; the join below bounds the wait
+            log.warning("interrupting the workers failed: %s", exc)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -116,7 +116,7 @@ class Watcher:
         self.events.subscribe(log_event)
         self.stop_event = threading.Event()
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE))
+        self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE), interrupt=catalog.interrupt)
         self._owned: list[tuple[str, Callable[[], None]]] = []
         self._followed = Followed(config.services, config.discover)
         self._gate = Gatekeeper(config.gate, self._followed.views, self.events.emit, clock)
@@ -177,8 +177,10 @@ class Watcher:
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        log.info("stats: %d requests to Consul, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
-                 self.catalog.requests, self.blocking_queries, usage.ru_utime + usage.ru_stime,
+        stale = self.catalog.stale_reasks
+        reasked = f" ({stale} stale answers asked again)" if stale else ""
+        log.info("stats: %d requests to Consul%s, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
+                 self.catalog.requests, reasked, self.blocking_queries, usage.ru_utime + usage.ru_stime,
                  usage.ru_maxrss / 1024)
 
     @property
@@ -249,7 +251,7 @@ class Watcher:
             if isinstance(message, ConsulRequest):
                 self.events.emit(message)
             elif isinstance(message, (Listed, Gone)):
-                if self._followed.apply(message, self._gate.forget, self.events.emit):
+                if self._followed.apply(message, self._gate.leave, self.events.emit):
                     timer.change(self.clock())
             elif isinstance(message, Update) and message.service.name in self._followed.views:
                 service = message.service

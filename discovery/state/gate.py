@@ -42,6 +42,8 @@ class Hold:
     proposed: Service
     since: float
     reason: str
+    #: The service left the catalog: letting the hold through drops the service, not just its instances.
+    remove: bool = False
 
 
 def removed(previous: Service, proposed: Service) -> int:

@@ -64,7 +64,7 @@ class ServiceSettings:
                 "https_only": self.https_only}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Instance:
     """One healthy (or at least listed) instance of a service, as HAProxy will see it."""
 

@@ -45,7 +45,8 @@ def test_services_with_route_tags_come_and_go_without_a_restart(stack: Stack, ap
     stack.haproxy = stack.spawn(["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)],
                                 "haproxy")
     wait_until(stack.master_socket.exists, 10, what="HAProxy's master socket")
-    watch = stack.watch = stack.spawn(discover_args(stack, "--master-socket", str(stack.master_socket)), "watch")
+    watch = stack.watch = stack.spawn(discover_args(stack, "--master-socket", str(stack.master_socket),
+                                                    "--gate-grace", "3s"), "watch")
     wait_until(lambda: "applied 0 backends, 0 servers" in watch.output(), 20, what="the watcher's first pass")
     assert answer(stack, "/a/x")[0] == 503                                   # no route, no default backend
     reloads = stack.reloads()
@@ -69,11 +70,15 @@ def test_services_with_route_tags_come_and_go_without_a_restart(stack: Stack, ap
     assert watch.output().count("service name 'bad.name!'") == 1
 
     apps.deregister("a-1")                                                    # a's last instance
+    # Gated like any service losing its last instance (--when-empty keep): held for --gate-grace,
+    # then the backend is dropped, not left empty.
+    wait_until(lambda: "holding the change of a: 1 -> 0 instances (every instance is gone)" in watch.output(), 20,
+               what="the removal of a held")
     wait_until(lambda: backends(stack) == {"b"}, 20, what="backend a dropped")
     assert wait_until(lambda: answer(stack, "/a/x")[0] == 503, 10, what="/a no longer routed")
     assert answer(stack, "/b/x")[:2] == (200, "b-1")
-    assert "discover: a no longer in the catalog: its backend is dropped" in watch.output()
-    assert "holding the change of a" not in watch.output()                   # a removal is not gated
+    assert "discover: a no longer in the catalog: no longer followed" in watch.output()
+    assert "released the held change of a after" in watch.output()
 
     assert watch.alive() and stack.haproxy.alive()                           # never restarted
     assert watch.output().count("watching 0 services and every service with a route tag") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ from consul.base import Response
 from discovery.consul.client import ConsulClient, PerThreadHTTPClient, too_stale
 from discovery.errors import CatalogUnavailable
 from discovery.settings import consul_settings
+from testkit import wait_until
 
 
 def test_a_timeout_set_by_one_thread_is_not_seen_by_another():
@@ -126,3 +128,34 @@ def test_the_re_ask_is_not_repeated_and_its_failure_is_an_outage():
 def test_the_leader_query_never_asks_for_stale():
     client = ConsulClient(consul_settings("http://127.0.0.1:1"), stale=True)
     assert client._consul.consistency == "default"
+
+
+def test_interrupt_ends_a_long_poll_at_once():
+    """A stopping watcher must not wait out a blocking query (Consul may hold it for minutes): the
+    client shuts its connections down and the read fails at once.  A real socket that accepts
+    the request and never answers stands in for Consul."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    client = ConsulClient(consul_settings(f"http://127.0.0.1:{server.getsockname()[1]}"))
+    failed: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            client.health_state_text(index=7, wait=300.0)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            failed.append(exc)
+
+    reader = threading.Thread(target=poll, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: accepted and accepted[0].recv(4096, socket.MSG_PEEK), 10, what="the request sent")
+        assert reader.is_alive()  # blocked: Consul holds the query
+        client.interrupt()
+        reader.join(10)
+        assert not reader.is_alive() and len(failed) == 1 and isinstance(failed[0], CatalogUnavailable)
+    finally:
+        for sock in (*accepted, server):
+            sock.close()

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from discovery.config import resolve, watch_config
-from discovery.consul.discover import DEREGISTERED, Gone, Listed, discovered, read_followed
+from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed, discovered, read_followed
 from discovery.errors import ConfigError
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.observe.plan import read_state
-from discovery.pipeline.events import ChangeSeen, Counted
+from discovery.pipeline.events import ChangeSeen, Counted, Held, Released
 from discovery.pipeline.followed import Followed
-from discovery.pipeline.gatekeeper import Gatekeeper
+from discovery.pipeline.gatekeeper import Gatekeeper, LeaderStatus
 from discovery.pipeline.watcher import WatchConfig, Watcher
 from discovery.state.gate import GatePolicy
 from discovery.state.model import DesiredState, Instance, Route, Service
@@ -49,31 +49,71 @@ def service(name: str, *ids: str, routes: tuple[Route, ...] = ()) -> Service:
 def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
     followed = Followed(["web"], discover=True)
     forgotten, events = [], []
+
+    def leave(name: str, deregistered: bool) -> bool:
+        forgotten.append((name, deregistered))
+        return True
+
     assert not followed.complete
     followed.views["web"] = service("web", "w1")
     assert not followed.complete                           # the catalog list not read yet
-    assert followed.apply(Listed(("b", "web", "a")), forgotten.append, events.append)
+    assert followed.apply(Listed(("b", "web", "a")), leave, events.append)
     assert not followed.complete
     followed.views["b"], followed.views["a"] = service("b", "b1"), service("a")
     assert followed.complete
     state = followed.state()
     assert [s.name for s in state.services] == ["web", "a", "b"] and state.discovered == {"a", "b"}
-    assert followed.apply(Gone("b", DEREGISTERED, 5.0), forgotten.append, events.append)
-    assert forgotten == ["b"] and events[-1] == ChangeSeen("b", 0, 5.0)
+    assert followed.apply(Gone("b", DEREGISTERED, 5.0), leave, events.append)
+    assert forgotten == [("b", True)] and events[-1] == ChangeSeen("b", 0, 5.0)
     assert isinstance(events[0], Counted) and all(n == 0 for _, n in events[0].statuses)
-    assert not followed.apply(Gone("never", DEREGISTERED), forgotten.append, events.append)
+    assert followed.apply(Gone("a", NO_ROUTE_TAG), leave, events.append) and forgotten[-1] == ("a", False)
+    assert not followed.apply(Gone("never", DEREGISTERED), leave, events.append)
     empty = Followed([], discover=True)
     assert not empty.complete
-    empty.apply(Listed(()), forgotten.append, events.append)
+    empty.apply(Listed(()), leave, events.append)
     assert empty.complete and empty.state() == DesiredState()
 
 
-def test_a_gone_service_leaves_the_gate_too():
+def test_a_service_whose_route_tag_is_taken_off_leaves_at_once_and_ends_its_hold():
     views, events = {"a": service("a", "a1")}, []
     gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
     assert not gate.admit(service("a"))                    # every instance gone: held
-    gate.forget("a")
+    assert gate.leave("a", deregistered=False)
     assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
+
+
+def test_a_deregistered_service_is_gated_like_its_last_instance_going():
+    """A Consul that answers an empty catalog list while it recovers must not drop every
+    discovered backend: a service that leaves the catalog is held like one whose last instance
+    went, and dropped (not left as an empty backend) when the hold is let through."""
+    now = [0.0]
+    views, events = {"a": service("a", "a1"), "b": service("b")}, []
+    gate = Gatekeeper(GatePolicy(grace=30.0, when_empty="keep"), views, events.append, lambda: now[0])
+    assert not gate.leave("a", deregistered=True)          # held, the probe asked
+    assert views["a"] == service("a", "a1") and gate.probe_wanted.is_set()
+    assert not gate.on_leader(LeaderStatus(healthy=False))
+    assert "a" in views and isinstance(events[-1], Held) and events[-1].reason == "Consul has no leader"
+    assert not gate.on_leader(LeaderStatus(healthy=True))  # healthy, but keep: held for the grace time
+    assert events[-1].reason == "every instance is gone" and "a" in views
+    now[0] = 30.0
+    assert gate.release_expired()
+    assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
+    assert gate.leave("b", deregistered=True) and "b" not in views  # no instance to protect: at once
+
+    views["c"] = service("c", "c1")
+    empty = Gatekeeper(GatePolicy(when_empty="empty"), views, events.append, lambda: 0.0)
+    assert not empty.leave("c", deregistered=True)
+    assert empty.on_leader(LeaderStatus(healthy=True)) and "c" not in views
+
+
+def test_a_service_back_in_the_catalog_ends_the_hold_on_its_removal():
+    views, events = {"a": service("a", "a1")}, []
+    gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
+    assert not gate.leave("a", deregistered=True)
+    assert not gate.on_leader(LeaderStatus(healthy=False))
+    assert gate.admit(service("a", "a1", "a2"))            # listed and read again
+    assert views["a"] == service("a", "a1", "a2") and not gate.holds
+    assert isinstance(events[-1], Released) and events[-1].ended
 
 
 def test_a_discovered_service_is_never_the_default_backend():

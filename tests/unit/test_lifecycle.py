@@ -18,12 +18,16 @@ class BrokenCatalog:
     """A catalog whose every call fails in a way no retry rule covers (a bug, a library surprise)."""
 
     requests = 0
+    stale_reasks = 0
 
     def health_service(self, service, **_):
         raise RuntimeError("unexpected")
 
     def leader(self):
         return "127.0.0.1:8300"
+
+    def interrupt(self):
+        pass
 
 
 def test_a_dying_watch_thread_stops_the_watcher_with_an_error(tmp_path: Path):

@@ -34,6 +34,15 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 LIVE = Decision(Action.LIVE, "only servers changed", (Add(ServerLine("web", "a", "10.0.0.1", 80, ())),))
 
 
+def test_stale_answers_asked_again_are_counted_when_scraped():
+    reasked = [0]
+    m = Metrics(("web",), "0", stale_reasks=lambda: reasked[0])
+    assert value(m, "disco_consul_stale_reasks_total") == 0
+    reasked[0] = 3
+    assert value(m, "disco_consul_stale_reasks_total") == 3
+    assert value(Metrics(("web",), "0"), "disco_consul_stale_reasks_total") is None  # no client, no series
+
+
 def test_metrics_follow_the_events():
     clock = Clock()
     m = Metrics(("web",), "0.1.0", clock=clock, wall=lambda: 1234.0)
