@@ -49,6 +49,8 @@ class DemoSpec:
     first_webapp_port: int = 9001
     workdir: Path = Path("run/demo")
     consul_bin: str | None = None
+    #: Consul's serf LAN, serf WAN and server RPC ports (``--consul-ports``); None: free ones picked at start.
+    consul_ports: tuple[int, int, int] | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -64,8 +66,10 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
     ports += [Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
               for n in range(spec.webapps)]
     ports.append(Port(spec.first_webapp_port + spec.webapps, f"webapp {API}-1", "--first-webapp-port"))
-    return ports + [Port(consul[0], "Consul LAN gossip", udp=True), Port(consul[1], "Consul WAN gossip", udp=True),
-                    Port(consul[2], "Consul server RPC")]
+    flag = "--consul-ports" if spec.consul_ports else ""
+    return ports + [Port(consul[0], "Consul LAN gossip", flag, udp=True), Port(consul[1], "Consul WAN gossip", flag,
+                                                                              udp=True),
+                    Port(consul[2], "Consul server RPC", flag)]
 
 
 def _program(name: str, command: list[str], priority: int, logdir: Path) -> str:
@@ -133,7 +137,7 @@ def prepare(spec: DemoSpec) -> Path:
     if not (REPO / "webapp/app.py").is_file():
         raise ConfigError(f"webapp not found at {REPO / 'webapp/app.py'}: run the demo from a clone of disco")
     user_ports = {p.number for p in demo_ports(spec, (0, 0, 0))}
-    consul_ports = pick_consul_ports(user_ports)
+    consul_ports = spec.consul_ports or pick_consul_ports(user_ports)
     preflight(demo_ports(spec, consul_ports))
     (spec.workdir / "logs").mkdir(parents=True, exist_ok=True)
     write_atomic(spec.workdir / "consul.json", json.dumps(consul_dev_config(spec.consul_port, *consul_ports), indent=2))

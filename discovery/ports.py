@@ -22,6 +22,16 @@ class Port:
     udp: bool = False  # Consul's gossip ports take UDP as well as TCP
 
 
+def parse_ports(text: str | None) -> tuple[int, int, int] | None:
+    """``--consul-ports LAN,WAN,RPC``: three port numbers (checked for range and use by :func:`preflight`)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--consul-ports {text!r}: expected three port numbers, LAN,WAN,RPC (e.g. 8301,8302,8300)")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 def pick_consul_ports(avoid: set[int]) -> tuple[int, int, int]:
     """Serf LAN, serf WAN (TCP and UDP) and server RPC ports, none in ``avoid`` (the user's ports)."""
     picked: list[int] = []

@@ -22,6 +22,9 @@ def demo(
     first_webapp_port: Annotated[int, typer.Option(help="Port of the first webapp; the others follow.")] = 9001,
     workdir: Annotated[Optional[Path], typer.Option(help="Where configs, sockets and logs go. Default: ./run/demo.")] = None,
     consul_bin: Annotated[Optional[str], typer.Option(envvar="DISCO_CONSUL_BIN", help="Consul binary. Default: consul on PATH or in .cache.")] = None,
+    consul_ports: Annotated[Optional[str], typer.Option(
+        metavar="LAN,WAN,RPC", help="Consul's serf LAN, serf WAN and server RPC ports on 127.0.0.1. "
+                                    "Default: free ports picked at start.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the whole topology on this machine under one supervisord: Consul (with UI), HAProxy
@@ -32,12 +35,13 @@ def demo(
     exits 1 when a program dies during the start (the line names it and its log).
     """
     from ..demo import DemoSpec, run_demo
+    from ..ports import parse_ports
 
     setup_logging(verbose)
     try:
         spec = DemoSpec(webapps=webapps, lb_port=lb_port, stats_port=stats_port, consul_port=consul_port,
                         first_webapp_port=first_webapp_port, workdir=(workdir or Path("run/demo")).resolve(),
-                        consul_bin=consul_bin)
+                        consul_bin=consul_bin, consul_ports=parse_ports(consul_ports))
         raise typer.Exit(run_demo(spec, on_ready=typer.echo, on_problem=lambda line: typer.echo(line, err=True)))
     except DiscoveryError as exc:
         raise fail(exc) from None

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: Reads of changed services at once (a first pass reads every service; Consul allows 200 connections per client).
 READERS = 8
+#: Seconds to wait for each follower thread when stopping (the owner's interrupt ends their long polls).
+JOIN_WITHIN = 2.0
+_FAILED = "failed"  # a trigger: a follower thread ended with an exception
 
 CheckKey = tuple[str, str]                        # (node, check ID)
 CheckValue = tuple[str, str, str, tuple[str, ...]]  # (service name, service ID, status, tags)
@@ -131,17 +134,38 @@ class CatalogWatch:
         self._retry = Retry("catalog fan-out", stop, timing, HEALTH_SERVICE, report)
 
     def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]], endpoint: str) -> threading.Thread:
+        """A thread following one endpoint; its answers, or the exception that ended it, go to the
+        trigger queue (so a failure stops :meth:`run`, and through it the watcher, instead of
+        leaving the watch deaf)."""
         follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body, self.clock())),
                         self.stop, self.timing, self.clock, endpoint, self.report)
-        thread = threading.Thread(target=follow.run, name=name, daemon=True)
+
+        def body() -> None:
+            try:
+                follow.run()
+            except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
+                self._triggers.put((_FAILED, 0, (name, exc), self.clock()))
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
         thread.start()
         return thread
 
     def run(self) -> None:
-        self._follow("health.state(any)", lambda i, w: self.catalog.health_state_text(index=i, wait=w),
-                     "/v1/health/state")
-        self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w),
-                     "/v1/catalog/services")
+        """Follow both endpoints and read what changed, until ``stop``; the two follower threads are
+        joined when stopping.  Raises if a follower failed."""
+        followers = [
+            self._follow("health.state(any)", lambda i, w: self.catalog.health_state_text(index=i, wait=w),
+                         "/v1/health/state"),
+            self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w),
+                         "/v1/catalog/services")]
+        try:
+            self._loop()
+        finally:
+            if self.stop.is_set():  # stopping (the owner interrupts long polls); after a failure, the
+                for thread in followers:  # owner stops everything once it hears of it
+                    thread.join(JOIN_WITHIN)
+
+    def _loop(self) -> None:
         while not self.stop.is_set():
             timeout = 0.5 if self._unexplained is None else max(0.0, self._unexplained[1] - self.clock())
             batch = []
@@ -168,6 +192,9 @@ class CatalogWatch:
     def _handle(self, batch: list[tuple[str, int, Any, float]]) -> None:
         dirty: set[str] = set()
         for name, index, body, _at in batch:
+            if name == _FAILED:
+                follower, exc = body
+                raise RuntimeError(f"{follower} stopped: {type(exc).__name__}: {exc}") from exc
             if name == "health.state(any)":
                 dirty |= self._checks_changed(body)
                 self._checks_index = max(self._checks_index, index)

@@ -7,6 +7,7 @@ import threading
 import time
 
 from discovery.consul.client import ConsulClient
+from discovery.errors import CatalogUnavailable
 from discovery.settings import consul_settings
 
 from testkit import ConsulAgent
@@ -19,13 +20,17 @@ def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
     `leader()` from another thread could give a long poll its 0.1 s read timeout.  Threads
     switch very often here (sys.setswitchinterval) so that such a race shows.
     """
-    client = ConsulClient(consul_settings(consul.url, token=consul.token or None), request_timeout=0.1)
-    index, _ = client.health_service("nothing-here", index=0, wait=1)
+    settings = consul_settings(consul.url, token=consul.token or None)
+    index, _ = ConsulClient(settings).health_service("nothing-here", index=0, wait=1)
+    client = ConsulClient(settings, request_timeout=0.1)
     stop, errors, calls = threading.Event(), [], [0, 0, 0]
 
     def hammer(slot: int) -> None:
         while not stop.is_set() and calls[slot] < 20000:
-            client.leader()
+            try:
+                client.leader()
+            except CatalogUnavailable:
+                pass  # a short call may time out on a busy machine: it still counts as a request
             calls[slot] += 1
 
     old_interval = sys.getswitchinterval()
@@ -47,4 +52,4 @@ def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
         for thread in hammers:
             thread.join(10)
     assert errors == []
-    assert client.requests == sum(calls) + 9  # counted from every thread, none lost
+    assert client.requests == sum(calls) + 8  # counted from every thread, none lost

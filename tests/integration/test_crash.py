@@ -73,7 +73,14 @@ class Churn:
         self.go.clear()
         with self.lock:  # a change in flight is finished; none starts after this
             pass
-        return set(self.consul.passing("web"))
+
+        def synced() -> tuple[set[str]] | None:  # a tuple: truthy even when no instance is left
+            local = {sid for sid, s in self.consul.agent_services().items() if s.get("Service") == "web"}
+            listed = set(self.consul.passing("web"))
+            return (listed,) if listed == local else None
+
+        # The agent copies its registrations to the catalog on its own, a moment after each PUT.
+        return wait_until(synced, 10, what="the agent's registrations in the catalog")[0]
 
 
 @dataclass

@@ -60,8 +60,8 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "1", "--lb-port", str(lb), "--stats-port", str(stats),
                  "--consul-port", str(consul), "--first-webapp-port", str(take_ports(2)[0]),
-                 "--workdir", str(workdir)], tmp_path / "demo.log",
-                env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
+                 "--workdir", str(workdir), "--consul-ports", ",".join(map(str, take_ports(3)))],
+                tmp_path / "demo.log", env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
     try:
         assert demo.popen.wait(60) == 1, demo.output()
         errors = [line for line in demo.output().splitlines() if line.startswith("disco: error:")]
@@ -81,7 +81,8 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
     workdir = tmp_path / "demo"
     demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",
                  str(ports["stats"]), "--consul-port", str(ports["consul"]), "--first-webapp-port",
-                 str(first_webapp), "--workdir", str(workdir)], tmp_path / "demo.log")
+                 str(first_webapp), "--workdir", str(workdir), "--consul-ports", ",".join(map(str, take_ports(3)))],
+                tmp_path / "demo.log")
     try:
         wait_until(lambda: "Press Ctrl-C" in demo.output(), 90, interval=0.2, what="the demo to be ready")
         out = demo.output()

@@ -37,6 +37,9 @@ def test_explain_names_each_cause(stack: Stack):
     stack.watch_args = (lambda orig: lambda *extra: orig("--tag", "blue", "--listen", listen, *extra))(stack.watch_args)
     stack.start_balancer(live=True)
     wait_until(lambda: stack.servers_in_config() == {"web-1"}, 10, what="web-1 alone in the config")
+    # The watcher's first view must have web-1: the gate compares a change with the view before it.
+    assert stack.watch is not None
+    wait_until(lambda: "applied 1 backends, 1 servers" in stack.watch.output(), 20, what="the watcher's first pass")
 
     result = explain(stack, "web", listen)
     assert result.returncode == 3, result.stdout + result.stderr  # some are not routed

@@ -177,3 +177,32 @@ def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
         stop.set()
         catalog.change(checks=list(BASE))
         thread.join(5)
+
+
+def test_a_follower_that_fails_stops_the_watch_with_its_error():
+    """A follower thread that dies (a bug, an answer the client cannot decode) must not leave the
+    watch deaf: run() raises, so the watcher's owner stops and its supervisor restarts it."""
+
+    class Broken(Catalog):
+        def catalog_services(self, *, index, wait):
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")
+
+    stop = threading.Event()
+    watch = CatalogWatch(Broken(), ["web"], lambda _u: None, stop, timing=WatchTiming(wait=2, min_interval=0))
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            watch.run()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: raised)
+        assert str(raised[0]) == "catalog.services stopped: ValueError: Expecting value: line 1 column 1 (char 0)"
+        assert not stop.is_set()  # stopping is the owner's decision
+    finally:
+        stop.set()
+        thread.join(5)

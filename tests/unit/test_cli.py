@@ -26,6 +26,8 @@ runner = CliRunner()
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--master-socket", "/s", "--reload-cmd", "x"],
      "not both"),
     (["watch", "--service", "web", "--output", "/tmp/x.cfg", "--consul-addr", "ftp://x"], "invalid Consul address"),
+    (["demo", "--consul-ports", "8301,8302"], "--consul-ports '8301,8302': expected three port numbers"),
+    (["demo", "--consul-ports", "8301,8302,70000"], "port 70000 (Consul server RPC, --consul-ports) is not a port"),
     (["registrator", "--network", "web", "--host-ip", "127.0.0.1"], "not both"),
     (["registrator", "--host-ip", "localhost"], "not an IP address"),
     (["registrator", "--resync", "500ms"], "at least 1s"),
