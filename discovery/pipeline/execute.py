@@ -122,6 +122,13 @@ class Executor:
                     log.warning("HAProxy differs from %s at start (%s); a reload will follow", self.live.path, exc)
                     self.in_sync = False
 
+    def running_servers(self) -> dict[str, tuple[str, ...]]:
+        """Backend -> its server names in the config HAProxy runs (none before there is one)."""
+        parsed = None if self.running is None else self.planner.parsed(self.running)
+        if parsed is None:  # no config yet, or one whose server lines the planner cannot read
+            return {}
+        return {backend: tuple(parsed.servers_of(backend)) for backend in parsed.backends}
+
     def decide(self, text: str) -> Decision:
         return decide(self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None,
                       planner=self.planner)

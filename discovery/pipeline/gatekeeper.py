@@ -11,13 +11,13 @@ re-decides every hold.  The probe asks only while a hold exists, once a second.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from ..consul.client import Catalog
 from ..errors import CatalogError
 from ..state.gate import GatePolicy, Hold, decide, release, suspect
-from ..state.model import Service
+from ..state.model import Instance, Service
 from .events import Event, Held, Released
 
 ASKING = "asking Consul for its leader"
@@ -42,11 +42,30 @@ class Gatekeeper:
         self.clock = clock
         self.holds: dict[str, Hold] = {}
         self.probe_wanted = threading.Event()
+        # Before a service's first view: the servers HAProxy ran for it when the watcher started.
+        self._baseline: dict[str, Service] = {}
+
+    def remember(self, running: Mapping[str, Iterable[str]]) -> None:
+        """The server names of each backend HAProxy runs at start.  A service's first view is then
+        judged against them like any later change: a restarted watcher whose first answer from
+        Consul takes every server away holds it instead of emptying a backend that serves.
+        (Only names matter to the gate's rules: the instances carry nothing else.)"""
+        self._baseline = {name: Service(name, tuple(Instance(id=server, node="", address="", port=0)
+                                                    for server in sorted(servers)))
+                          for name, servers in running.items() if servers}
+
+    def _previous(self, name: str) -> Service | None:
+        view = self.services.get(name)
+        return view if view is not None else self._baseline.get(name)
+
+    def _set(self, service: Service) -> None:
+        self.services[service.name] = service
+        self._baseline.pop(service.name, None)
 
     def admit(self, proposed: Service) -> bool:
         """Take ``proposed`` unless it is suspect; return whether the view changed."""
         name = proposed.name
-        previous = self.services.get(name)
+        previous = self._previous(name)
         held = self.holds.pop(name, None)
         if suspect(previous, proposed, self.policy.share):
             # Held at once; the probe's answer decides.  A hold already reported keeps its reason meanwhile.
@@ -55,7 +74,7 @@ class Gatekeeper:
             return False
         if held is not None:
             self.emit(Released(name, len(proposed.instances), self.clock() - held.since, ended=True))
-        self.services[name] = proposed
+        self._set(proposed)
         self._want_probe()
         return True
 
@@ -66,7 +85,7 @@ class Gatekeeper:
         ``deregistered`` (the catalog no longer lists it): gated like its last instance going, so
         a Consul that answers an empty list while it recovers does not drop every backend; when
         the hold is let through, the service is dropped."""
-        previous = self.services.get(name)
+        previous = self._previous(name)
         gone = Service(name)
         if deregistered and suspect(previous, gone, self.policy.share):
             held = self.holds.get(name)
@@ -75,6 +94,7 @@ class Gatekeeper:
             self._want_probe()
             return False
         self.services.pop(name, None)
+        self._baseline.pop(name, None)
         hold = self.holds.pop(name, None)
         if hold is not None and hold.reason != ASKING:
             self.emit(Released(name, 0, self.clock() - hold.since, ended=True))
@@ -85,7 +105,7 @@ class Gatekeeper:
         """Re-decide every hold with Consul's health; return whether any change was let through."""
         changed = False
         for name, hold in list(self.holds.items()):
-            previous = self.services.get(name)
+            previous = self._previous(name)
             reason = decide(self.policy, previous, hold.proposed, status.healthy)
             if reason is None:
                 del self.holds[name]
@@ -124,8 +144,9 @@ class Gatekeeper:
         """Apply a hold let through: the held view, or no view for a service that left the catalog."""
         if hold.remove:
             self.services.pop(hold.proposed.name, None)
+            self._baseline.pop(hold.proposed.name, None)
         else:
-            self.services[hold.proposed.name] = hold.proposed
+            self._set(hold.proposed)
 
     def _release(self, name: str) -> bool:
         hold = self.holds.pop(name)

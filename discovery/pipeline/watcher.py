@@ -196,6 +196,8 @@ class Watcher:
         started = self.clock()
         if self.executor is not None:
             self.executor.prepare()
+            if not once:  # a restarted watcher protects what HAProxy serves (a one-off render is asked for)
+                self._gate.remember(self.executor.running_servers())
         self._start_workers()
         last: Outcome | None = None
         try:

@@ -66,3 +66,22 @@ def test_when_empty_empty_applies_at_once(stack: Stack):
     deregister_all(stack)
     wait_until(lambda: stack.servers_in_config() == set(), 15, what="the empty backend")
     wait_until(lambda: requests.get(stack.lb, timeout=3).status_code == 503, 15, what="503 from HAProxy")
+
+
+def test_a_restarted_watcher_does_not_empty_what_haproxy_serves(stack: Stack):
+    """The watcher restarts while Consul lists no instance of web (a rebuilt or still-syncing Consul
+    looks the same): its first view is judged against the servers HAProxy runs, so it is held for
+    the grace time while HAProxy keeps serving them, instead of emptying the backend at once."""
+    start(stack, "--gate-grace", "4s")
+    assert stack.watch is not None
+    stack.watch.stop()
+    deregister_all(stack)  # the webapps still answer; Consul no longer lists them
+    wait_until(lambda: stack.consul.passing("web") == [], 10, what="web gone from Consul")
+    second = stack.watch = stack.spawn(stack.watch_args("--master-socket", str(stack.master_socket)), "watch-again")
+    wait_until(lambda: "holding the change of web: 2 -> 0 instances (every instance is gone)" in second.output(), 20,
+               what="the first view held")
+    assert stack.servers_in_config() == {"web-1", "web-2"}
+    assert set(instances_reached(stack.lb, 6)) == {"web-1", "web-2"}  # still served while held
+    wait_until(lambda: stack.servers_in_config() == set(), 20, what="the release after the grace time")
+    assert "released the held change of web after" in second.output()
+    wait_until(lambda: requests.get(stack.lb, timeout=3).status_code == 503, 10, what="an empty backend")

@@ -61,3 +61,30 @@ def test_grace_time_releases_whatever_consul_says():
     assert gate.next_expiry() == 105.0 and not gate.release_expired()
     now[0] = 105.0
     assert gate.release_expired() and services["web"] == service() and not gate.holds
+
+
+def test_a_restarted_watcher_judges_its_first_view_against_what_haproxy_runs():
+    """No view yet, but HAProxy serves web-a and web-b: a first answer with no instance is held
+    (the pipeline renders nothing meanwhile, so HAProxy keeps serving them); a first answer that
+    keeps some passes, and from then on the views are the reference."""
+    now, events = [0.0], []
+    services: dict[str, Service | None] = {"web": None, "api": None}
+    gate = Gatekeeper(GatePolicy(1.0, 30.0, "keep"), services, events.append, lambda: now[0])
+    gate.remember({"web": ("a", "b"), "api": ("x",), "other": ("y",), "empty": ()})
+    assert not gate.admit(service())
+    assert services["web"] is None and gate.probe_wanted.is_set()
+    assert not gate.on_leader(LeaderStatus(healthy=True))
+    assert events == [Held("web", 2, 0, "every instance is gone", 30.0)]
+    assert gate.admit(service("b"))                        # instances back: the hold ends, the view is set
+    assert services["web"] == service("b") and not gate.holds
+    assert gate.admit(service("b", "c"))
+    assert not gate.admit(service("a"))                    # judged against the view (b, c), not the baseline
+    api = Service("api", tuple(Instance(id=i, node="n", address="10.0.0.2", port=80) for i in ("x", "x2")))
+    assert gate.admit(api) and services["api"] == api      # keeps x: an ordinary first view
+
+
+def test_without_a_running_config_the_first_view_is_taken_as_it_is():
+    services: dict[str, Service | None] = {"web": None}
+    gate = Gatekeeper(GatePolicy(), services, [].append, lambda: 0.0)
+    gate.remember({})
+    assert gate.admit(service()) and services["web"] == service()
