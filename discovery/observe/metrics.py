@@ -86,6 +86,8 @@ class Metrics:
         self._action: Action | None = None
         self._first_change: float | None = None
         self._held: set[str] = set()
+        self._explicit = frozenset(services)
+        self._labelled: set[str] = set(services)  # services with label series (discovered ones come and go)
 
     def __call__(self, event: Event) -> None:
         match event:
@@ -93,6 +95,7 @@ class Metrics:
                 self.requests.labels(endpoint, result).inc()
                 self.consul_up.set(0 if result == "error" else 1)
             case Counted(service, statuses, left_out):
+                self._labelled.add(service)
                 for status, count in statuses:
                     self.instances.labels(service, status).set(count)
                 reasons = dict(left_out)
@@ -132,11 +135,24 @@ class Metrics:
             return
         for backend, count in event.servers:
             self.servers.labels(backend).set(count)
+        self._drop_series({backend for backend, _ in event.servers})
         self.last_success.set(self.wall())
         if self._first_change is not None and outcome is not Outcome.UNCHANGED:
             self.convergence.observe(max(0.0, self.clock() - self._first_change))
         self._first_change = None
         self.pending.set(1 if self._held else 0)
+
+    def _drop_series(self, applied: set[str]) -> None:
+        """A discovered service that is no longer in what HAProxy runs loses its label series, so
+        services that come and go (anyone may register one with a route tag) do not pile up."""
+        for service in self._labelled - applied - self._explicit - self._held:
+            for status in STATUSES:
+                self.instances.remove(service, status)
+            for reason in LEFT_OUT_REASONS:
+                self.left_out.remove(service, reason)
+            self.held.remove(service)
+            self.servers.remove(service)
+        self._labelled = applied | self._explicit | self._held
 
 
 class _StaleReasks(Collector):

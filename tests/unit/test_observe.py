@@ -123,3 +123,18 @@ def test_server_answers_and_a_taken_address_is_a_config_error():
     with socket.socket() as probe:  # closed on the way out (TIME_WAIT of the requests aside)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", int(server.address.rsplit(":", 1)[1])))
+
+
+def test_a_discovered_service_that_leaves_takes_its_label_series_along():
+    m = Metrics(("web",), "0")
+    for name in ("web", "shop"):
+        m(Counted(name, (("passing", 1),), ()))
+    m(Applied("2 backends", "reloaded", 0.1, True, (("web", 1), ("shop", 1))))
+    assert value(m, "disco_backend_servers", backend="shop") == 1
+    m(Counted("shop", (("passing", 0),), ()))
+    m(Applied("1 backends", "reloaded", 0.1, True, (("web", 1),)))
+    assert value(m, "disco_backend_servers", backend="shop") is None
+    assert value(m, "disco_catalog_instances", service="shop", status="passing") is None
+    assert value(m, "disco_catalog_instances", service="web", status="passing") == 1  # --service: always there
+    m(Applied("0 backends", "reloaded", 0.1, True, ()))
+    assert value(m, "disco_catalog_instances", service="web", status="passing") == 1
