@@ -20,10 +20,16 @@ __all__ = ["ConsulAgent"]
 
 class ConsulAgent:
     """A single-node dev agent on reserved ports (HTTP, serf LAN/WAN, server; DNS if asked);
-    restartable on the same ports."""
+    restartable on the same ports.
 
-    def __init__(self, workdir: Path, dns: bool = False, extra: dict[str, Any] | None = None) -> None:
+    With ``dev=False`` it is a single server as production runs one (``-server
+    -bootstrap-expect 1`` with a data directory): Raft on disk, and compact JSON answers (a
+    dev agent indents every answer, which doubles the bytes of a big one)."""
+
+    def __init__(self, workdir: Path, dns: bool = False, extra: dict[str, Any] | None = None,
+                 dev: bool = True) -> None:
         self.workdir = workdir
+        self.dev = dev
         self.binary = find_consul(os.environ.get("DISCO_CONSUL_BIN"))
         self.http_port = take_port()
         self.dns_port = take_port() if dns else -1
@@ -38,7 +44,9 @@ class ConsulAgent:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> None:
-        self.proc = Proc([self.binary, "agent", "-dev", "-config-file", str(self.config)],
+        mode = ["-dev"] if self.dev else ["-server", "-bootstrap-expect", "1", "-data-dir",
+                                          str(self.workdir / "consul-data")]
+        self.proc = Proc([self.binary, "agent", *mode, "-config-file", str(self.config)],
                          self.workdir / "consul.log")
         wait_until(lambda: requests.get(f"{self.url}/v1/status/leader", timeout=1).json(), 30,
                    what="a Consul leader")

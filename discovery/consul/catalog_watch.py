@@ -13,8 +13,8 @@ Answers are compared with the last ones to find the watched services that
 changed, and only those are read again (one non-blocking
 ``/v1/health/service/NAME`` each).  A registration with a check moves both
 endpoints at the same Raft index.  When the service index moves and no answer
-says why, one tiny request asks where the checks' index stands (an answer
-filtered to nothing): at or past it, a check moved too and the big checks answer
+says why, one tiny request asks where the checks' index stands (the index of
+``/v1/health/state/warning``, whose body is only the checks in warning): at or past it, a check moved too and the big checks answer
 is on its way (at 50,000 checks it takes seconds), so it is waited for, up to
 ``explain_within``; below it, nothing says which service changed (an instance
 without checks, or re-registered with a new address but the same checks and

@@ -229,8 +229,11 @@ class ConsulClient:
         return answer.index, answer.body or "[]"
 
     def checks_index(self) -> int:
-        """``/v1/health/state/any`` filtered to nothing: its index (the checks table's), an empty body."""
-        return self._read("/v1/health/state/any", [("filter", 'CheckID == ""')], 0, 0, text=True).index
+        """The index of ``/v1/health/state/warning``: the checks table's, as for ``any``, with only the
+        checks in warning as its body (usually none).  Consul finds those through its index on the
+        status; a ``filter`` that matches nothing would make it evaluate every check (14 ms at
+        10,000 checks, against 3)."""
+        return self._read("/v1/health/state/warning", [], 0, 0, text=True).index
 
     def catalog_services(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Mapping[str, Sequence[str]]]:
         answer = self._read("/v1/catalog/services", [], index, wait)

@@ -10,7 +10,7 @@ from discovery.consul.client import ConsulClient
 from discovery.errors import CatalogUnavailable
 from discovery.settings import consul_settings
 
-from testkit import ConsulAgent
+from testkit import ConsulAgent, wait_until
 
 
 def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
@@ -53,3 +53,19 @@ def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
             thread.join(10)
     assert errors == []
     assert client.requests == sum(calls) + 8  # counted from every thread, none lost
+
+
+def test_checks_index_is_the_index_of_every_check_without_their_bodies(consul: ConsulAgent):
+    """The catalog watch's probe: where the checks' index stands, read from a tiny answer."""
+    client = ConsulClient(consul_settings(consul.url, token=consul.token or None))
+    consul.put("/v1/agent/service/register", {"Name": "probe", "ID": "probe-1", "Port": 80,
+                                               "Check": {"TTL": "30s", "Status": "passing"}})
+
+    def agreed() -> tuple[int, int] | None:
+        probe, (index, _) = client.checks_index(), client.health_state_text(index=0, wait=0)
+        return (probe, index) if probe == index else None
+
+    before, _ = wait_until(agreed, 10, what="the probe and the checks answer at the same index")
+    consul.put("/v1/agent/check/fail/service:probe-1")
+    after, _ = wait_until(lambda: (a := agreed()) and a[0] > before and a, 10, what="the index moved by a check")
+    assert after > before
