@@ -115,7 +115,10 @@ def plot_compare(results: Path = RESULTS / "compare.json", out: Path = IMG / "co
 
 def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.png") -> Path:
     """Cost per change across sizes; returns the PNG's path."""
-    rows = sorted(_load(results), key=lambda r: r["instances"])
+    everything = sorted(_load(results), key=lambda r: r["instances"])
+    # The lines: the default (auto: the catalog-wide watch at these sizes); points: one query per service.
+    rows = [r for r in everything if r.get("watch_mode") != "service"]
+    per_service = [r for r in everything if r.get("watch_mode") == "service"]
     xs = [r["instances"] for r in rows]
     fig, (lat, cpu, rss) = plt.subplots(1, 3, figsize=(15, 4.8))
     _labelled(lat, xs, [r["change_to_applied_ms"]["p50"] for r in rows], "o-", color="tab:blue",
@@ -126,6 +129,14 @@ def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.
     if reload_rows:
         _labelled(lat, [r["instances"] for r in reload_rows], [1000 * r["haproxy_reload_s"] for r in reload_rows],
                   "s--", color="grey", label="HAProxy's own reload, no disco (median)")
+    if per_service:
+        px = [r["instances"] for r in per_service]
+        _labelled(lat, px, [r["change_to_applied_ms"]["p99"] for r in per_service], "*", color="tab:red",
+                  markersize=10, label="p99, --watch-mode service")
+        _labelled(cpu, px, [r["cpu_per_change_ms"] for r in per_service], "*", color="tab:red", markersize=10,
+                  label="--watch-mode service")
+        _labelled(rss, px, [r["peak_rss_mb"] for r in per_service], "*", color="tab:red", markersize=10,
+                  label="--watch-mode service")
     lat.axhline(TARGET_P99_MS, color="red", linewidth=0.8, linestyle=":", label="target p99 at 50,000 (500 ms)")
     lat.set_ylabel("ms (log scale)")
     lat.set_title("Consul change → HAProxy's runtime API shows it")
@@ -153,7 +164,7 @@ def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.
     highest = max(r["change_to_applied_ms"][q] for r in rows for q in ("p50", "p99"))
     lat.set_ylim(top=max(TARGET_P99_MS, highest) * 12)  # room for the legend above the lines
     rss.set_ylim(top=max(TARGET_RSS_MB, *(r["peak_rss_mb"] for r in rows)) * 1.3)
-    counts = ", ".join(str(r["change_to_applied_ms"]["n"]) for r in rows)
+    counts = ", ".join(str(r["change_to_applied_ms"]["n"]) for r in everything)
     fig.suptitle(f"bench/scale.py: disco watch with live apply at {len(rows)} sizes (log-log; changes measured: {counts})",
                  fontsize=12)
     return _save(fig, out)

@@ -58,6 +58,7 @@ from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
 from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
+MODES = ("auto", "service", "catalog")
 
 
 def proc_figures(pid: int) -> tuple[float, float]:
@@ -187,9 +188,11 @@ def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int]
 
 
 def run_size(instances: int, services: int, idle: float, changes: int, budget: float,
-             consul_mode: str = "server") -> dict[str, object]:
+             consul_mode: str = "server", watch_mode: str = "auto") -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
-    consul = ConsulAgent(work, dev=consul_mode == "dev")
+    # One blocking query per service needs as many connections: Consul's limit per client (200) is raised for it.
+    extra = {"limits": {"http_max_conns_per_client": services + 100}} if watch_mode == "service" else None
+    consul = ConsulAgent(work, dev=consul_mode == "dev", extra=extra)
     consul.start()
     procs: list[Proc] = []
     try:
@@ -199,7 +202,7 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
         registered_in = time.perf_counter() - t
         cfg, master, admin = work / "haproxy.cfg", work / "master.sock", work / "admin.sock"
         args = [*DISCO, "watch", "--output", str(cfg), "--template", str(TEMPLATE), "--consul-addr", consul.url,
-                "--set", f"frontend_port={take_port()}", "--runtime-socket", str(admin)]
+                "--set", f"frontend_port={take_port()}", "--runtime-socket", str(admin), "--watch-mode", watch_mode]
         for n in range(services):
             args += ["--service", f"svc{n}"]
         slow = max(1.0, instances / 10000)  # the timeouts of one-off steps grow with the size
@@ -267,7 +270,7 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
         for proc in reversed(procs):
             proc.stop()
         consul.stop()
-    return {"instances": instances, "services": services, "consul": consul_mode, "registered_in_s": registered_in,
+    return {"instances": instances, "services": services, "consul": consul_mode, "watch_mode": watch_mode, "registered_in_s": registered_in,
             "bootstrap_s": bootstrap, "haproxy_start_s": haproxy_start, "first_apply_s": first_apply, "change_timed_out": timed_out,
             "config_bytes": cfg.stat().st_size, **costs, "change_to_applied_ms": summary(applied),
             "blocking_queries": queries, "blocking_queries_one_per_service": services,
@@ -280,7 +283,9 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="*", default=["100:10", "1000:100", "10000:500", "50000:2500"])
+    parser.add_argument("--sizes", nargs="*", default=["100:10", "1000:100", "10000:500", "10000:500:service",
+                                                       "50000:2500"],
+                        help="INSTANCES:SERVICES[:WATCH_MODE]; the mode defaults to --watch-mode")
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
     parser.add_argument("--idle-small", type=float, default=15.0, help="idle seconds at the other sizes")
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
@@ -288,18 +293,23 @@ def main() -> int:
                         help="no new instance after this many seconds of churn at one size (the largest is slow)")
     parser.add_argument("--consul", choices=("server", "dev"), default="server",
                         help="a single Consul server (as in production) or a dev agent (indents every answer)")
+    parser.add_argument("--watch-mode", choices=MODES, default="auto",
+                        help="disco watch --watch-mode (service: Consul's connection limit per client is raised)")
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
     require_tools("haproxy", "consul")
     rows = []
     for n, size in enumerate(args.sizes):
-        instances, services = (int(x) for x in size.split(":"))
+        count, services_count, *mode = size.split(":")
+        if mode and mode[0] not in MODES:
+            parser.error(f"--sizes {size}: the watch mode is one of {', '.join(MODES)}")
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
-        rows.append(run_size(instances, services, idle, args.changes, args.churn_budget, args.consul))
+        rows.append(run_size(int(count), int(services_count), idle, args.changes, args.churn_budget, args.consul,
+                             mode[0] if mode else args.watch_mode))
     print(table(rows))
     print("\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
-          + budget_table({str(r["instances"]): r.get("budget_ms", {}) for r in rows}, digits=1))
+          + budget_table({size_label(r): r.get("budget_ms", {}) for r in rows}, digits=1))
     write_json(args.json, rows)
     draw("plot_scale", args.json, args.png)
     return 0
@@ -308,34 +318,43 @@ def main() -> int:
 
 def table(rows: list[dict]) -> str:
     """Two markdown tables: the watcher's figures, then the one-off times at each size (HAProxy's own included)."""
-    lines = ["| instances | services | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
+    lines = ["| instances | services | watch | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
              "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
              "| watcher peak RSS MB |",
-             "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r["change_to_applied_ms"]
-        lines.append(f"| {r['instances']} | {r['services']} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
+        lines.append(f"| {r['instances']} | {r['services']} | {watch_label(r)} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
                      f"({c['n']}) | "
                      f"{r['blocking_queries']} ({r['blocking_queries_one_per_service']}) | "
                      f"{r['idle_requests_per_s']:.2f} | {r['churn_requests_per_s']:.1f} "
                      f"({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
                      f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "| instances | registered in s | HAProxy start (no instances) s | first pass s | config MB "
-              "| haproxy -c s | HAProxy reload s (max) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| instances | watch | registered in s | HAProxy start (no instances) s | first pass s | config MB "
+              "| haproxy -c s | HAProxy reload s (max) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
 
     def sec(r: dict, key: str, fmt: str = "{:.2f}") -> str:
         return fmt.format(r[key]) if isinstance(r.get(key), (int, float)) else "-"
 
     for r in rows:
-        lines.append(f"| {r['instances']} | {sec(r, 'registered_in_s', '{:.1f}')} | "
+        lines.append(f"| {r['instances']} | {watch_label(r)} | {sec(r, 'registered_in_s', '{:.1f}')} | "
                      f"{sec(r, 'haproxy_start_s', '{:.1f}')} | {sec(r, 'first_apply_s', '{:.1f}')} | "
                      f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
                      f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |")
     for r in rows:
         for key in ("change_timed_out", "haproxy_failed"):
             if r.get(key):
-                lines.append(f"\n{r['instances']} instances: {r[key]}")
+                lines.append(f"\n{size_label(r)}: {r[key]}")
     return "\n".join(lines)
+
+
+def watch_label(row: dict) -> str:
+    """How the watcher followed Consul at that size: the catalog-wide watch, or one query per service."""
+    return "catalog-wide" if row.get("blocking_queries") == 2 else "per service"
+
+
+def size_label(row: dict) -> str:
+    return f"{row['instances']}" + (" per service" if row.get("watch_mode") == "service" else "")
 
 
 if __name__ == "__main__":
