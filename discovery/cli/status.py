@@ -57,7 +57,7 @@ def status(
         catalog = ConsulClient(consul_settings(opts["consul-addr"]))
         services = opts["service"] or (parsed.backends if parsed else ())
         if opts["discover"]:  # what watch follows now, and backends it still has (a service just gone)
-            followed = read_followed(catalog, opts["service"])[0]
+            followed = read_followed(catalog, opts["service"], opts["tag"])[0]
             services = (*followed, *(b for b in (parsed.backends if parsed else ()) if b not in followed))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")

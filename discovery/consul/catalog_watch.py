@@ -253,7 +253,7 @@ class CatalogWatch:
 
     def _rediscover(self, service_list: Mapping[str, Sequence[str]]) -> set[str]:
         """Apply a catalog list to the followed set; announce it; return the services that joined."""
-        found = discovered(service_list, self.explicit)
+        found = discovered(service_list, self.explicit, tag=self.tag)
         for name, reason in sorted(found.refused.items()):
             if name not in self._refused:
                 log.warning("discover: service skipped: %s", reason)
@@ -261,7 +261,7 @@ class CatalogWatch:
         first, before = self._service_list is None, set(self.services)
         self.services = found.followed
         for name in sorted(before - set(found.followed)):
-            reason = gone_reason(name, service_list)
+            reason = gone_reason(name, service_list, self.tag)
             log.info("discover: %s %s: no longer followed", name, reason)
             self._last.pop(name, None)  # if it comes back, its first read is handed on, changed or not
             self._current.pop(name, None)

@@ -56,11 +56,15 @@ class Gone:
 
 
 def discovered(service_list: Mapping[str, Sequence[str]], explicit: Iterable[str],
-               is_route: Callable[[object], bool] = is_route_tag) -> Discovery:
-    """Explicit services, plus every listed service with a route tag whose name is safe."""
+               is_route: Callable[[object], bool] = is_route_tag, tag: str | None = None) -> Discovery:
+    """Explicit services, plus every listed service with a route tag whose name is safe.  With
+    ``tag`` (``--tag``, which routes only the instances carrying it), a service none of whose
+    instances carries it is not followed: it would be a backend with no server."""
     followed, refused = set(explicit), {}
     for name, tags in service_list.items():
         if name in followed or not isinstance(tags, (list, tuple)) or not any(is_route(t) for t in tags):
+            continue
+        if tag is not None and tag not in tags:
             continue
         reason = checks.check(checks.SERVICE_NAME, name, "service name")
         if reason:
@@ -70,13 +74,18 @@ def discovered(service_list: Mapping[str, Sequence[str]], explicit: Iterable[str
     return Discovery(tuple(sorted(followed)), refused)
 
 
-def gone_reason(name: str, service_list: Mapping[str, Sequence[str]]) -> str:
-    return NO_ROUTE_TAG if name in service_list else DEREGISTERED
+def gone_reason(name: str, service_list: Mapping[str, Sequence[str]], tag: str | None = None) -> str:
+    if name not in service_list:
+        return DEREGISTERED
+    tags = service_list[name]
+    if tag is not None and isinstance(tags, (list, tuple)) and tag not in tags and any(map(is_route_tag, tags)):
+        return f"no longer has an instance tagged {tag}"
+    return NO_ROUTE_TAG
 
 
-def read_followed(catalog: Catalog, explicit: Sequence[str]) -> tuple[tuple[str, ...], Discovery]:
+def read_followed(catalog: Catalog, explicit: Sequence[str], tag: str | None = None) -> tuple[tuple[str, ...], Discovery]:
     """One non-blocking read of the catalog list (``disco plan`` and ``status``): the services to
     follow in the watcher's order (``--service`` names first, then the discovered ones by name)."""
     _, service_list = catalog.catalog_services(index=0, wait=0)
-    found = discovered(service_list, explicit)
+    found = discovered(service_list, explicit, tag=tag)
     return (*explicit, *(name for name in found.followed if name not in explicit)), found

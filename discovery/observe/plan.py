@@ -81,7 +81,7 @@ def read_state(catalog: Catalog, services: tuple[str, ...], tag: str | None,
     found, notes, discovered = [], [], frozenset[str]()
     if discover:
         explicit = services
-        services, discovery = read_followed(catalog, explicit)
+        services, discovery = read_followed(catalog, explicit, tag)
         discovered = frozenset(services) - set(explicit)
         notes += [f"discover: service skipped: {reason}" for _, reason in sorted(discovery.refused.items())]
     for name in services:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from discovery.config import resolve, watch_config
-from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed, discovered, read_followed
+from discovery.consul.discover import (DEREGISTERED, NO_ROUTE_TAG, Gone, Listed, discovered, gone_reason,
+                                       read_followed)
 from discovery.errors import ConfigError
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.observe.plan import read_state
@@ -34,6 +35,14 @@ def test_route_tagged_and_explicit_services_are_followed_and_bad_names_refused()
     assert discovered({}, []).followed == ()
     assert discovered({"x": None, "y": "urlprefix-/y"}, []).followed == ()  # malformed tag lists: nothing
     assert discovered(LIST, [], is_route=lambda t: t == "primary").followed == ("db",)
+
+
+def test_with_tag_only_services_with_an_instance_carrying_it_are_discovered():
+    """--tag routes only the instances carrying the tag: a route-tagged service none of whose
+    instances carries it would be a backend with no server, so it is not followed."""
+    assert discovered(LIST, ["web"], tag="v2").followed == ("api", "web")  # web: named, followed anyway
+    assert gone_reason("shop", LIST, "v2") == "no longer has an instance tagged v2"
+    assert gone_reason("db", LIST, "v2") == NO_ROUTE_TAG and gone_reason("gone", LIST, "v2") == DEREGISTERED
 
 
 def test_read_followed_puts_explicit_services_first():
