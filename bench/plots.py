@@ -161,9 +161,9 @@ def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.
         ax.grid(True, which="major", alpha=0.3)
         ax.margins(x=0.12, y=0.12)
         ax.legend(fontsize=8, loc="center left" if ax is rss else "upper left")
-    highest = max(r["change_to_applied_ms"][q] for r in rows for q in ("p50", "p99"))
+    highest = max(r["change_to_applied_ms"][q] for r in everything for q in ("p50", "p99"))
     lat.set_ylim(top=max(TARGET_P99_MS, highest) * 12)  # room for the legend above the lines
-    rss.set_ylim(top=max(TARGET_RSS_MB, *(r["peak_rss_mb"] for r in rows)) * 1.3)
+    rss.set_ylim(top=max(TARGET_RSS_MB, *(r["peak_rss_mb"] for r in everything)) * 1.3)
     counts = ", ".join(str(r["change_to_applied_ms"]["n"]) for r in everything)
     fig.suptitle(f"bench/scale.py: disco watch with live apply at {len(rows)} sizes (log-log; changes measured: {counts})",
                  fontsize=12)

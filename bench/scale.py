@@ -350,11 +350,16 @@ def table(rows: list[dict]) -> str:
 
 def watch_label(row: dict) -> str:
     """How the watcher followed Consul at that size: the catalog-wide watch, or one query per service."""
-    return "catalog-wide" if row.get("blocking_queries") == 2 else "per service"
+    mode = row.get("watch_mode", "auto")
+    if mode == "auto":  # auto: one query per service up to 8 services, the catalog-wide watch above
+        mode = "service" if row["services"] <= 8 else "catalog"
+    return "per service" if mode == "service" else "catalog-wide"
 
 
 def size_label(row: dict) -> str:
-    return f"{row['instances']}" + (" per service" if row.get("watch_mode") == "service" else "")
+    """A size, and the watch mode when it was asked for (two rows of one size stay apart)."""
+    mode = row.get("watch_mode", "auto")
+    return f"{row['instances']}" + ("" if mode == "auto" else f" {watch_label(row)}")
 
 
 if __name__ == "__main__":

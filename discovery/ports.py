@@ -27,7 +27,7 @@ def parse_ports(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
         return None
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise ConfigError(f"--consul-ports {text!r}: expected three port numbers, LAN,WAN,RPC (e.g. 8301,8302,8300)")
     return int(parts[0]), int(parts[1]), int(parts[2])
 

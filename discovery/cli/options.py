@@ -45,7 +45,8 @@ GateShare = Annotated[Optional[float], typer.Option(
     help="Sanity gate: a change removing at least this share (0.01-1.0) of a service's instances at once is "
          "suspect. Default: 1.0 (all of them).")]
 GateGrace = Annotated[Optional[str], typer.Option(
-    help="A suspect change is held until Consul has a leader again, or this long. Default: 30s.")]
+    help="A suspect change is held until Consul has a leader again, or this long (a held first view of "
+         "a service holds every render). Default: 30s.")]
 WhenEmpty = Annotated[Optional[str], typer.Option(
     help="A service left with no instance while Consul is healthy: keep (the last servers, for --gate-grace) "
          "or empty (at once; the backend answers 503). Default: keep.")]

@@ -9,17 +9,17 @@ pattern well.  This watch follows two endpoints for the whole datacenter:
 - ``/v1/catalog/services``: service names and tags; it moves on every
   registration, including the rare ones without a check.
 
-Answers are compared with the last ones to find the watched services that
-changed, and only those are read again (one non-blocking
-``/v1/health/service/NAME`` each).  A registration with a check moves both
-endpoints at the same Raft index.  When the service index moves and no answer
-says why, one tiny request asks where the checks' index stands (the index of
-``/v1/health/state/warning``, whose body is only the checks in warning): at or past it, a check moved too and the big checks answer
-is on its way (at 50,000 checks it takes seconds), so it is waited for, up to
-``explain_within``; below it, nothing says which service changed (an instance
-without checks, or re-registered with a new address but the same checks and
-tags), so every watched service is read again at once: correct, and rare.  The fan-out is pure (:func:`dirty_services`); the
-rest is two :class:`~discovery.watch.Follow` loops and one reader.
+Answers are compared with the last ones to find the watched services that changed,
+and only those are read again (one non-blocking ``/v1/health/service/NAME`` each).  A
+registration with a check moves both endpoints at the same Raft index.  When the service
+index moves and no answer says why, one tiny request asks where the checks' index stands
+(the index of ``/v1/health/state/warning``, whose body is only the checks in warning): at or
+past it, a check moved too and the big checks answer is on its way (seconds at 50,000
+checks), so it is waited for, up to ``explain_within``; below it, nothing says which service
+changed (an instance without checks, or re-registered with a new address but the same checks
+and tags), so every watched service is read again at once: correct, and rare.  The fan-out
+is pure (:func:`dirty_services`); the rest is two :class:`~discovery.watch.Follow` loops and
+one reader.
 
 With ``discover``, the set of services is not fixed: every catalog list decides it
 (:mod:`discovery.consul.discover`); a service that joins is read at once, one that leaves
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 #: Reads of changed services at once (a first pass reads every service; Consul allows 200 connections per client).
 READERS = 8
-#: Seconds to wait for each follower thread when stopping (the owner's interrupt ends their long polls).
+#: Seconds to wait for the follower threads when stopping (the owner's interrupt ends their long polls).
 JOIN_WITHIN = 2.0
 _FAILED = "failed"  # a trigger: a follower thread ended with an exception
 
@@ -105,21 +105,14 @@ class CatalogWatch:
                  stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
                  clock: Callable[[], float] = time.monotonic, gather: float = 0.0,
                  explain_within: float = 10.0, report: Report = no_report, discover: bool = False) -> None:
-        self.catalog = catalog
-        self.explicit = tuple(services)
-        self.services = tuple(services)
+        self.catalog, self.on_update, self.stop, self.tag, self.timing = catalog, on_update, stop, tag, timing
+        self.explicit = self.services = tuple(services)
         self.discover = discover
         self._refused: set[str] = set()  # route-tagged names refused, each logged once
-        self.on_update = on_update
-        self.stop = stop
-        self.tag = tag
-        self.timing = timing
-        self.clock = clock
-        # Both endpoints usually answer for one change.  Waiting ``gather`` to read them together
-        # is not needed for correctness (an unexplained service index waits for the checks), so
-        # by default nothing in the path of a change waits on a timer.
+        self.clock, self.explain_within = clock, explain_within
+        # Waiting ``gather`` to read both endpoints' answers together is not needed for correctness (an
+        # unexplained service index waits for the checks): by default no change waits on a timer.
         self.gather = gather
-        self.explain_within = explain_within
         self._checks_index = 0
         self._unexplained: tuple[int, float] | None = None  # (service index, give up at)
         self._probe = False  # ask where the checks' index stands, once per unexplained move
@@ -134,9 +127,8 @@ class CatalogWatch:
         self._retry = Retry("catalog fan-out", stop, timing, HEALTH_SERVICE, report)
 
     def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]], endpoint: str) -> threading.Thread:
-        """A thread following one endpoint; its answers, or the exception that ended it, go to the
-        trigger queue (so a failure stops :meth:`run`, and through it the watcher, instead of
-        leaving the watch deaf)."""
+        """A thread following one endpoint: its answers, or the exception that ended it (which stops
+        :meth:`run` instead of leaving the watch deaf), go to the trigger queue."""
         follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body, self.clock())),
                         self.stop, self.timing, self.clock, endpoint, self.report)
 
@@ -153,17 +145,18 @@ class CatalogWatch:
     def run(self) -> None:
         """Follow both endpoints and read what changed, until ``stop``; the two follower threads are
         joined when stopping.  Raises if a follower failed."""
-        followers = [
-            self._follow("health.state(any)", lambda i, w: self.catalog.health_state_text(index=i, wait=w),
-                         "/v1/health/state"),
-            self._follow("catalog.services", lambda i, w: self.catalog.catalog_services(index=i, wait=w),
-                         "/v1/catalog/services")]
+        catalog = self.catalog
+        followers = [self._follow("health.state(any)", lambda i, w: catalog.health_state_text(index=i, wait=w),
+                                  "/v1/health/state"),
+                     self._follow("catalog.services", lambda i, w: catalog.catalog_services(index=i, wait=w),
+                                  "/v1/catalog/services")]
         try:
             self._loop()
         finally:
-            if self.stop.is_set():  # stopping (the owner interrupts long polls); after a failure, the
-                for thread in followers:  # owner stops everything once it hears of it
-                    thread.join(JOIN_WITHIN)
+            if self.stop.is_set():  # (after a failure, the owner stops everything once it hears of it)
+                deadline = time.monotonic() + JOIN_WITHIN
+                for thread in followers:
+                    thread.join(max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while not self.stop.is_set():

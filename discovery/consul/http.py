@@ -46,7 +46,9 @@ class PerThreadHTTPClient(consul.std.HTTPClient):
             sock = connection.sock
             if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS
+                    # state under a reader in another thread (a ValueError there, not a connection error).
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     @property  # type: ignore[override]
     def timeout(self) -> float:

@@ -14,6 +14,7 @@ Everything is derived from the pipeline's events (:mod:`discovery.pipeline.event
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -135,23 +136,22 @@ class Metrics:
             return
         for backend, count in event.servers:
             self.servers.labels(backend).set(count)
-        self._drop_series({backend for backend, _ in event.servers})
         self.last_success.set(self.wall())
         if self._first_change is not None and outcome is not Outcome.UNCHANGED:
             self.convergence.observe(max(0.0, self.clock() - self._first_change))
         self._first_change = None
         self.pending.set(1 if self._held else 0)
+        self._drop_series({backend for backend, _ in event.servers})
 
     def _drop_series(self, applied: set[str]) -> None:
         """A discovered service that is no longer in what HAProxy runs loses its label series, so
         services that come and go (anyone may register one with a route tag) do not pile up."""
         for service in self._labelled - applied - self._explicit - self._held:
-            for status in STATUSES:
-                self.instances.remove(service, status)
-            for reason in LEFT_OUT_REASONS:
-                self.left_out.remove(service, reason)
-            self.held.remove(service)
-            self.servers.remove(service)
+            for metric, labels in [*((self.instances, (service, status)) for status in STATUSES),
+                                   *((self.left_out, (service, reason)) for reason in LEFT_OUT_REASONS),
+                                   (self.held, (service,)), (self.servers, (service,))]:
+                with contextlib.suppress(KeyError):  # a series never set (prometheus_client < 0.22 raises)
+                    metric.remove(*labels)
         self._labelled = applied | self._explicit | self._held
 
 

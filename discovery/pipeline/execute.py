@@ -101,6 +101,7 @@ class Executor:
         self.known_good = 0  # live changes installed without haproxy -c (every line of a known form)
         #: The config HAProxy is known to run, and whether it runs exactly that.
         self.running: str | None = None
+        self._at_start: str | None = None  # the config HAProxy ran when prepare() looked
         self.in_sync = True
         self._good_unsaved: str | None = None
 
@@ -108,7 +109,10 @@ class Executor:
         """At start: clean up after a crash, learn what runs, and check HAProxy agrees with the file."""
         self.live.prepare()
         self.running = self.live.read()
-        if self.running is not None and self.live.read_last_good() not in (None, self.running):
+        last_good = self.live.read_last_good()
+        self._at_start = self.running
+        if self.running is not None and last_good not in (None, self.running):
+            self._at_start = last_good  # what HAProxy last took
             # The last good copy is saved once HAProxy took a config: a file ahead of it was swapped
             # in by a watcher stopped (killed) before HAProxy was told.  Do not trust it: reload.
             log.warning("%s is newer than what HAProxy last took (%s); a reload will follow", self.live.path,
@@ -123,8 +127,9 @@ class Executor:
                     self.in_sync = False
 
     def running_servers(self) -> dict[str, tuple[str, ...]]:
-        """Backend -> its server names in the config HAProxy runs (none before there is one)."""
-        parsed = None if self.running is None else self.planner.parsed(self.running)
+        """Backend -> its server names in the config HAProxy ran at start (:meth:`prepare`: the file,
+        or the last good copy when the file is ahead of it); none before there is one."""
+        parsed = None if self._at_start is None else self.planner.parsed(self._at_start)
         if parsed is None:  # no config yet, or one whose server lines the planner cannot read
             return {}
         return {backend: tuple(parsed.servers_of(backend)) for backend in parsed.backends}

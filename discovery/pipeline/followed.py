@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..consul.discover import DEREGISTERED, Gone, Listed
+from ..consul.discover import NO_ROUTE_TAG, Gone, Listed
 from ..state.convert import STATUSES
 from ..state.model import DesiredState, Service
 from .events import ChangeSeen, Counted, Event
@@ -39,7 +39,8 @@ class Followed:
 
         :class:`Listed`: newly followed services are awaited (their first read follows; an empty
         catalog is complete).  :class:`Gone`: the service's instance counts go to zero, and the
-        gate's ``leave(name, deregistered)`` drops its view, at once or after a hold
+        gate's ``leave(name, gated)`` drops its view, at once (its route tags were taken off) or
+        after a hold (its instances went)
         (:meth:`~discovery.pipeline.gatekeeper.Gatekeeper.leave`)."""
         if isinstance(message, Listed):
             self._listed = True
@@ -52,7 +53,7 @@ class Followed:
             return False
         emit(Counted(message.service, tuple((status, 0) for status in STATUSES), ()))
         emit(ChangeSeen(message.service, 0, message.seen_at))
-        return leave(message.service, message.reason == DEREGISTERED)
+        return leave(message.service, message.reason != NO_ROUTE_TAG)
 
     def state(self) -> DesiredState:
         """``--service`` names first, in their order, then the discovered services by name (so a

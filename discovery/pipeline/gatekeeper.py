@@ -78,16 +78,16 @@ class Gatekeeper:
         self._want_probe()
         return True
 
-    def leave(self, name: str, deregistered: bool) -> bool:
+    def leave(self, name: str, gated: bool) -> bool:
         """The service is no longer followed; return whether the view changed.
 
-        Its route tag taken off (a deliberate change, the instances still run): dropped at once.
-        ``deregistered`` (the catalog no longer lists it): gated like its last instance going, so
-        a Consul that answers an empty list while it recovers does not drop every backend; when
-        the hold is let through, the service is dropped."""
+        Its route tags taken off (a deliberate change, the instances still run): dropped at once.
+        ``gated`` (its instances went: the catalog no longer lists it, or none carries ``--tag``):
+        held like the loss of its last instance, so a Consul that answers an empty list while it
+        recovers does not drop every backend; when the hold is let through, the service is dropped."""
         previous = self._previous(name)
         gone = Service(name)
-        if deregistered and suspect(previous, gone, self.policy.share):
+        if gated and suspect(previous, gone, self.policy.share):
             held = self.holds.get(name)
             self.holds[name] = replace(held, proposed=gone, remove=True) if held else \
                 Hold(gone, self.clock(), ASKING, remove=True)

@@ -62,11 +62,15 @@ class Workers:
         time is a daemon thread and ends with the process.
         """
         self.stop.set()
-        try:
-            self.interrupt()
-        except Exception as exc:  # noqa: BLE001 - stopping goes on; the join below bounds the wait
-            log.warning("interrupting the workers failed: %s", exc)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [t.name for t in self._threads if t.is_alive()]
+        while True:
+            # Again while waiting: a worker that took a connection just before the stop may have opened it anew.
+            try:
+                self.interrupt()
+            except Exception as exc:  # noqa: BLE001 - stopping goes on; the deadline bounds the wait
+                log.warning("interrupting the workers failed: %s", exc)
+            alive = [t for t in self._threads if t.is_alive()]
+            left = deadline - time.monotonic()
+            if not alive or left <= 0:
+                return [t.name for t in alive]
+            alive[0].join(min(0.1, left))

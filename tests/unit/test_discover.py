@@ -76,6 +76,8 @@ def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
     assert forgotten == [("b", True)] and events[-1] == ChangeSeen("b", 0, 5.0)
     assert isinstance(events[0], Counted) and all(n == 0 for _, n in events[0].statuses)
     assert followed.apply(Gone("a", NO_ROUTE_TAG), leave, events.append) and forgotten[-1] == ("a", False)
+    assert followed.apply(Gone("web", "no longer has an instance tagged v2"), leave, events.append)
+    assert forgotten[-1] == ("web", True)                  # its routed instances went: gated
     assert not followed.apply(Gone("never", DEREGISTERED), leave, events.append)
     empty = Followed([], discover=True)
     assert not empty.complete
@@ -87,7 +89,7 @@ def test_a_service_whose_route_tag_is_taken_off_leaves_at_once_and_ends_its_hold
     views, events = {"a": service("a", "a1")}, []
     gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
     assert not gate.admit(service("a"))                    # every instance gone: held
-    assert gate.leave("a", deregistered=False)
+    assert gate.leave("a", gated=False)
     assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
 
 
@@ -98,7 +100,7 @@ def test_a_deregistered_service_is_gated_like_its_last_instance_going():
     now = [0.0]
     views, events = {"a": service("a", "a1"), "b": service("b")}, []
     gate = Gatekeeper(GatePolicy(grace=30.0, when_empty="keep"), views, events.append, lambda: now[0])
-    assert not gate.leave("a", deregistered=True)          # held, the probe asked
+    assert not gate.leave("a", gated=True)          # held, the probe asked
     assert views["a"] == service("a", "a1") and gate.probe_wanted.is_set()
     assert not gate.on_leader(LeaderStatus(healthy=False))
     assert "a" in views and isinstance(events[-1], Held) and events[-1].reason == "Consul has no leader"
@@ -107,18 +109,18 @@ def test_a_deregistered_service_is_gated_like_its_last_instance_going():
     now[0] = 30.0
     assert gate.release_expired()
     assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
-    assert gate.leave("b", deregistered=True) and "b" not in views  # no instance to protect: at once
+    assert gate.leave("b", gated=True) and "b" not in views  # no instance to protect: at once
 
     views["c"] = service("c", "c1")
     empty = Gatekeeper(GatePolicy(when_empty="empty"), views, events.append, lambda: 0.0)
-    assert not empty.leave("c", deregistered=True)
+    assert not empty.leave("c", gated=True)
     assert empty.on_leader(LeaderStatus(healthy=True)) and "c" not in views
 
 
 def test_a_service_back_in_the_catalog_ends_the_hold_on_its_removal():
     views, events = {"a": service("a", "a1")}, []
     gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
-    assert not gate.leave("a", deregistered=True)
+    assert not gate.leave("a", gated=True)
     assert not gate.on_leader(LeaderStatus(healthy=False))
     assert gate.admit(service("a", "a1", "a2"))            # listed and read again
     assert views["a"] == service("a", "a1", "a2") and not gate.holds

@@ -59,3 +59,19 @@ def test_stop_and_join_is_prompt_and_quiet():
     assert time.monotonic() - started < 1.0
     workers.check()  # stopping on request is not a failure
     assert not woken.is_set()
+
+
+def test_stop_interrupts_workers_blocked_in_io_until_they_return():
+    """A worker blocked in I/O returns when ``interrupt`` wakes it, even one that blocked again
+    after the first interrupt (a connection opened anew just before the stop): it is joined."""
+    stop, calls, woken = threading.Event(), [], threading.Event()
+
+    def interrupt() -> None:
+        calls.append(1)
+        if len(calls) >= 2:  # the first interrupt comes too early for this worker
+            woken.set()
+
+    workers = Workers(stop, lambda: None, interrupt=interrupt)
+    workers.start("poll", lambda: woken.wait(60))
+    assert workers.stop_and_join(timeout=30) == []
+    assert len(calls) >= 2
