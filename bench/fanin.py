@@ -174,6 +174,12 @@ def start_watchers(servers: list[ClusterServer], count: int, stale: bool, work: 
     return watchers
 
 
+def render_marks(watchers: list[WatchProc], seen: threading.Condition) -> list[int]:
+    """How many renders each watcher has logged so far: where :func:`wait_all` starts looking."""
+    with seen:
+        return [len(w.renders) for w in watchers]
+
+
 def wait_all(watchers: list[WatchProc], seen: threading.Condition, marks: list[int], servers: int,
              deadline: float) -> list[float | None]:
     """Wall times at which each watcher rendered ``servers`` servers after its mark (None: not by the deadline)."""
@@ -208,8 +214,7 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
         with phase(f"{label}: changes", changes) as report:
             for k in range(changes):
                 n = first_change + k
-                with seen:
-                    marks = [len(w.renders) for w in watchers]
+                marks = render_marks(watchers, seen)
                 t0 = time.time()
                 change(leader, n)
                 times = wait_all(watchers, seen, marks, expected(n), DEADLINE)
@@ -275,8 +280,7 @@ def run_leader_kill(cluster: ConsulCluster, count: int, stale: bool, changes: in
         with phase(f"leader killed, N={count} {'--stale' if stale else 'default'}: changes", changes) as report:
             for k in range(changes):
                 n = first_change + k
-                with seen:
-                    marks = [len(w.renders) for w in watchers]
+                marks = render_marks(watchers, seen)
                 asked = time.time()
                 accepted, end = None, time.monotonic() + DEADLINE
                 while accepted is None and time.monotonic() < end:

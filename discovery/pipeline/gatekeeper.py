@@ -62,6 +62,10 @@ class Gatekeeper:
         self.services[service.name] = service
         self._baseline.pop(service.name, None)
 
+    def _drop(self, name: str) -> None:
+        self.services.pop(name, None)
+        self._baseline.pop(name, None)
+
     def admit(self, proposed: Service) -> bool:
         """Take ``proposed`` unless it is suspect; return whether the view changed."""
         name = proposed.name
@@ -93,8 +97,7 @@ class Gatekeeper:
                 Hold(gone, self.clock(), ASKING, remove=True)
             self._want_probe()
             return False
-        self.services.pop(name, None)
-        self._baseline.pop(name, None)
+        self._drop(name)
         hold = self.holds.pop(name, None)
         if hold is not None and hold.reason != ASKING:
             self.emit(Released(name, 0, self.clock() - hold.since, ended=True))
@@ -143,8 +146,7 @@ class Gatekeeper:
     def _settle(self, hold: Hold) -> None:
         """Apply a hold let through: the held view, or no view for a service that left the catalog."""
         if hold.remove:
-            self.services.pop(hold.proposed.name, None)
-            self._baseline.pop(hold.proposed.name, None)
+            self._drop(hold.proposed.name)
         else:
             self._set(hold.proposed)
 
