@@ -36,8 +36,9 @@ def read_timelines(log: Path) -> list[tuple[float, dict[str, float], float]]:
     return out
 
 
-def split(changes: list[tuple[float, float]], timelines: list[tuple[float, dict[str, float], float]]
-          ) -> dict[str, list[float]]:
+def split(
+    changes: list[tuple[float, float]], timelines: list[tuple[float, dict[str, float], float]]
+) -> dict[str, list[float]]:
     """Seconds per stage for every change ((API call time, seconds to seen)) a pass can be matched to
     (seconds, as bench.lib.summarize expects)."""
     per_stage: dict[str, list[float]] = {name: [] for name in ("consul", *STAGES, "probe", "end to end")}
@@ -59,10 +60,14 @@ def split(changes: list[tuple[float, float]], timelines: list[tuple[float, dict[
 def table(columns: dict[str, dict[str, dict[str, float]]], digits: int = 2) -> str:
     """p50 / p99 per stage, one pair of columns per entry of ``columns`` (label -> summarized budget), in ms."""
     stages = list(dict.fromkeys(stage for budget in columns.values() for stage in budget))
-    lines = ["| stage | " + " | ".join(f"{label} p50 | {label} p99" for label in columns) + " |",
-             "|---|" + "---:|---:|" * len(columns)]
+    lines = [
+        "| stage | " + " | ".join(f"{label} p50 | {label} p99" for label in columns) + " |",
+        "|---|" + "---:|---:|" * len(columns),
+    ]
     for stage in stages:
-        cells = [f"{b['p50']:.{digits}f} | {b['p99']:.{digits}f}" if (b := budget.get(stage)) else "- | -"
-                 for budget in columns.values()]
+        cells = [
+            f"{b['p50']:.{digits}f} | {b['p99']:.{digits}f}" if (b := budget.get(stage)) else "- | -"
+            for budget in columns.values()
+        ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

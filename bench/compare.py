@@ -33,11 +33,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.budget import read_timelines, split  # noqa: E402
+from bench.budget import table as budget_table
 from bench.contenders import ALL, Contender  # noqa: E402
-from bench.lib import (KINDS, MOVING_ADDRESS, Load, cycles, draw, drive_changes, phase, probe, probe_cost,  # noqa: E402
-                       require_tools, serve, summarize, write_json)
-from bench.budget import read_timelines, split, table as budget_table  # noqa: E402
 from bench.floor import BlockingQueryClient  # noqa: E402
+from bench.lib import (
+    KINDS,
+    MOVING_ADDRESS,
+    Load,
+    cycles,
+    draw,
+    drive_changes,
+    phase,
+    probe,
+    probe_cost,
+    require_tools,
+    serve,
+    summarize,
+    write_json,
+)
 from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
 
 
@@ -59,15 +73,19 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
     servers = [serve(f"base-{n}", f"127.0.0.{n}") for n in (1, 2, 3)]
     spare, spare_port = serve("moving", MOVING_ADDRESS)
     for n, (_, port) in enumerate(servers, 1):
-        consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}",
-                                                  "Port": port})
+        consul.put(
+            "/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": f"127.0.0.{n}", "Port": port}
+        )
     lb = take_port()
     contender, load = cls(name, work, consul, lb), Load(lb)
     try:
         with phase(f"{name}: starting, until the three base instances answer", 1) as report:
             contender.start()
-            wait_until(lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"}, 30,
-                       what=f"{name}: the three base instances answering")
+            wait_until(
+                lambda: {probe(lb) for _ in range(9)} == {"base-1", "base-2", "base-3"},
+                30,
+                what=f"{name}: the three base instances answering",
+            )
             cost = probe_cost(lb)
             report(1)
         cpu0 = cpu_seconds(contender.watcher_pids())
@@ -91,12 +109,17 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
             server.shutdown()
     flat = [v for values in idle.values() for v in values]
     flat_churn = [v for values in churn.values() for v in values]
-    return {"convergence_ms": summarize(flat), "convergence_samples_ms": samples(flat),
-            "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
-            "convergence_under_load_ms": summarize(flat_churn), "load": wrk,
-            "failed_requests": wrk["socket_errors"] + wrk["non_2xx"], "probe_ms": cost * 1000,
-            "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat)),
-            **({"budget_ms": {stage: summarize(v) for stage, v in budget.items()}} if budget else {})}
+    return {
+        "convergence_ms": summarize(flat),
+        "convergence_samples_ms": samples(flat),
+        "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
+        "convergence_under_load_ms": summarize(flat_churn),
+        "load": wrk,
+        "failed_requests": wrk["socket_errors"] + wrk["non_2xx"],
+        "probe_ms": cost * 1000,
+        "watcher_cpu_s_per_change": cpu_idle / max(1, len(flat)),
+        **({"budget_ms": {stage: summarize(v) for stage, v in budget.items()}} if budget else {}),
+    }
 
 
 def run_floor(changes: int) -> dict[str, object]:
@@ -106,8 +129,7 @@ def run_floor(changes: int) -> dict[str, object]:
     consul.start()
     base, base_port = serve("base-1", "127.0.0.1")
     spare, spare_port = serve("moving", MOVING_ADDRESS)
-    consul.put("/v1/agent/service/register", {"Name": "web", "ID": "base-1", "Address": "127.0.0.1",
-                                              "Port": base_port})
+    consul.put("/v1/agent/service/register", {"Name": "web", "ID": "base-1", "Address": "127.0.0.1", "Port": base_port})
     client = BlockingQueryClient(consul)
     try:
         client.start()
@@ -120,8 +142,12 @@ def run_floor(changes: int) -> dict[str, object]:
         base.shutdown()
         spare.shutdown()
     flat = [v + cost for values in seen.values() for v in values]
-    return {"convergence_ms": summarize(flat), "convergence_samples_ms": samples(flat), "probe_ms": cost * 1000,
-            "blocking_query_ms": summarize([v for values in seen.values() for v in values])}
+    return {
+        "convergence_ms": summarize(flat),
+        "convergence_samples_ms": samples(flat),
+        "probe_ms": cost * 1000,
+        "blocking_query_ms": summarize([v for values in seen.values() for v in values]),
+    }
 
 
 def samples(values: list[float]) -> list[float]:
@@ -131,24 +157,31 @@ def samples(values: list[float]) -> list[float]:
 
 def table(results: dict[str, dict], floor: dict | None) -> str:
     ref = results.get("disco (live)")
-    lines = ["| contender | p50 ms | p95 ms | p99 ms | max ms | p50 / p99 vs floor | p99 vs disco (live) "
-             "| failed / requests under churn | req/s | p99 ms under load |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| contender | p50 ms | p95 ms | p99 ms | max ms | p50 / p99 vs floor | p99 vs disco (live) "
+        "| failed / requests under churn | req/s | p99 ms under load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     if floor is not None:
         f = floor["convergence_ms"]
-        lines.append(f"| *floor: raw blocking query + one probe* | {f['p50']:.1f} | {f['p95']:.1f} | {f['p99']:.1f} | "
-                     f"{f['max']:.1f} | 1.0x / 1.0x | - | - | - | - |")
+        lines.append(
+            f"| *floor: raw blocking query + one probe* | {f['p50']:.1f} | {f['p95']:.1f} | {f['p99']:.1f} | "
+            f"{f['max']:.1f} | 1.0x / 1.0x | - | - | - | - |"
+        )
     for name, r in results.items():
         c, load = r["convergence_ms"], r["load"]
         ratio = f"{c['p99'] / ref['convergence_ms']['p99']:.1f}x" if ref else "-"
-        vs_floor = (f"{c['p50'] / floor['convergence_ms']['p50']:.1f}x / {c['p99'] / floor['convergence_ms']['p99']:.1f}x"
-                    if floor else "-")
-        lines.append(f"| {name} | {c['p50']:.0f} | {c['p95']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | {vs_floor} | "
-                     f"{ratio} | {r['failed_requests']:.0f} / {load['requests']:.0f} | {load['rps']:.0f} | "
-                     f"{r['convergence_under_load_ms']['p99']:.0f} |")
+        vs_floor = (
+            f"{c['p50'] / floor['convergence_ms']['p50']:.1f}x / {c['p99'] / floor['convergence_ms']['p99']:.1f}x"
+            if floor
+            else "-"
+        )
+        lines.append(
+            f"| {name} | {c['p50']:.0f} | {c['p95']:.0f} | {c['p99']:.0f} | {c['max']:.0f} | {vs_floor} | "
+            f"{ratio} | {r['failed_requests']:.0f} / {load['requests']:.0f} | {load['rps']:.0f} | "
+            f"{r['convergence_under_load_ms']['p99']:.0f} |"
+        )
     return "\n".join(lines)
-
-
 
 
 def main() -> int:
@@ -176,8 +209,10 @@ def main() -> int:
     for name, why in failed.items():
         print(f"\n{name}: no figures, it failed: {why}")
     first = next(iter(results.values()))
-    print(f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
-          f"(fresh connection); load: wrk, 8 connections, Connection: close.")
+    print(
+        f"\n{4 * cycles(args.changes)} changes per phase; probe client {first['probe_ms']:.2f} ms per request "
+        f"(fresh connection); load: wrk, 8 connections, Connection: close."
+    )
     write_json(args.json, {"floor": floor, **results, **{name: {"failed": why} for name, why in failed.items()}})
     draw("plot_compare", args.json, args.png)
     return 1 if failed else 0

@@ -63,8 +63,8 @@ from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa:
 from testkit import DISCO, ClusterServer, ConsulCluster, wait_until  # noqa: E402
 
 SERVICE = "web"
-BASE = 3             # instances always there
-DEADLINE = 20.0      # one change, every watcher: give up after this long
+BASE = 3  # instances always there
+DEADLINE = 20.0  # one change, every watcher: give up after this long
 START_DEADLINE = 180.0
 RENDERED = re.compile(r"^rendered \d+ backends, (\d+) servers")
 NODE = {"Node": "fanin-node", "Address": "127.0.4.1"}
@@ -77,12 +77,13 @@ class WatchProc:
     server: ClusterServer
     argv: list[str]
     renders: list[tuple[float, int]] = field(default_factory=list)  # (wall time of the log line, servers)
-    trouble: list[tuple[float, str]] = field(default_factory=list)   # warnings and errors
+    trouble: list[tuple[float, str]] = field(default_factory=list)  # warnings and errors
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self, seen: threading.Condition) -> None:
-        self.popen = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      start_new_session=True, cwd=REPO)
+        self.popen = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, cwd=REPO
+        )
         threading.Thread(target=self._read, args=(seen,), daemon=True).start()
 
     def _read(self, seen: threading.Condition) -> None:
@@ -130,9 +131,11 @@ def stop_all(watchers: list[WatchProc]) -> None:
 def instance(n: int, prefix: str = "m") -> dict[str, Any]:
     """A catalog registration on a node of its own (no agent: a server's death does not touch it)."""
     sid = f"{prefix}{n}"
-    return {**NODE, "Service": {"Service": SERVICE, "ID": sid, "Address": f"127.0.4.{2 + n % 250}",
-                                "Port": 9000 + n % 1000},
-            "Check": {"CheckID": f"service:{sid}", "Name": "fanin", "ServiceID": sid, "Status": "passing"}}
+    return {
+        **NODE,
+        "Service": {"Service": SERVICE, "ID": sid, "Address": f"127.0.4.{2 + n % 250}", "Port": 9000 + n % 1000},
+        "Check": {"CheckID": f"service:{sid}", "Name": "fanin", "ServiceID": sid, "Status": "passing"},
+    }
 
 
 def change(server: ClusterServer, n: int) -> None:
@@ -152,22 +155,40 @@ def counters(server: ClusterServer) -> dict[str, float]:
     gets = rpc = 0.0
     for line in server.metrics().splitlines():
         name, _, value = line.rpartition(" ")
-        if name.startswith("consul_http_GET_") and name.endswith("_count") and "agent_metrics" not in name \
-                and "status_leader" not in name:
+        if (
+            name.startswith("consul_http_GET_")
+            and name.endswith("_count")
+            and "agent_metrics" not in name
+            and "status_leader" not in name
+        ):
             gets += float(value)
         elif name == "consul_rpc_request":
             rpc += float(value)
     return {"gets": gets, "rpc": rpc, "cpu": server.cpu_seconds(), "t": time.monotonic()}
 
 
-def start_watchers(servers: list[ClusterServer], count: int, stale: bool, work: Path,
-                   seen: threading.Condition) -> list[WatchProc]:
+def start_watchers(
+    servers: list[ClusterServer], count: int, stale: bool, work: Path, seen: threading.Condition
+) -> list[WatchProc]:
     watchers = []
     for i in range(count):
         server = servers[i % len(servers)]
-        argv = [*DISCO, "watch", "--service", SERVICE, "--output", str(work / f"unused-{i}.cfg"), "--dry-run",
-                "--check-cmd", "true", "--log-format", "json", "--consul-addr", server.url,
-                *(["--stale"] if stale else [])]
+        argv = [
+            *DISCO,
+            "watch",
+            "--service",
+            SERVICE,
+            "--output",
+            str(work / f"unused-{i}.cfg"),
+            "--dry-run",
+            "--check-cmd",
+            "true",
+            "--log-format",
+            "json",
+            "--consul-addr",
+            server.url,
+            *(["--stale"] if stale else []),
+        ]
         watchers.append(WatchProc(server, argv))
     for w in watchers:
         w.start(seen)
@@ -180,8 +201,9 @@ def render_marks(watchers: list[WatchProc], seen: threading.Condition) -> list[i
         return [len(w.renders) for w in watchers]
 
 
-def wait_all(watchers: list[WatchProc], seen: threading.Condition, marks: list[int], servers: int,
-             deadline: float) -> list[float | None]:
+def wait_all(
+    watchers: list[WatchProc], seen: threading.Condition, marks: list[int], servers: int, deadline: float
+) -> list[float | None]:
     """Wall times at which each watcher rendered ``servers`` servers after its mark (None: not by the deadline)."""
     end = time.monotonic() + deadline
     with seen:
@@ -193,8 +215,9 @@ def wait_all(watchers: list[WatchProc], seen: threading.Condition, marks: list[i
             seen.wait(min(left, 0.5))
 
 
-def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, work: Path,
-              first_change: int) -> dict[str, Any]:
+def run_phase(
+    cluster: ConsulCluster, count: int, stale: bool, changes: int, work: Path, first_change: int
+) -> dict[str, Any]:
     leader = cluster.leader()
     seen = threading.Condition()
     # Round-robin from a follower: a single watcher reads through a follower, as most would.
@@ -232,23 +255,37 @@ def run_phase(cluster: ConsulCluster, count: int, stale: bool, changes: int, wor
     for s in cluster.servers:
         b, a = before[s.name], after[s.name]
         seconds = a["t"] - b["t"]
-        per_server.append({"server": s.name, "role": "leader" if s is leader else "follower",
-                           "watchers": sum(1 for w in watchers if w.server is s),
-                           "http_reads_per_s": (a["gets"] - b["gets"]) / seconds,
-                           "rpc_per_s": (a["rpc"] - b["rpc"]) / seconds,
-                           "cpu_percent": 100 * (a["cpu"] - b["cpu"]) / seconds, "seconds": seconds,
-                           "http_reads_per_change": (a["gets"] - b["gets"]) / changes,
-                           "rpc_per_change": (a["rpc"] - b["rpc"]) / changes,
-                           "cpu_ms_per_change": 1000 * (a["cpu"] - b["cpu"]) / changes})
-    return {"watchers": count, "stale": stale, "changes": changes, "startup_s": startup,
-            "changes_per_s": changes / changes_seconds,
-            "change_to_applied_ms": summarize(samples) if samples else {},
-            "last_watcher_ms": summarize(last) if last else {}, "missed": missed,
-            "watcher_errors": sum(len(w.trouble) for w in watchers), "servers": per_server}
+        per_server.append(
+            {
+                "server": s.name,
+                "role": "leader" if s is leader else "follower",
+                "watchers": sum(1 for w in watchers if w.server is s),
+                "http_reads_per_s": (a["gets"] - b["gets"]) / seconds,
+                "rpc_per_s": (a["rpc"] - b["rpc"]) / seconds,
+                "cpu_percent": 100 * (a["cpu"] - b["cpu"]) / seconds,
+                "seconds": seconds,
+                "http_reads_per_change": (a["gets"] - b["gets"]) / changes,
+                "rpc_per_change": (a["rpc"] - b["rpc"]) / changes,
+                "cpu_ms_per_change": 1000 * (a["cpu"] - b["cpu"]) / changes,
+            }
+        )
+    return {
+        "watchers": count,
+        "stale": stale,
+        "changes": changes,
+        "startup_s": startup,
+        "changes_per_s": changes / changes_seconds,
+        "change_to_applied_ms": summarize(samples) if samples else {},
+        "last_watcher_ms": summarize(last) if last else {},
+        "missed": missed,
+        "watcher_errors": sum(len(w.trouble) for w in watchers),
+        "servers": per_server,
+    }
 
 
-def run_leader_kill(cluster: ConsulCluster, count: int, stale: bool, changes: int, work: Path,
-                    first_change: int) -> dict[str, Any]:
+def run_leader_kill(
+    cluster: ConsulCluster, count: int, stale: bool, changes: int, work: Path, first_change: int
+) -> dict[str, Any]:
     """Kill the leader under ``count`` watchers on the two followers; the killed server is started
     again at the end (same data directory), and the three agree on a leader before this returns."""
     leader = cluster.leader()
@@ -290,27 +327,40 @@ def run_leader_kill(cluster: ConsulCluster, count: int, stale: bool, changes: in
                     except requests.RequestException:
                         time.sleep(0.1)
                 applied = wait_all(watchers, seen, marks, expected(n), DEADLINE) if accepted else [None] * count
-                rows.append({"asked": asked, "accepted": accepted,
-                             "all_applied": None if None in applied else max(a for a in applied if a)})
+                rows.append(
+                    {
+                        "asked": asked,
+                        "accepted": accepted,
+                        "all_applied": None if None in applied else max(a for a in applied if a),
+                    }
+                )
                 report(k + 1)
         election.join(60)
         errors = sum(1 for w in watchers for t, _ in w.trouble if t >= killed_at)
     finally:
         stop_all(watchers)
         leader.start()
-    wait_until(lambda: len({s.leader() for s in cluster.servers}) == 1 and cluster.servers[0].leader(), 60,
-               interval=0.2, what="the killed server back, one leader")
+    wait_until(
+        lambda: len({s.leader() for s in cluster.servers}) == 1 and cluster.servers[0].leader(),
+        60,
+        interval=0.2,
+        what="the killed server back, one leader",
+    )
     elected = new_leader_at[0] if new_leader_at else None
     during = [r for r in rows if elected is None or r["asked"] < elected]
     done = [r for r in rows if r["all_applied"] is not None]
-    return {"watchers": count, "stale": stale, "changes": changes,
-            "election_s": (elected - killed_at) if elected else None,
-            "changes_asked_during_election": len(during),
-            "of_those_applied_by_all": sum(1 for r in during if r["all_applied"] is not None),
-            "changes_applied_by_all": len(done),
-            "max_asked_to_applied_ms": max(1000 * (r["all_applied"] - r["asked"]) for r in done) if done else None,
-            "max_accepted_to_applied_ms": max(1000 * (r["all_applied"] - r["accepted"]) for r in done) if done else None,
-            "watcher_errors_after_kill": errors}
+    return {
+        "watchers": count,
+        "stale": stale,
+        "changes": changes,
+        "election_s": (elected - killed_at) if elected else None,
+        "changes_asked_during_election": len(during),
+        "of_those_applied_by_all": sum(1 for r in during if r["all_applied"] is not None),
+        "changes_applied_by_all": len(done),
+        "max_asked_to_applied_ms": max(1000 * (r["all_applied"] - r["asked"]) for r in done) if done else None,
+        "max_accepted_to_applied_ms": max(1000 * (r["all_applied"] - r["accepted"]) for r in done) if done else None,
+        "watcher_errors_after_kill": errors,
+    }
 
 
 def main() -> int:
@@ -352,10 +402,14 @@ def main() -> int:
         cluster.stop()
     wall = time.perf_counter() - t_start
 
-    print("HAProxy is not the subject: `disco watch --dry-run` processes, 3 Consul 1.8.7 servers on loopback; "
-          "per server: leader / follower / follower")
-    print("| watchers | reads | changes | change→applied p50 ms | p99 ms | last watcher p50 ms "
-          "| changes/s | HTTP reads/s per server | RPCs/s per server | CPU % per server | CPU ms per change per server |")
+    print(
+        "HAProxy is not the subject: `disco watch --dry-run` processes, 3 Consul 1.8.7 servers on loopback; "
+        "per server: leader / follower / follower"
+    )
+    print(
+        "| watchers | reads | changes | change→applied p50 ms | p99 ms | last watcher p50 ms "
+        "| changes/s | HTTP reads/s per server | RPCs/s per server | CPU % per server | CPU ms per change per server |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---|---|---|---|")
     for p in phases:
         c, lw = p["change_to_applied_ms"], p["last_watcher_ms"]
@@ -363,21 +417,26 @@ def main() -> int:
 
         def triple(key: str, fmt: str, ordered: list[dict[str, Any]] = ordered) -> str:
             return " / ".join(format(s[key], fmt) for s in ordered)
+
         missed = f" ({p['missed']} missed)" if p["missed"] else ""
-        print(f"| {p['watchers']} | {'stale' if p['stale'] else 'default'} | {p['changes']}{missed} "
-              f"| {c.get('p50', 0):.1f} | {c.get('p99', 0):.1f} "
-              f"| {lw.get('p50', 0):.1f} | {p['changes_per_s']:.1f} | {triple('http_reads_per_s', '.0f')} | {triple('rpc_per_s', '.0f')} "
-              f"| {triple('cpu_percent', '.1f')} | {triple('cpu_ms_per_change', '.1f')} |")
+        print(
+            f"| {p['watchers']} | {'stale' if p['stale'] else 'default'} | {p['changes']}{missed} "
+            f"| {c.get('p50', 0):.1f} | {c.get('p99', 0):.1f} "
+            f"| {lw.get('p50', 0):.1f} | {p['changes_per_s']:.1f} | {triple('http_reads_per_s', '.0f')} | {triple('rpc_per_s', '.0f')} "
+            f"| {triple('cpu_percent', '.1f')} | {triple('cpu_ms_per_change', '.1f')} |"
+        )
     for kill in kills:
         election = f"{kill['election_s']:.1f} s" if kill["election_s"] is not None else "not seen"
-        print(f"\nleader killed ({'--stale' if kill['stale'] else 'default reads'}, {kill['watchers']} watchers on "
-              f"the two followers): election {election}; "
-              f"{kill['changes_asked_during_election']} changes asked for during it (a write waits for the next "
-              f"leader), {kill['of_those_applied_by_all']} of them applied by every watcher; "
-              f"{kill['changes_applied_by_all']}/{kill['changes']} changes applied by all; "
-              f"max change→applied {kill['max_asked_to_applied_ms'] or 0:.0f} ms from the ask "
-              f"({kill['max_accepted_to_applied_ms'] or 0:.0f} ms from Consul's acceptance); "
-              f"{kill['watcher_errors_after_kill']} warnings or errors logged by the watchers (failed reads)")
+        print(
+            f"\nleader killed ({'--stale' if kill['stale'] else 'default reads'}, {kill['watchers']} watchers on "
+            f"the two followers): election {election}; "
+            f"{kill['changes_asked_during_election']} changes asked for during it (a write waits for the next "
+            f"leader), {kill['of_those_applied_by_all']} of them applied by every watcher; "
+            f"{kill['changes_applied_by_all']}/{kill['changes']} changes applied by all; "
+            f"max change→applied {kill['max_asked_to_applied_ms'] or 0:.0f} ms from the ask "
+            f"({kill['max_accepted_to_applied_ms'] or 0:.0f} ms from Consul's acceptance); "
+            f"{kill['watcher_errors_after_kill']} warnings or errors logged by the watchers (failed reads)"
+        )
     print(f"\nwall time {wall:.0f} s")
     write_json(args.json, {"consul": "1.8.7", "servers": 3, "wall_s": wall, "phases": phases, "leader_kill": kills})
     draw("plot_fanin", args.json, REPO / "docs/img/fanin.png")

@@ -42,8 +42,7 @@ def require_tools(*tools: str) -> None:
             missing.append(tool)
     if missing:
         fixes = sorted({INSTALLED_BY.get(t, f"apt-get install {t}") for t in missing})
-        print(f"bench: error: {', '.join(missing)} not installed; run {' and '.join(fixes)} first",
-              file=sys.stderr)
+        print(f"bench: error: {', '.join(missing)} not installed; run {' and '.join(fixes)} first", file=sys.stderr)
         raise SystemExit(1)
 
 
@@ -70,8 +69,9 @@ def phase(description: str, total: int, every: float = 0.1) -> Iterator[Callable
 
     yield update
 
-QUIET = 0.3      # a removal is done once the instance has not answered for this long
-PACE = 0.25      # at most one change every 250 ms, the same for every contender
+
+QUIET = 0.3  # a removal is done once the instance has not answered for this long
+PACE = 0.25  # at most one change every 250 ms, the same for every contender
 DEADLINE = 15.0  # give up on one change after this long
 
 
@@ -141,10 +141,15 @@ def cycles(changes: int) -> int:
     return max(1, changes // 4)
 
 
-def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
-                  progress: Callable[[int], None] = lambda n: None,
-                  observe: Callable[[float], float] | None = None,
-                  record: list[tuple[float, float]] | None = None) -> dict[str, list[float]]:
+def drive_changes(
+    consul: ConsulAgent,
+    lb: int,
+    spare_port: int,
+    changes: int,
+    progress: Callable[[int], None] = lambda n: None,
+    observe: Callable[[float], float] | None = None,
+    record: list[tuple[float, float]] | None = None,
+) -> dict[str, list[float]]:
     """Cycle the four kinds of change on one instance ("moving"); return seconds per change, by kind.
 
     ``progress`` gets the count of changes done, up to ``4 * cycles(changes)``.  ``observe``, when
@@ -155,8 +160,13 @@ def drive_changes(consul: ConsulAgent, lb: int, spare_port: int, changes: int,
     for cycle in range(cycles(changes)):
         sid = f"moving-{cycle}"
         check = f"service:{sid}"
-        body = {"Name": "web", "ID": sid, "Address": MOVING_ADDRESS, "Port": spare_port,
-                "Check": {"CheckID": check, "TTL": "1h", "Status": "passing"}}
+        body = {
+            "Name": "web",
+            "ID": sid,
+            "Address": MOVING_ADDRESS,
+            "Port": spare_port,
+            "Check": {"CheckID": check, "TTL": "1h", "Status": "passing"},
+        }
         steps: list[tuple[str, Callable[[], None], Callable[[int, str, float], float]]] = [
             (KINDS[0], lambda: consul.put("/v1/agent/service/register", body), until_seen),
             (KINDS[1], lambda: consul.put(f"/v1/agent/check/fail/{check}"), until_gone),
@@ -183,8 +193,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def summarize(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95), "p99": percentile(ms, 99),
-            "max": max(ms), "mean": statistics.fmean(ms)}
+    return {
+        "n": len(ms),
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
+        "max": max(ms),
+        "mean": statistics.fmean(ms),
+    }
 
 
 @dataclass
@@ -199,8 +215,20 @@ class Load:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["wrk", "-t1", f"-c{self.connections}", f"-d{self.seconds}s", "--latency", "-H", "Connection: close",
-             f"http://127.0.0.1:{self.port}/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                "wrk",
+                "-t1",
+                f"-c{self.connections}",
+                f"-d{self.seconds}s",
+                "--latency",
+                "-H",
+                "Connection: close",
+                f"http://127.0.0.1:{self.port}/",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def stop(self) -> dict[str, float]:
         assert self.proc is not None
@@ -220,10 +248,15 @@ def parse_wrk(out: str) -> dict[str, float]:
     def num(pattern: str) -> float:
         m = re.search(pattern, out)
         return float(m.group(1)) if m else 0.0
+
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return {"requests": num(r"(\d+) requests in"), "seconds": num(r"requests in ([\d.]+)s"),
-            "rps": num(r"Requests/sec:\s+([\d.]+)"), "non_2xx": num(r"Non-2xx or 3xx responses: (\d+)"),
-            "socket_errors": float(socket_errors)}
+    return {
+        "requests": num(r"(\d+) requests in"),
+        "seconds": num(r"requests in ([\d.]+)s"),
+        "rps": num(r"Requests/sec:\s+([\d.]+)"),
+        "non_2xx": num(r"Non-2xx or 3xx responses: (\d+)"),
+        "socket_errors": float(socket_errors),
+    }
 
 
 def write_json(path: Path, data: object) -> None:

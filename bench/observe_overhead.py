@@ -35,13 +35,29 @@ class Balancer:
         self.service, self.listen, self.procs = service, listen, []
         self.output, master = workdir / "haproxy.cfg", workdir / "master.sock"
         self.admin = workdir / "admin.sock"
-        args = [*DISCO, "watch", "--service", service, "--output", str(self.output), "--consul-addr", consul.url,
-                "--runtime-socket", str(self.admin), "--set", f"frontend_port={take_port()}",
-                "--set", f"stats_port={take_port()}", "--set", "bind_address=127.0.0.1"]
+        args = [
+            *DISCO,
+            "watch",
+            "--service",
+            service,
+            "--output",
+            str(self.output),
+            "--consul-addr",
+            consul.url,
+            "--runtime-socket",
+            str(self.admin),
+            "--set",
+            f"frontend_port={take_port()}",
+            "--set",
+            f"stats_port={take_port()}",
+            "--set",
+            "bind_address=127.0.0.1",
+        ]
         once = Proc([*args, "--bootstrap", "--once"], workdir / "once.log")
         assert once.popen.wait(60) == 0, once.output()
-        self.procs.append(Proc(["haproxy", "-W", "-S", f"{master},mode,600", "-f", str(self.output)],
-                               workdir / "haproxy.log"))
+        self.procs.append(
+            Proc(["haproxy", "-W", "-S", f"{master},mode,600", "-f", str(self.output)], workdir / "haproxy.log")
+        )
         wait_until(master.exists, 10, what="HAProxy's master socket")
         extra = ["--listen", listen] if listen else []
         self.procs.append(Proc([*args, "--master-socket", str(master), *extra], workdir / "watch.log"))
@@ -60,8 +76,10 @@ def measure(consul: ConsulAgent, balancer: Balancer, n: int) -> float:
     """One change; seconds until HAProxy shows it."""
     sid = f"{balancer.service}-{n // 2}"
     if n % 2 == 0:
-        consul.put("/v1/agent/service/register", {"Name": balancer.service, "ID": sid, "Address": "127.0.0.1",
-                                                  "Port": 20000 + n // 2})
+        consul.put(
+            "/v1/agent/service/register",
+            {"Name": balancer.service, "ID": sid, "Address": "127.0.0.1", "Port": 20000 + n // 2},
+        )
         want = "ready"
     else:
         consul.put(f"/v1/agent/service/deregister/{sid}")
@@ -72,7 +90,7 @@ def measure(consul: ConsulAgent, balancer: Balancer, n: int) -> float:
         try:
             if balancer.state(sid) in (want, None if want == "drain" else "-"):
                 return time.perf_counter() - started
-        except Exception:  # noqa: BLE001 - a reload in progress: ask again
+        except Exception:
             pass
         time.sleep(0.0005)
     raise RuntimeError(f"{balancer.service}: change {n} not seen within 10s")
@@ -101,15 +119,20 @@ def main() -> int:
         consul.start()
         listen = f"127.0.0.1:{take_port()}"
         for service in ("plain", "observed"):  # one instance stays, so a removal never empties a backend
-            consul.put("/v1/agent/service/register", {"Name": service, "ID": f"{service}-base",
-                                                      "Address": "127.0.0.1", "Port": 19999})
+            consul.put(
+                "/v1/agent/service/register",
+                {"Name": service, "ID": f"{service}-base", "Address": "127.0.0.1", "Port": 19999},
+            )
         plain = Balancer(work / "plain", consul, "plain", None)
         observed = Balancer(work / "listen", consul, "observed", listen)
         stop = threading.Event()
         scraper = threading.Thread(target=scrape, args=(f"http://{listen}/metrics", stop), daemon=True)
         try:
-            wait_until(lambda: urllib.request.urlopen(f"http://{listen}/readyz", timeout=1).status == 200, 20,
-                       what="the observed watcher ready")
+            wait_until(
+                lambda: urllib.request.urlopen(f"http://{listen}/readyz", timeout=1).status == 200,
+                20,
+                what="the observed watcher ready",
+            )
             scraper.start()
             times: dict[str, list[float]] = {"without --listen": [], "with --listen": []}
             for n in range(args.changes):
@@ -127,8 +150,13 @@ def main() -> int:
     for label, values in times.items():
         print(f"| {label} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {max(values) * 1000:.1f} |")
     for line in metrics.splitlines():
-        if line.startswith(("disco_change_to_applied_seconds_count", "disco_change_to_applied_seconds_sum",
-                            'disco_applies_total{method="live",result="success"}')):
+        if line.startswith(
+            (
+                "disco_change_to_applied_seconds_count",
+                "disco_change_to_applied_seconds_sum",
+                'disco_applies_total{method="live",result="success"}',
+            )
+        ):
             print(f"    {line}")
     return 0
 

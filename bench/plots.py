@@ -30,8 +30,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench/results"
@@ -55,8 +55,14 @@ def _labelled(ax: Any, xs: list[float], ys: list[float], style: str, fmt: str = 
     """A line with each point's value written next to it."""
     ax.plot(xs, ys, style, **kw)
     for x, y in zip(xs, ys):
-        ax.annotate(fmt.format(y), (x, y), xytext=(5, -11), textcoords="offset points", fontsize=7,
-                    color=kw.get("color", "black"))
+        ax.annotate(
+            fmt.format(y),
+            (x, y),
+            xytext=(5, -11),
+            textcoords="offset points",
+            fontsize=7,
+            color=kw.get("color", "black"),
+        )
 
 
 def _ecdf(ax: Any, samples: list[float], color: str, label: str) -> None:
@@ -78,25 +84,31 @@ def plot_compare(results: Path = RESULTS / "compare.json", out: Path = IMG / "co
     if with_samples:
         for (name, r), color in zip(rows, colors):
             c = r["convergence_ms"]
-            _ecdf(ax, r["convergence_samples_ms"], color,
-                  f"{name}: p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms")
+            _ecdf(ax, r["convergence_samples_ms"], color, f"{name}: p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms")
             ax.plot([c["p50"]], [0.5], "o", color=color, markersize=7)
             ax.plot([c["p99"]], [0.99], "D", color=color, markersize=6)
         ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
         ax.axhline(0.99, color="grey", linewidth=0.6, linestyle=":")
         ax.set_ylabel("fraction of changes converged")
         ax.set_ylim(0, 1.02)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9,
-                  title="● p50   ◆ p99", title_fontsize=9)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9, title="● p50   ◆ p99", title_fontsize=9
+        )
     else:  # older results: the summary only
         marks = [("p50", "o", 8), ("p95", "^", 7), ("p99", "D", 7), ("max", "x", 8)]
-        for y, ((name, r), color) in enumerate(zip(reversed(rows), reversed(colors[:len(rows)]))):
+        for y, ((name, r), color) in enumerate(zip(reversed(rows), reversed(colors[: len(rows)]))):
             c = r["convergence_ms"]
             ax.hlines(y, c["p50"], c["max"], color=color, linewidth=2, alpha=0.5)
             for key, marker, size in marks:
                 ax.plot([c[key]], [y], marker, color=color, markersize=size)
-            ax.annotate(f"p50 {c['p50']:.1f}  p99 {c['p99']:.1f} ms", (c["p50"], y), xytext=(0, 9),
-                        textcoords="offset points", fontsize=8, ha="left")
+            ax.annotate(
+                f"p50 {c['p50']:.1f}  p99 {c['p99']:.1f} ms",
+                (c["p50"], y),
+                xytext=(0, 9),
+                textcoords="offset points",
+                fontsize=8,
+                ha="left",
+            )
         ax.set_yticks(range(len(rows)), [name for name, _ in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.2)
         for key, marker, size in marks:
@@ -108,8 +120,7 @@ def plot_compare(results: Path = RESULTS / "compare.json", out: Path = IMG / "co
     ax.set_xlabel("Consul API call → change seen through HAProxy (ms, log scale)")
     ax.grid(True, which="both", axis="x", alpha=0.3)
     note = f"; failed: {', '.join(failed)}" if failed else ""
-    ax.set_title(f"Convergence on an idle balancer, {n} changes per contender (bench/compare.py){note}",
-                 fontsize=11)
+    ax.set_title(f"Convergence on an idle balancer, {n} changes per contender (bench/compare.py){note}", fontsize=11)
     return _save(fig, out)
 
 
@@ -121,27 +132,55 @@ def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.
     per_service = [r for r in everything if r.get("watch_mode") == "service"]
     xs = [r["instances"] for r in rows]
     fig, (lat, cpu, rss) = plt.subplots(1, 3, figsize=(15, 4.8))
-    _labelled(lat, xs, [r["change_to_applied_ms"]["p50"] for r in rows], "o-", color="tab:blue",
-              label="change→applied p50")
-    _labelled(lat, xs, [r["change_to_applied_ms"]["p99"] for r in rows], "D-", color="tab:orange",
-              label="change→applied p99")
+    _labelled(
+        lat, xs, [r["change_to_applied_ms"]["p50"] for r in rows], "o-", color="tab:blue", label="change→applied p50"
+    )
+    _labelled(
+        lat, xs, [r["change_to_applied_ms"]["p99"] for r in rows], "D-", color="tab:orange", label="change→applied p99"
+    )
     reload_rows = [r for r in rows if "haproxy_reload_s" in r]
     if reload_rows:
-        _labelled(lat, [r["instances"] for r in reload_rows], [1000 * r["haproxy_reload_s"] for r in reload_rows],
-                  "s--", color="grey", label="HAProxy's own reload, no disco (median)")
+        _labelled(
+            lat,
+            [r["instances"] for r in reload_rows],
+            [1000 * r["haproxy_reload_s"] for r in reload_rows],
+            "s--",
+            color="grey",
+            label="HAProxy's own reload, no disco (median)",
+        )
     if per_service:
         px = [r["instances"] for r in per_service]
-        _labelled(lat, px, [r["change_to_applied_ms"]["p99"] for r in per_service], "*", color="tab:red",
-                  markersize=10, label="p99, --watch-mode service")
-        _labelled(cpu, px, [r["cpu_per_change_ms"] for r in per_service], "*", color="tab:red", markersize=10,
-                  label="--watch-mode service")
-        _labelled(rss, px, [r["peak_rss_mb"] for r in per_service], "*", color="tab:red", markersize=10,
-                  label="--watch-mode service")
+        _labelled(
+            lat,
+            px,
+            [r["change_to_applied_ms"]["p99"] for r in per_service],
+            "*",
+            color="tab:red",
+            markersize=10,
+            label="p99, --watch-mode service",
+        )
+        _labelled(
+            cpu,
+            px,
+            [r["cpu_per_change_ms"] for r in per_service],
+            "*",
+            color="tab:red",
+            markersize=10,
+            label="--watch-mode service",
+        )
+        _labelled(
+            rss,
+            px,
+            [r["peak_rss_mb"] for r in per_service],
+            "*",
+            color="tab:red",
+            markersize=10,
+            label="--watch-mode service",
+        )
     lat.axhline(TARGET_P99_MS, color="red", linewidth=0.8, linestyle=":", label="target p99 at 50,000 (500 ms)")
     lat.set_ylabel("ms (log scale)")
     lat.set_title("Consul change → HAProxy's runtime API shows it")
-    _labelled(cpu, xs, [r["cpu_per_change_ms"] for r in rows], "o-", color="tab:green",
-              label="watcher CPU per change")
+    _labelled(cpu, xs, [r["cpu_per_change_ms"] for r in rows], "o-", color="tab:green", label="watcher CPU per change")
     cpu.set_ylabel("CPU ms per change (log scale)")
     cpu.set_title("disco watch: CPU per change")
     _labelled(rss, xs, [r["peak_rss_mb"] for r in rows], "o-", color="tab:purple", label="watcher peak RSS")
@@ -165,8 +204,10 @@ def plot_scale(results: Path = RESULTS / "scale.json", out: Path = IMG / "scale.
     lat.set_ylim(top=max(TARGET_P99_MS, highest) * 12)  # room for the legend above the lines
     rss.set_ylim(top=max(TARGET_RSS_MB, *(r["peak_rss_mb"] for r in everything)) * 1.3)
     counts = ", ".join(str(r["change_to_applied_ms"]["n"]) for r in everything)
-    fig.suptitle(f"bench/scale.py: disco watch with live apply at {len(rows)} sizes (log-log; changes measured: {counts})",
-                 fontsize=12)
+    fig.suptitle(
+        f"bench/scale.py: disco watch with live apply at {len(rows)} sizes (log-log; changes measured: {counts})",
+        fontsize=12,
+    )
     return _save(fig, out)
 
 
@@ -193,10 +234,12 @@ def plot_fanin(results: Path = RESULTS / "fanin.json", out: Path = IMG / "fanin.
         if not part:
             continue
         xs, mode = [r["watchers"] for r in part], "--stale" if stale else "default consistency"
-        lat.plot(xs, [r["change_to_applied_ms"]["p50"] for r in part], "o" + style, color="tab:blue",
-                 label=f"p50, {mode}")
-        lat.plot(xs, [r["change_to_applied_ms"]["p99"] for r in part], "D" + style, color="tab:orange",
-                 label=f"p99, {mode}")
+        lat.plot(
+            xs, [r["change_to_applied_ms"]["p50"] for r in part], "o" + style, color="tab:blue", label=f"p50, {mode}"
+        )
+        lat.plot(
+            xs, [r["change_to_applied_ms"]["p99"] for r in part], "D" + style, color="tab:orange", label=f"p99, {mode}"
+        )
         load.plot(xs, [r["requests_per_s_per_server"] for r in part], "o" + style, color="tab:green", label=mode)
     lat.set_ylabel("change→applied, ms (log scale)")
     lat.set_yscale("log")

@@ -50,7 +50,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.budget import read_timelines, split, table as budget_table  # noqa: E402
+from bench.budget import read_timelines, split  # noqa: E402
+from bench.budget import table as budget_table
 from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa: E402
 from discovery.errors import HAProxyUnavailable, ReloadError  # noqa: E402
 from discovery.haproxy.master import socket_command  # noqa: E402
@@ -80,7 +81,7 @@ def stats(watch: Proc) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-BATCH = 30      # instances per /v1/txn: two operations each (service, check), Consul 1.8 allows 64
+BATCH = 30  # instances per /v1/txn: two operations each (service, check), Consul 1.8 allows 64
 PER_NODE = 250  # placeholder instances per catalog node
 
 
@@ -92,15 +93,39 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
         hi = min(instances, lo + BATCH)
         ops: list[dict[str, object]] = [
             {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"127.1.{n}.1"}}}
-            for n in sorted({i // PER_NODE for i in range(lo, hi)})]
+            for n in sorted({i // PER_NODE for i in range(lo, hi)})
+        ]
         for i in range(lo, hi):
             sid, node = f"i{i}", f"scale-{i // PER_NODE}"
             address = f"127.1.{i // PER_NODE}.{i % PER_NODE + 1}"
-            ops.append({"Service": {"Verb": "set", "Node": node, "Service": {
-                "Service": f"svc{i % services}", "ID": sid, "Address": address, "Port": 8000 + i % 1000}}})
-            ops.append({"Check": {"Verb": "set", "Check": {
-                "Node": node, "CheckID": f"service:{sid}", "Name": "placeholder", "Status": "passing",
-                "ServiceID": sid}}})
+            ops.append(
+                {
+                    "Service": {
+                        "Verb": "set",
+                        "Node": node,
+                        "Service": {
+                            "Service": f"svc{i % services}",
+                            "ID": sid,
+                            "Address": address,
+                            "Port": 8000 + i % 1000,
+                        },
+                    }
+                }
+            )
+            ops.append(
+                {
+                    "Check": {
+                        "Verb": "set",
+                        "Check": {
+                            "Node": node,
+                            "CheckID": f"service:{sid}",
+                            "Name": "placeholder",
+                            "Status": "passing",
+                            "ServiceID": sid,
+                        },
+                    }
+                }
+            )
         response = session.put(f"{consul.url}/v1/txn", json=ops, timeout=60)
         assert response.status_code == 200, response.text[:500]
         return hi - lo
@@ -112,9 +137,17 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
             progress(done)
 
 
-def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, applied: list[float],
-          progress: Callable[[int], None], budget: float = float("inf"), deadline: float = 30.0,
-          record: list[tuple[float, float]] | None = None) -> str | None:
+def churn(
+    consul: ConsulAgent,
+    api: RuntimeAPI,
+    services: int,
+    changes: int,
+    applied: list[float],
+    progress: Callable[[int], None],
+    budget: float = float("inf"),
+    deadline: float = 30.0,
+    record: list[tuple[float, float]] | None = None,
+) -> str | None:
     """Add then remove up to ``changes`` instances one at a time; append seconds from the Consul call to
     HAProxy's view.  No new instance once ``budget`` seconds have gone; a change HAProxy does not show
     within ``deadline`` seconds ends the phase: returns what timed out (None when nothing did)."""
@@ -123,8 +156,13 @@ def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, app
         if time.perf_counter() - start > budget:
             break
         service, sid = f"svc{c % services}", f"moving{c}"
-        body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c,
-                "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"}}
+        body = {
+            "Name": service,
+            "ID": sid,
+            "Address": "127.2.0.1",
+            "Port": 9000 + c,
+            "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"},
+        }
         try:
             t = time.perf_counter()
             consul.put("/v1/agent/service/register", body)
@@ -134,8 +172,12 @@ def churn(consul: ConsulAgent, api: RuntimeAPI, services: int, changes: int, app
                 record.append((t, applied[-1]))
             t = time.perf_counter()
             consul.put(f"/v1/agent/service/deregister/{sid}")
-            wait_until(lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
-                       deadline, interval=0.002, what=f"{sid} removed")
+            wait_until(
+                lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
+                deadline,
+                interval=0.002,
+                what=f"{sid} removed",
+            )
             applied.append(time.perf_counter() - t)
             if record is not None:
                 record.append((t, applied[-1]))
@@ -160,14 +202,14 @@ def worker_pid(admin: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int], None],
-                  times: int = 3, timeout: float = 120.0) -> dict[str, object]:
+def haproxy_costs(
+    cfg: Path, master: Path, admin: Path, progress: Callable[[int], None], times: int = 3, timeout: float = 120.0
+) -> dict[str, object]:
     """HAProxy's own time at this size (the watcher stopped): ``haproxy -c`` and a master-worker reload."""
     checks, reloads = [], []
     for n in range(times):
         t = time.perf_counter()
-        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True,
-                               timeout=timeout)
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, timeout=timeout)
         checks.append(time.perf_counter() - t)
         assert check.returncode == 0, check.stderr[-2000:]
         before = worker_pid(admin)
@@ -177,18 +219,32 @@ def haproxy_costs(cfg: Path, master: Path, admin: Path, progress: Callable[[int]
         except ReloadError:
             pass  # the master re-executes itself and may drop the connection
         try:
-            wait_until(lambda: (pid := worker_pid(admin)) is not None and pid != before, timeout, interval=0.005,
-                       what="a new worker answering after the reload")
+            wait_until(
+                lambda: (pid := worker_pid(admin)) is not None and pid != before,
+                timeout,
+                interval=0.005,
+                what="a new worker answering after the reload",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; show proc: {socket_command(master, 'show proc', timeout=5)!r}") from None
         reloads.append(time.perf_counter() - t)
         progress(n + 1)
-    return {"haproxy_check_s": statistics.median(checks), "haproxy_reload_s": statistics.median(reloads),
-            "haproxy_reload_max_s": max(reloads)}
+    return {
+        "haproxy_check_s": statistics.median(checks),
+        "haproxy_reload_s": statistics.median(reloads),
+        "haproxy_reload_max_s": max(reloads),
+    }
 
 
-def run_size(instances: int, services: int, idle: float, changes: int, budget: float,
-             consul_mode: str = "server", watch_mode: str = "auto") -> dict[str, object]:
+def run_size(
+    instances: int,
+    services: int,
+    idle: float,
+    changes: int,
+    budget: float,
+    consul_mode: str = "server",
+    watch_mode: str = "auto",
+) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
     # One blocking query per service needs as many connections: Consul's limit per client (200) is raised for it.
     extra = {"limits": {"http_max_conns_per_client": services + 100}} if watch_mode == "service" else None
@@ -201,8 +257,22 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
             register_all(consul, instances, services, report)
         registered_in = time.perf_counter() - t
         cfg, master, admin = work / "haproxy.cfg", work / "master.sock", work / "admin.sock"
-        args = [*DISCO, "watch", "--output", str(cfg), "--template", str(TEMPLATE), "--consul-addr", consul.url,
-                "--set", f"frontend_port={take_port()}", "--runtime-socket", str(admin), "--watch-mode", watch_mode]
+        args = [
+            *DISCO,
+            "watch",
+            "--output",
+            str(cfg),
+            "--template",
+            str(TEMPLATE),
+            "--consul-addr",
+            consul.url,
+            "--set",
+            f"frontend_port={take_port()}",
+            "--runtime-socket",
+            str(admin),
+            "--watch-mode",
+            watch_mode,
+        ]
         for n in range(services):
             args += ["--service", f"svc{n}"]
         slow = max(1.0, instances / 10000)  # the timeouts of one-off steps grow with the size
@@ -251,8 +321,9 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
         recorded: list[tuple[float, float]] = []
         t_churn = time.perf_counter()
         with phase(f"{label}: instances added and removed", changes) as report:
-            timed_out = churn(consul, api, services, changes, applied, report, budget, deadline=30 * slow,
-                              record=recorded)
+            timed_out = churn(
+                consul, api, services, changes, applied, report, budget, deadline=30 * slow, record=recorded
+            )
         if timed_out:
             print(f"bench: {label}: {timed_out}", file=sys.stderr)
         churn_seconds = time.perf_counter() - t_churn
@@ -270,31 +341,61 @@ def run_size(instances: int, services: int, idle: float, changes: int, budget: f
         for proc in reversed(procs):
             proc.stop()
         consul.stop()
-    return {"instances": instances, "services": services, "consul": consul_mode, "watch_mode": watch_mode, "registered_in_s": registered_in,
-            "bootstrap_s": bootstrap, "haproxy_start_s": haproxy_start, "first_apply_s": first_apply, "change_timed_out": timed_out,
-            "config_bytes": cfg.stat().st_size, **costs, "change_to_applied_ms": summary(applied),
-            "blocking_queries": queries, "blocking_queries_one_per_service": services,
-            "idle_requests_per_s": idle_rps, "churn_requests_per_s": (req2 - req1) / churn_seconds,
-            "churn_changes_per_s": len(applied) / churn_seconds,
-            "cpu_idle_percent": 100 * (cpu_i1 - cpu_i0) / idle_elapsed,
-            "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / max(1, len(applied)), "peak_rss_mb": peak,
-            "idle_seconds": idle, "budget_ms": {stage: summarize(v) for stage, v in stages.items()}}
+    return {
+        "instances": instances,
+        "services": services,
+        "consul": consul_mode,
+        "watch_mode": watch_mode,
+        "registered_in_s": registered_in,
+        "bootstrap_s": bootstrap,
+        "haproxy_start_s": haproxy_start,
+        "first_apply_s": first_apply,
+        "change_timed_out": timed_out,
+        "config_bytes": cfg.stat().st_size,
+        **costs,
+        "change_to_applied_ms": summary(applied),
+        "blocking_queries": queries,
+        "blocking_queries_one_per_service": services,
+        "idle_requests_per_s": idle_rps,
+        "churn_requests_per_s": (req2 - req1) / churn_seconds,
+        "churn_changes_per_s": len(applied) / churn_seconds,
+        "cpu_idle_percent": 100 * (cpu_i1 - cpu_i0) / idle_elapsed,
+        "cpu_per_change_ms": 1000 * (cpu_b - cpu_a) / max(1, len(applied)),
+        "peak_rss_mb": peak,
+        "idle_seconds": idle,
+        "budget_ms": {stage: summarize(v) for stage, v in stages.items()},
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="*", default=["100:10", "1000:100", "10000:500", "10000:500:service",
-                                                       "50000:2500"],
-                        help="INSTANCES:SERVICES[:WATCH_MODE]; the mode defaults to --watch-mode")
+    parser.add_argument(
+        "--sizes",
+        nargs="*",
+        default=["100:10", "1000:100", "10000:500", "10000:500:service", "50000:2500"],
+        help="INSTANCES:SERVICES[:WATCH_MODE]; the mode defaults to --watch-mode",
+    )
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
     parser.add_argument("--idle-small", type=float, default=15.0, help="idle seconds at the other sizes")
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
-    parser.add_argument("--churn-budget", type=float, default=180.0,
-                        help="no new instance after this many seconds of churn at one size (the largest is slow)")
-    parser.add_argument("--consul", choices=("server", "dev"), default="server",
-                        help="a single Consul server (as in production) or a dev agent (indents every answer)")
-    parser.add_argument("--watch-mode", choices=MODES, default="auto",
-                        help="disco watch --watch-mode (service: Consul's connection limit per client is raised)")
+    parser.add_argument(
+        "--churn-budget",
+        type=float,
+        default=180.0,
+        help="no new instance after this many seconds of churn at one size (the largest is slow)",
+    )
+    parser.add_argument(
+        "--consul",
+        choices=("server", "dev"),
+        default="server",
+        help="a single Consul server (as in production) or a dev agent (indents every answer)",
+    )
+    parser.add_argument(
+        "--watch-mode",
+        choices=MODES,
+        default="auto",
+        help="disco watch --watch-mode (service: Consul's connection limit per client is raised)",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
@@ -305,42 +406,62 @@ def main() -> int:
         if mode and mode[0] not in MODES:
             parser.error(f"--sizes {size}: the watch mode is one of {', '.join(MODES)}")
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
-        rows.append(run_size(int(count), int(services_count), idle, args.changes, args.churn_budget, args.consul,
-                             mode[0] if mode else args.watch_mode))
+        rows.append(
+            run_size(
+                int(count),
+                int(services_count),
+                idle,
+                args.changes,
+                args.churn_budget,
+                args.consul,
+                mode[0] if mode else args.watch_mode,
+            )
+        )
     print(table(rows))
-    print("\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
-          + budget_table({size_label(r): r.get("budget_ms", {}) for r in rows}, digits=1))
+    print(
+        "\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
+        + budget_table({size_label(r): r.get("budget_ms", {}) for r in rows}, digits=1)
+    )
     write_json(args.json, rows)
     draw("plot_scale", args.json, args.png)
     return 0
 
 
-
 def table(rows: list[dict]) -> str:
     """Two markdown tables: the watcher's figures, then the one-off times at each size (HAProxy's own included)."""
-    lines = ["| instances | services | watch | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
-             "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
-             "| watcher peak RSS MB |",
-             "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| instances | services | watch | change→applied p50 ms | p99 ms | max ms (changes) | blocking queries (one per service) "
+        "| Consul req/s idle | req/s in churn (changes/s) | watcher CPU ms/change | idle CPU % (over s) "
+        "| watcher peak RSS MB |",
+        "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         c = r["change_to_applied_ms"]
-        lines.append(f"| {r['instances']} | {r['services']} | {watch_label(r)} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
-                     f"({c['n']}) | "
-                     f"{r['blocking_queries']} ({r['blocking_queries_one_per_service']}) | "
-                     f"{r['idle_requests_per_s']:.2f} | {r['churn_requests_per_s']:.1f} "
-                     f"({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
-                     f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "| instances | watch | registered in s | HAProxy start (no instances) s | first pass s | config MB "
-              "| haproxy -c s | HAProxy reload s (max) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['instances']} | {r['services']} | {watch_label(r)} | {c['p50']:.0f} | {c['p99']:.0f} | {c['max']:.0f} "
+            f"({c['n']}) | "
+            f"{r['blocking_queries']} ({r['blocking_queries_one_per_service']}) | "
+            f"{r['idle_requests_per_s']:.2f} | {r['churn_requests_per_s']:.1f} "
+            f"({r['churn_changes_per_s']:.1f}) | {r['cpu_per_change_ms']:.1f} | "
+            f"{r['cpu_idle_percent']:.2f} ({r['idle_seconds']:.0f}) | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "| instances | watch | registered in s | HAProxy start (no instances) s | first pass s | config MB "
+        "| haproxy -c s | HAProxy reload s (max) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
 
     def sec(r: dict, key: str, fmt: str = "{:.2f}") -> str:
         return fmt.format(r[key]) if isinstance(r.get(key), (int, float)) else "-"
 
     for r in rows:
-        lines.append(f"| {r['instances']} | {watch_label(r)} | {sec(r, 'registered_in_s', '{:.1f}')} | "
-                     f"{sec(r, 'haproxy_start_s', '{:.1f}')} | {sec(r, 'first_apply_s', '{:.1f}')} | "
-                     f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
-                     f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |")
+        lines.append(
+            f"| {r['instances']} | {watch_label(r)} | {sec(r, 'registered_in_s', '{:.1f}')} | "
+            f"{sec(r, 'haproxy_start_s', '{:.1f}')} | {sec(r, 'first_apply_s', '{:.1f}')} | "
+            f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
+            f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |"
+        )
     for r in rows:
         for key in ("change_timed_out", "haproxy_failed"):
             if r.get(key):

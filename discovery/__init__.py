@@ -18,33 +18,81 @@ registers Docker containers.
 
 from __future__ import annotations
 
+from .consul.client import Catalog, ConsulClient
+from .errors import (
+    AccessDenied,
+    CatalogError,
+    CatalogUnavailable,
+    ConfigError,
+    DiscoveryError,
+    DockerUnavailable,
+    HAProxyUnavailable,
+    LiveUpdateFailed,
+    OutputError,
+    RegistrationError,
+    ReloadError,
+    TemplateError,
+    ValidationError,
+    WorkerFailed,
+)
 from .haproxy.files import LiveConfig
+from .haproxy.master import CommandReloader, MasterSocket
+from .haproxy.render import DEFAULT_TEMPLATE, Renderer
+from .haproxy.validate import Validator
 from .pipeline.decide import Action, Decision, decide
 from .pipeline.events import EventBus
 from .pipeline.execute import Executor, Outcome
-from .consul.client import Catalog, ConsulClient
-from .state.convert import convert
-from .errors import (AccessDenied, CatalogError, CatalogUnavailable, ConfigError, DiscoveryError,
-                     DockerUnavailable, HAProxyUnavailable, LiveUpdateFailed, OutputError, RegistrationError,
-                     ReloadError, TemplateError, ValidationError, WorkerFailed)
-from .state.gate import GatePolicy
-from .haproxy.master import CommandReloader, MasterSocket
-from .state.model import DesiredState, Instance, Service
+from .pipeline.watcher import WatchConfig, Watcher
 from .registration.register import Registrar, Registration, build_registration
 from .registration.registrator import Registrator
-from .haproxy.render import DEFAULT_TEMPLATE, Renderer
-from .pipeline.watcher import WatchConfig, Watcher
 from .settings import ConsulSettings, consul_settings, parse_duration
-from .haproxy.validate import Validator
+from .state.convert import convert
+from .state.gate import GatePolicy
+from .state.model import DesiredState, Instance, Service
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccessDenied", "Action", "Catalog", "CatalogError", "CatalogUnavailable", "CommandReloader", "ConfigError",
-    "ConsulClient", "ConsulSettings", "DEFAULT_TEMPLATE", "Decision", "DesiredState", "DiscoveryError",
-    "DockerUnavailable", "EventBus", "Executor", "GatePolicy", "HAProxyUnavailable", "Instance", "LiveConfig",
-    "LiveUpdateFailed", "MasterSocket", "Outcome", "OutputError", "Registrar", "Registration", "Registrator",
-    "RegistrationError", "ReloadError", "Renderer", "Service", "TemplateError", "ValidationError", "Validator",
-    "WatchConfig", "Watcher", "WorkerFailed", "build_registration", "consul_settings", "convert", "decide",
+    "DEFAULT_TEMPLATE",
+    "AccessDenied",
+    "Action",
+    "Catalog",
+    "CatalogError",
+    "CatalogUnavailable",
+    "CommandReloader",
+    "ConfigError",
+    "ConsulClient",
+    "ConsulSettings",
+    "Decision",
+    "DesiredState",
+    "DiscoveryError",
+    "DockerUnavailable",
+    "EventBus",
+    "Executor",
+    "GatePolicy",
+    "HAProxyUnavailable",
+    "Instance",
+    "LiveConfig",
+    "LiveUpdateFailed",
+    "MasterSocket",
+    "Outcome",
+    "OutputError",
+    "Registrar",
+    "Registration",
+    "RegistrationError",
+    "Registrator",
+    "ReloadError",
+    "Renderer",
+    "Service",
+    "TemplateError",
+    "ValidationError",
+    "Validator",
+    "WatchConfig",
+    "Watcher",
+    "WorkerFailed",
+    "build_registration",
+    "consul_settings",
+    "convert",
+    "decide",
     "parse_duration",
 ]

@@ -37,13 +37,30 @@ class Key:
 
 
 WATCH_KEYS: dict[str, Key] = {
-    "service": Key(_LIST, ()), "output": Key(_STR), "template": Key(_STR), "tag": Key(_STR),
-    "set": Key(_TABLE, {}), "master-socket": Key(_STR), "reload-cmd": Key(_STR), "runtime-socket": Key(_STR),
-    "drain-grace": Key(_STR, "10s"), "check-cmd": Key(_STR, "haproxy -c -f {path}"), "wait": Key(_STR, "10ms:1s"),
-    "gate-share": Key(_NUM, 1.0), "gate-grace": Key(_STR, "30s"), "when-empty": Key(_STR, "keep"),
-    "watch-mode": Key(_STR, "auto"), "discover": Key(_BOOL, False), "stale": Key(_BOOL, False),
-    "max-stale": Key(_STR, "2s"), "once": Key(_BOOL, False), "bootstrap": Key(_BOOL, False),
-    "dry-run": Key(_BOOL, False), "consul-addr": Key(_STR), "listen": Key(_STR), "log-format": Key(_STR, "text"),
+    "service": Key(_LIST, ()),
+    "output": Key(_STR),
+    "template": Key(_STR),
+    "tag": Key(_STR),
+    "set": Key(_TABLE, {}),
+    "master-socket": Key(_STR),
+    "reload-cmd": Key(_STR),
+    "runtime-socket": Key(_STR),
+    "drain-grace": Key(_STR, "10s"),
+    "check-cmd": Key(_STR, "haproxy -c -f {path}"),
+    "wait": Key(_STR, "10ms:1s"),
+    "gate-share": Key(_NUM, 1.0),
+    "gate-grace": Key(_STR, "30s"),
+    "when-empty": Key(_STR, "keep"),
+    "watch-mode": Key(_STR, "auto"),
+    "discover": Key(_BOOL, False),
+    "stale": Key(_BOOL, False),
+    "max-stale": Key(_STR, "2s"),
+    "once": Key(_BOOL, False),
+    "bootstrap": Key(_BOOL, False),
+    "dry-run": Key(_BOOL, False),
+    "consul-addr": Key(_STR),
+    "listen": Key(_STR),
+    "log-format": Key(_STR, "text"),
     "verbose": Key(_BOOL, False),
 }
 
@@ -86,8 +103,7 @@ def load_file(path: Path, keys: Mapping[str, Key] = WATCH_KEYS) -> dict[str, Any
     return values
 
 
-def resolve(flags: Mapping[str, Any], config_file: Path | None,
-            keys: Mapping[str, Key] = WATCH_KEYS) -> dict[str, Any]:
+def resolve(flags: Mapping[str, Any], config_file: Path | None, keys: Mapping[str, Key] = WATCH_KEYS) -> dict[str, Any]:
     """Flags (None, False or empty: not given) over the file over the defaults; ``set`` merged per key."""
     from_file = load_file(config_file, keys) if config_file is not None else {}
     result: dict[str, Any] = {}
@@ -144,8 +160,9 @@ def watch_config(options: Mapping[str, Any]) -> Any:
     if watch_mode not in ("auto", "service", "catalog"):
         raise ConfigError(f"invalid --watch-mode {watch_mode!r}: use auto, service or catalog")
     if watch_mode == "service" and options.get("discover"):
-        raise ConfigError("--discover follows the catalog with two blocking queries: it cannot go with "
-                          "--watch-mode service")
+        raise ConfigError(
+            "--discover follows the catalog with two blocking queries: it cannot go with --watch-mode service"
+        )
     if not 0.01 <= options["gate-share"] <= 1.0:
         raise ConfigError(f"invalid --gate-share {options['gate-share']}: use a share between 0.01 and 1.0")
     template = Path(options["template"]) if options.get("template") else None
@@ -167,9 +184,17 @@ def watch_config(options: Mapping[str, Any]) -> Any:
     if runtime_socket is not None:
         values.setdefault("admin_socket", str(runtime_socket))
     return WatchConfig(
-        services=tuple(dict.fromkeys(options["service"])), template=template or DEFAULT_TEMPLATE,
-        output=Path(options["output"]), tag=options.get("tag"), values=values, wait=parse_wait(options["wait"]),
-        validator=validator, reloader=reloader, runtime_socket=runtime_socket,
-        drain_grace=parse_duration(options["drain-grace"]), watch_mode=watch_mode,
+        services=tuple(dict.fromkeys(options["service"])),
+        template=template or DEFAULT_TEMPLATE,
+        output=Path(options["output"]),
+        tag=options.get("tag"),
+        values=values,
+        wait=parse_wait(options["wait"]),
+        validator=validator,
+        reloader=reloader,
+        runtime_socket=runtime_socket,
+        drain_grace=parse_duration(options["drain-grace"]),
+        watch_mode=watch_mode,
         discover=bool(options.get("discover")),
-        gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty))
+        gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty),
+    )

@@ -29,10 +29,10 @@ from typing import Any
 
 from .consul.agent import consul_dev_config, find_consul
 from .errors import ConfigError, DiscoveryError
-from .ports import Port, pick_consul_ports, preflight
 from .haproxy.files import write_atomic
 from .haproxy.render import DEFAULT_TEMPLATE
 from .pipeline.watcher import WatchConfig, bootstrap
+from .ports import Port, pick_consul_ports, preflight
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "web"
@@ -54,30 +54,50 @@ class DemoSpec:
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"load balancer": f"http://127.0.0.1:{self.lb_port}/",
-                "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
-                "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/"}
+        return {
+            "load balancer": f"http://127.0.0.1:{self.lb_port}/",
+            "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
+            "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/",
+        }
 
 
 def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
-    ports = [Port(spec.lb_port, "load balancer", "--lb-port"),
-             Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
-             Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port")]
-    ports += [Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
-              for n in range(spec.webapps)]
+    ports = [
+        Port(spec.lb_port, "load balancer", "--lb-port"),
+        Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
+        Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port"),
+    ]
+    ports += [
+        Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
+        for n in range(spec.webapps)
+    ]
     ports.append(Port(spec.first_webapp_port + spec.webapps, f"webapp {API}-1", "--first-webapp-port"))
     flag = "--consul-ports" if spec.consul_ports else ""
-    return ports + [Port(consul[0], "Consul LAN gossip", flag, udp=True), Port(consul[1], "Consul WAN gossip", flag,
-                                                                              udp=True),
-                    Port(consul[2], "Consul server RPC", flag)]
+    return ports + [
+        Port(consul[0], "Consul LAN gossip", flag, udp=True),
+        Port(consul[1], "Consul WAN gossip", flag, udp=True),
+        Port(consul[2], "Consul server RPC", flag),
+    ]
 
 
 def _program(name: str, command: list[str], priority: int, logdir: Path) -> str:
-    return "\n".join([
-        f"[program:{name}]", f"command={shlex.join(command)}", f"priority={priority}", "autorestart=true",
-        "startsecs=1", "stopasgroup=true", "killasgroup=true", "stopwaitsecs=10", "redirect_stderr=true",
-        f"stdout_logfile={logdir / (name + '.log')}", "stdout_logfile_maxbytes=10MB", "stdout_logfile_backups=0", "",
-    ])
+    return "\n".join(
+        [
+            f"[program:{name}]",
+            f"command={shlex.join(command)}",
+            f"priority={priority}",
+            "autorestart=true",
+            "startsecs=1",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "stopwaitsecs=10",
+            "redirect_stderr=true",
+            f"stdout_logfile={logdir / (name + '.log')}",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=0",
+            "",
+        ]
+    )
 
 
 def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
@@ -86,43 +106,138 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
     disco = [sys.executable, "-m", "discovery.cli"]
     consul_addr = f"http://127.0.0.1:{spec.consul_port}"
     parts = [
-        "[supervisord]", "nodaemon=true", f"logfile={work / 'supervisord.log'}", f"pidfile={work / 'supervisord.pid'}",
-        f"childlogdir={logs}", "",
-        "[unix_http_server]", f"file={work / 'supervisor.sock'}", "chmod=0700", "",
-        "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-        "[supervisorctl]", f"serverurl=unix://{work / 'supervisor.sock'}", "",
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={work / 'supervisord.log'}",
+        f"pidfile={work / 'supervisord.pid'}",
+        f"childlogdir={logs}",
+        "",
+        "[unix_http_server]",
+        f"file={work / 'supervisor.sock'}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{work / 'supervisor.sock'}",
+        "",
         _program("consul", [consul_bin, "agent", "-dev", "-config-file", str(work / "consul.json")], 10, logs),
-        _program("haproxy", ["haproxy", "-W", "-db", "-S", f"{work / 'master.sock'},mode,600", "-f",
-                             str(work / "haproxy.cfg")], 20, logs),
+        _program(
+            "haproxy",
+            ["haproxy", "-W", "-db", "-S", f"{work / 'master.sock'},mode,600", "-f", str(work / "haproxy.cfg")],
+            20,
+            logs,
+        ),
         _program("watch", disco + ["watch", "--config", str(work / "watch.toml")], 30, logs),
     ]
     for n in range(1, spec.webapps + 1):
         port, instance = spec.first_webapp_port + n - 1, f"{SERVICE}-{n}"
-        parts.append(_program(f"webapp-{n}", [sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1",
-                                              "--port", str(port), "--id", instance], 40, logs))
-        parts.append(_program(f"register-{n}", disco + ["register", "--service", SERVICE, "--port", str(port),
-                                                        "--address", "127.0.0.1", "--id", instance,
-                                                        "--check-http", "/health", "--consul-addr", consul_addr],
-                              50, logs))
+        parts.append(
+            _program(
+                f"webapp-{n}",
+                [
+                    sys.executable,
+                    str(REPO / "webapp/app.py"),
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--id",
+                    instance,
+                ],
+                40,
+                logs,
+            )
+        )
+        parts.append(
+            _program(
+                f"register-{n}",
+                disco
+                + [
+                    "register",
+                    "--service",
+                    SERVICE,
+                    "--port",
+                    str(port),
+                    "--address",
+                    "127.0.0.1",
+                    "--id",
+                    instance,
+                    "--check-http",
+                    "/health",
+                    "--consul-addr",
+                    consul_addr,
+                ],
+                50,
+                logs,
+            )
+        )
     port = spec.first_webapp_port + spec.webapps
-    parts.append(_program("webapp-api", [sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1",
-                                         "--port", str(port), "--id", f"{API}-1"], 40, logs))
-    parts.append(_program("register-api", disco + ["register", "--service", API, "--port", str(port), "--address",
-                                                   "127.0.0.1", "--id", f"{API}-1", "--tag", API_TAG,
-                                                   "--check-http", "/health", "--consul-addr", consul_addr], 50, logs))
+    parts.append(
+        _program(
+            "webapp-api",
+            [
+                sys.executable,
+                str(REPO / "webapp/app.py"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--id",
+                f"{API}-1",
+            ],
+            40,
+            logs,
+        )
+    )
+    parts.append(
+        _program(
+            "register-api",
+            disco
+            + [
+                "register",
+                "--service",
+                API,
+                "--port",
+                str(port),
+                "--address",
+                "127.0.0.1",
+                "--id",
+                f"{API}-1",
+                "--tag",
+                API_TAG,
+                "--check-http",
+                "/health",
+                "--consul-addr",
+                consul_addr,
+            ],
+            50,
+            logs,
+        )
+    )
     return "\n".join(parts)
 
 
 def _values(spec: DemoSpec) -> dict[str, str]:
-    return {"frontend_port": str(spec.lb_port), "stats_port": str(spec.stats_port), "bind_address": "127.0.0.1",
-            "admin_socket": str(spec.workdir / "admin.sock")}
+    return {
+        "frontend_port": str(spec.lb_port),
+        "stats_port": str(spec.stats_port),
+        "bind_address": "127.0.0.1",
+        "admin_socket": str(spec.workdir / "admin.sock"),
+    }
 
 
 def watch_toml(spec: DemoSpec) -> str:
     """``disco watch --config``'s file for the demo (keys are the flags' names)."""
     work = spec.workdir
-    keys = {"service": [SERVICE, API], "output": str(work / "haproxy.cfg"), "master-socket": str(work / "master.sock"),
-            "runtime-socket": str(work / "admin.sock"), "consul-addr": f"http://127.0.0.1:{spec.consul_port}"}
+    keys = {
+        "service": [SERVICE, API],
+        "output": str(work / "haproxy.cfg"),
+        "master-socket": str(work / "master.sock"),
+        "runtime-socket": str(work / "admin.sock"),
+        "consul-addr": f"http://127.0.0.1:{spec.consul_port}",
+    }
     lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
     lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
     lines += ["", "[set]"] + [f"{key} = {json.dumps(value)}" for key, value in _values(spec).items()]
@@ -143,8 +258,9 @@ def prepare(spec: DemoSpec) -> Path:
     write_atomic(spec.workdir / "consul.json", json.dumps(consul_dev_config(spec.consul_port, *consul_ports), indent=2))
     # The first config, with an empty backend, exists before HAProxy starts.
     write_atomic(spec.workdir / "watch.toml", watch_toml(spec))
-    config = WatchConfig(services=(SERVICE, API), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg",
-                         values=_values(spec))
+    config = WatchConfig(
+        services=(SERVICE, API), template=DEFAULT_TEMPLATE, output=spec.workdir / "haproxy.cfg", values=_values(spec)
+    )
     bootstrap(config)
     conf = spec.workdir / "supervisord.conf"
     write_atomic(conf, supervisord_config(spec, consul_bin))
@@ -183,8 +299,9 @@ def describe(info: dict[str, Any]) -> str:
     return f"{info['name']} is {info['statename']}{f' ({why})' if why else ''}{last}; log: {shown}"
 
 
-def _wait_for_instances(url: str, count: int, deadline: float, stopped: threading.Event,
-                        check: Callable[[], None]) -> set[str]:
+def _wait_for_instances(
+    url: str, count: int, deadline: float, stopped: threading.Event, check: Callable[[], None]
+) -> set[str]:
     """Ask the load balancer until ``count`` instances answered (bounded); ``check`` (twice a second) may raise."""
     seen: set[str] = set()
     next_check = 0.0
@@ -201,16 +318,24 @@ def _wait_for_instances(url: str, count: int, deadline: float, stopped: threadin
     return seen
 
 
-def run_demo(spec: DemoSpec, on_ready: Callable[[str], None] = print, timeout: float = 60.0,
-             on_problem: Callable[[str], None] = print) -> int:
+def run_demo(
+    spec: DemoSpec,
+    on_ready: Callable[[str], None] = print,
+    timeout: float = 60.0,
+    on_problem: Callable[[str], None] = print,
+) -> int:
     """Start supervisord, print the URLs once traffic flows, and stop everything on SIGINT/SIGTERM.
 
     ConfigError before anything starts (a port in use); DiscoveryError when a program dies
     during the start; one dying later is reported through ``on_problem``.
     """
     conf = prepare(spec)
-    proc = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     programs = Programs(spec.workdir / "supervisor.sock")
     stopped = threading.Event()
 
@@ -234,8 +359,11 @@ def run_demo(spec: DemoSpec, on_ready: Callable[[str], None] = print, timeout: f
             on_ready(f"disco demo: {len(seen)} of {spec.webapps} webapps answering through HAProxy")
             if len(seen) < spec.webapps:
                 down = [i for i in programs.states() if i["statename"] != "RUNNING"]
-                on_problem("disco demo: not running: " + "; ".join(describe(i) for i in down) if down else
-                           f"disco demo: every program runs; see the logs in {spec.workdir / 'logs'}")
+                on_problem(
+                    "disco demo: not running: " + "; ".join(describe(i) for i in down)
+                    if down
+                    else f"disco demo: every program runs; see the logs in {spec.workdir / 'logs'}"
+                )
             for name, url in urls.items():
                 on_ready(f"  {name:14} {url}")
             on_ready(f"  logs           {spec.workdir / 'logs'}")

@@ -59,7 +59,7 @@ def _bind_error(port: int, udp: bool = False) -> OSError | None:
 def port_holder(port: int, udp: bool = False) -> str:
     """Best effort, from /proc: ``"NAME (pid N)"`` of the process bound to ``port``, or ``""``."""
     inodes = set()
-    for table in (("udp", "udp6") if udp else ("tcp", "tcp6")):
+    for table in ("udp", "udp6") if udp else ("tcp", "tcp6"):
         try:
             rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
         except OSError:
@@ -84,20 +84,30 @@ def preflight(ports: list[Port]) -> None:
         if not 1 <= port.number <= 65535:
             raise ConfigError(f"port {port.number} ({port.purpose}, {port.flag}) is not a port number (1-65535)")
         if (other := first.setdefault(port.number, port)) is not port:
-            raise ConfigError(f"port {port.number} is asked for twice: {other.purpose} ({other.flag}) "
-                              f"and {port.purpose} ({port.flag})")
+            raise ConfigError(
+                f"port {port.number} is asked for twice: {other.purpose} ({other.flag}) "
+                f"and {port.purpose} ({port.flag})"
+            )
     problems, taken = [], []
     for port in ports:
         if (exc := _bind_error(port.number, port.udp)) is None:
             continue
         taken.append(port)
         holder = port_holder(port.number, port.udp) if exc.errno == errno.EADDRINUSE else ""
-        problems.append(f"{port.number}{'/udp' if port.udp else ''} ({port.purpose}"
-                        f"{', ' + port.flag if port.flag else ''}) on 127.0.0.1 "
-                        + (f"is in use{' by ' + holder if holder else ''}" if exc.errno == errno.EADDRINUSE
-                           else f"cannot be bound ({exc.strerror})"))
+        problems.append(
+            f"{port.number}{'/udp' if port.udp else ''} ({port.purpose}"
+            f"{', ' + port.flag if port.flag else ''}) on 127.0.0.1 "
+            + (
+                f"is in use{' by ' + holder if holder else ''}"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be bound ({exc.strerror})"
+            )
+        )
     if problems:
         flags = ", ".join(sorted({p.flag for p in taken if p.flag}))
         fix = f"choose {'another port' if len(problems) == 1 else 'other ports'} with {flags}" if flags else "retry"
-        raise ConfigError(f"port {problems[0]}: stop it or {fix}; nothing was started" if len(problems) == 1 else
-                          f"ports not free: {', '.join(problems)}: stop them or {fix}; nothing was started")
+        raise ConfigError(
+            f"port {problems[0]}: stop it or {fix}; nothing was started"
+            if len(problems) == 1
+            else f"ports not free: {', '.join(problems)}: stop them or {fix}; nothing was started"
+        )

@@ -106,8 +106,9 @@ def parse_consul_addr(addr: str, ssl: bool = False) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port
 
 
-def consul_settings(addr: str | None = None, token: str | None = None,
-                    env: Mapping[str, str] | None = None) -> ConsulSettings:
+def consul_settings(
+    addr: str | None = None, token: str | None = None, env: Mapping[str, str] | None = None
+) -> ConsulSettings:
     """Resolve Consul settings: explicit arguments, then CONSUL_HTTP_* variables, then defaults."""
     env = os.environ if env is None else env
     ssl = env.get("CONSUL_HTTP_SSL", "").lower() in ("1", "true", "yes")
@@ -123,5 +124,12 @@ def consul_settings(addr: str | None = None, token: str | None = None,
                 raise ConfigError(f"cannot read CONSUL_HTTP_TOKEN_FILE {token_file}: {exc.strerror}") from exc
     ca = env.get("CONSUL_CACERT")
     verify = env.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false", "no")
-    return ConsulSettings(scheme=scheme, host=host, port=port, token=token, token_file=token_file,
-                          ca_file=Path(ca) if ca else None, verify=verify)
+    return ConsulSettings(
+        scheme=scheme,
+        host=host,
+        port=port,
+        token=token,
+        token_file=token_file,
+        ca_file=Path(ca) if ca else None,
+        verify=verify,
+    )

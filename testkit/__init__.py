@@ -12,5 +12,18 @@ from .consul import ConsulAgent
 from .ports import PUBLISHED, PortAllocator, PortsExhausted, take_port, take_ports
 from .procs import DISCO, REPO, Proc, instances_reached, wait_until
 
-__all__ = ["DISCO", "PUBLISHED", "REPO", "ClusterServer", "ConsulAgent", "ConsulCluster", "PortAllocator",
-           "PortsExhausted", "Proc", "instances_reached", "take_port", "take_ports", "wait_until"]
+__all__ = [
+    "DISCO",
+    "PUBLISHED",
+    "REPO",
+    "ClusterServer",
+    "ConsulAgent",
+    "ConsulCluster",
+    "PortAllocator",
+    "PortsExhausted",
+    "Proc",
+    "instances_reached",
+    "take_port",
+    "take_ports",
+    "wait_until",
+]

@@ -32,14 +32,32 @@ class ClusterServer:
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.config = self.dir / "consul.json"
-        self.config.write_text(json.dumps({
-            "node_name": name, "server": True, "bootstrap_expect": len(serf_ports), "bind_addr": "127.0.0.1",
-            "client_addr": "127.0.0.1", "data_dir": str(self.dir / "data"), "log_level": "WARN",
-            "retry_join": [f"127.0.0.1:{p}" for p in serf_ports if p != serf], "retry_interval": "1s",
-            "performance": {"raft_multiplier": 1}, "disable_update_check": True,
-            "telemetry": {"prometheus_retention_time": "1h", "disable_hostname": True},
-            "ports": {"http": self.http, "dns": -1, "grpc": -1, "serf_lan": serf, "serf_wan": take_port(),
-                      "server": self.rpc}}))
+        self.config.write_text(
+            json.dumps(
+                {
+                    "node_name": name,
+                    "server": True,
+                    "bootstrap_expect": len(serf_ports),
+                    "bind_addr": "127.0.0.1",
+                    "client_addr": "127.0.0.1",
+                    "data_dir": str(self.dir / "data"),
+                    "log_level": "WARN",
+                    "retry_join": [f"127.0.0.1:{p}" for p in serf_ports if p != serf],
+                    "retry_interval": "1s",
+                    "performance": {"raft_multiplier": 1},
+                    "disable_update_check": True,
+                    "telemetry": {"prometheus_retention_time": "1h", "disable_hostname": True},
+                    "ports": {
+                        "http": self.http,
+                        "dns": -1,
+                        "grpc": -1,
+                        "serf_lan": serf,
+                        "serf_wan": take_port(),
+                        "server": self.rpc,
+                    },
+                }
+            )
+        )
         self.proc: Proc | None = None
 
     @property
@@ -112,12 +130,14 @@ class ConsulCluster:
 
     def leader(self) -> ClusterServer:
         """The server that is the leader now, as the live servers agree (waits up to 60 s for one)."""
+
         def agreed() -> ClusterServer | None:
             seen = {s.leader() for s in self.servers if s.alive()}
             if len(seen) != 1 or "" in seen:
                 return None
             address = seen.pop()
             return next((s for s in self.servers if s.raft_address == address and s.alive()), None)
+
         return wait_until(agreed, 60, interval=0.1, what="a leader all live servers agree on")  # type: ignore[no-any-return]
 
     def followers(self) -> list[ClusterServer]:

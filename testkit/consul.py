@@ -26,8 +26,7 @@ class ConsulAgent:
     -bootstrap-expect 1`` with a data directory): Raft on disk, and compact JSON answers (a
     dev agent indents every answer, which doubles the bytes of a big one)."""
 
-    def __init__(self, workdir: Path, dns: bool = False, extra: dict[str, Any] | None = None,
-                 dev: bool = True) -> None:
+    def __init__(self, workdir: Path, dns: bool = False, extra: dict[str, Any] | None = None, dev: bool = True) -> None:
         self.workdir = workdir
         self.dev = dev
         self.binary = find_consul(os.environ.get("DISCO_CONSUL_BIN"))
@@ -44,15 +43,21 @@ class ConsulAgent:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> None:
-        mode = ["-dev"] if self.dev else ["-server", "-bootstrap-expect", "1", "-data-dir",
-                                          str(self.workdir / "consul-data")]
-        self.proc = Proc([self.binary, "agent", *mode, "-config-file", str(self.config)],
-                         self.workdir / "consul.log")
-        wait_until(lambda: requests.get(f"{self.url}/v1/status/leader", timeout=1).json(), 30,
-                   what="a Consul leader")
+        mode = (
+            ["-dev"]
+            if self.dev
+            else ["-server", "-bootstrap-expect", "1", "-data-dir", str(self.workdir / "consul-data")]
+        )
+        self.proc = Proc([self.binary, "agent", *mode, "-config-file", str(self.config)], self.workdir / "consul.log")
+        wait_until(lambda: requests.get(f"{self.url}/v1/status/leader", timeout=1).json(), 30, what="a Consul leader")
         if self.token:  # ACLs: wait until the master token works
-            wait_until(lambda: requests.get(f"{self.url}/v1/acl/token/self", timeout=1,
-                                            headers=self.headers).status_code == 200, 30, what="ACLs ready")
+            wait_until(
+                lambda: (
+                    requests.get(f"{self.url}/v1/acl/token/self", timeout=1, headers=self.headers).status_code == 200
+                ),
+                30,
+                what="ACLs ready",
+            )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -67,15 +72,17 @@ class ConsulAgent:
             self.proc = None
 
     def passing(self, service: str) -> list[str]:
-        answer = requests.get(f"{self.url}/v1/health/service/{service}?passing=1", timeout=2,
-                              headers=self.headers).json()
+        answer = requests.get(
+            f"{self.url}/v1/health/service/{service}?passing=1", timeout=2, headers=self.headers
+        ).json()
         return sorted(e["Service"]["ID"] for e in answer)
 
     def agent_services(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/v1/agent/services", timeout=2, headers=self.headers).json()
 
     def put(self, path: str, body: Any = None) -> Any:
-        response = requests.put(f"{self.url}{path}", data=json.dumps(body) if body is not None else None,
-                                timeout=2, headers=self.headers)
+        response = requests.put(
+            f"{self.url}{path}", data=json.dumps(body) if body is not None else None, timeout=2, headers=self.headers
+        )
         response.raise_for_status()
         return response.json() if response.content else None

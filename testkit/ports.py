@@ -73,8 +73,9 @@ def default_range(ephemeral: tuple[int, int] | None = None) -> tuple[int, int]:
     gaps = [(10000, e_low - 1), (e_high + 1, 65535)]  # 10000: clear of common service ports
     low, high = max(gaps, key=lambda g: g[1] - g[0])
     if high - low < 100:
-        raise PortsExhausted(f"the ephemeral range {e_low}-{e_high} leaves no room for test ports; "
-                             "set DISCO_TEST_PORT_RANGE=LOW-HIGH")
+        raise PortsExhausted(
+            f"the ephemeral range {e_low}-{e_high} leaves no room for test ports; set DISCO_TEST_PORT_RANGE=LOW-HIGH"
+        )
     return low, high
 
 
@@ -93,8 +94,9 @@ def bindable(port: int, hosts: Iterable[str] = LOCAL) -> bool:
 class PortAllocator:
     """Hands out ports, each reserved by a lock file until the process exits or releases it."""
 
-    def __init__(self, port_range: tuple[int, int] | None = None, lock_dir: Path = LOCK_DIR,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, port_range: tuple[int, int] | None = None, lock_dir: Path = LOCK_DIR, rng: random.Random | None = None
+    ) -> None:
         self.low, self.high = port_range or default_range()
         if not 0 < self.low <= self.high < 65536:
             raise ValueError(f"bad port range {self.low}-{self.high}")

@@ -31,7 +31,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: fl
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - polled service not up yet
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last_exc}")
@@ -44,8 +44,14 @@ class Proc:
         self.argv = argv
         self.log = log
         self._fh = open(log, "ab")
-        self.popen = subprocess.Popen(argv, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                      env={**os.environ, **(env or {})}, cwd=REPO)
+        self.popen = subprocess.Popen(
+            argv,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=REPO,
+        )
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -40,7 +40,7 @@ def make_handler(instance: str, fail_file: str | None) -> type[BaseHTTPRequestHa
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path.split("?")[0] == "/health":
                 if fail_file and os.path.exists(fail_file):
                     self._send(503, "failing\n")
@@ -82,14 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default=os.environ.get("BIND", "0.0.0.0"))
     parser.add_argument("--id", default=os.environ.get("INSTANCE_ID") or socket.gethostname())
     parser.add_argument("--fail-file", default=os.environ.get("FAIL_FILE"))
-    parser.add_argument("--stop-grace", type=float, default=float(os.environ.get("STOP_GRACE", "0")),
-                        help="On SIGTERM keep answering this many seconds (load balancers drain it), then exit.")
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=float(os.environ.get("STOP_GRACE", "0")),
+        help="On SIGTERM keep answering this many seconds (load balancers drain it), then exit.",
+    )
     args = parser.parse_args(argv)
     server = make_server(args.bind, args.port, args.id, args.fail_file)
     if args.stop_grace > 0:
+
         def drain(*_: object) -> None:
             print(f"webapp {args.id}: SIGTERM, answering {args.stop_grace:g}s more", flush=True)
             threading.Timer(args.stop_grace, server.shutdown).start()
+
         signal.signal(signal.SIGTERM, drain)
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

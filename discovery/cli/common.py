@@ -12,17 +12,22 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..errors import ConfigError, DiscoveryError
 from ..signals import SignalRelay
 
-ConsulAddr = Annotated[Optional[str], typer.Option(
-    "--consul-addr", metavar="URL",
-    help="Consul HTTP API, e.g. http://127.0.0.1:8500. Default: $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500. "
-         "The ACL token comes from $CONSUL_HTTP_TOKEN or $CONSUL_HTTP_TOKEN_FILE.")]
+ConsulAddr = Annotated[
+    str | None,
+    typer.Option(
+        "--consul-addr",
+        metavar="URL",
+        help="Consul HTTP API, e.g. http://127.0.0.1:8500. Default: $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500. "
+        "The ACL token comes from $CONSUL_HTTP_TOKEN or $CONSUL_HTTP_TOKEN_FILE.",
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details too.")]
 
 
@@ -34,8 +39,12 @@ class JSONFormatter(logging.Formatter):
     (and the traceback, when there is one)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                "message": record.getMessage()}
+        line = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
@@ -61,5 +70,3 @@ def on_signals(action: Callable[[], None]) -> SignalRelay:
 def fail(exc: DiscoveryError) -> typer.Exit:
     typer.echo(f"disco: error: {exc}", err=True)
     return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
-
-

@@ -10,16 +10,18 @@ import typer
 
 from ..errors import ConfigError, DiscoveryError
 from . import options as o
-from .common import ConsulAddr, Verbose, fail, setup_logging
-
 from .app import app
-
+from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
 @app.command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
 def explain(
-    target: Annotated[str, typer.Argument(metavar="SERVICE[/INSTANCE]", help="A service, or one of its instances "
-                                                                             "(service ID or HAProxy server name).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SERVICE[/INSTANCE]", help="A service, or one of its instances (service ID or HAProxy server name)."
+        ),
+    ],
     config: o.Config = None,
     output: o.Output = None,
     tag: o.Tag = None,
@@ -41,24 +43,39 @@ def explain(
     from ..haproxy.files import LiveConfig
     from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
-    from ..observe.explain import ALL_ROUTED, NOT_ROUTED, as_dicts, explain as run
+    from ..observe.explain import ALL_ROUTED, NOT_ROUTED, as_dicts
+    from ..observe.explain import explain as run
     from ..observe.health import ask_watcher
     from ..settings import consul_settings
 
     try:
-        opts = o.resolve_options(config, output=output, tag=tag, runtime_socket=runtime_socket, listen=listen,
-                                 consul_addr=consul_addr, verbose=verbose)
+        opts = o.resolve_options(
+            config,
+            output=output,
+            tag=tag,
+            runtime_socket=runtime_socket,
+            listen=listen,
+            consul_addr=consul_addr,
+            verbose=verbose,
+        )
         setup_logging(opts["verbose"], opts["log-format"])
         service, _, instance = target.partition("/")
         from ..state import checks
+
         if reason := checks.check(checks.SERVICE_NAME, service, "service name"):
             raise ConfigError(reason)
         live = LiveConfig(Path(opts["output"])).read() if opts.get("output") else None
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
-        explained = run(ConsulClient(consul_settings(opts["consul-addr"])), service, instance or None, tag=opts["tag"],
-                        config=parse(live) if live else None, runtime=RuntimeAPI(Path(socket)) if socket else None,
-                        held=(watcher or {}).get("held_services") or {})
+        explained = run(
+            ConsulClient(consul_settings(opts["consul-addr"])),
+            service,
+            instance or None,
+            tag=opts["tag"],
+            config=parse(live) if live else None,
+            runtime=RuntimeAPI(Path(socket)) if socket else None,
+            held=(watcher or {}).get("held_services") or {},
+        )
     except DiscoveryError as exc:
         raise fail(exc) from None
     if json_:

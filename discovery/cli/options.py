@@ -9,70 +9,135 @@ sees in ``--help`` are written in the help text.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..config import flag_values, resolve
 from ..settings import parse_pairs
 
-Config = Annotated[Optional[Path], typer.Option(
-    "--config", "-c", metavar="FILE", help="TOML file with any of these options (keys are the flag names, e.g. "
-                                           "master-socket = \"/run/haproxy/master.sock\"); flags win.")]
-Services = Annotated[Optional[list[str]], typer.Option(
-    "--service", "-s", help="Service to follow; repeat for more. One backend each.")]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="The HAProxy config file to write.")]
-Template = Annotated[Optional[Path], typer.Option(
-    "--template", "-T", help="Jinja2 template. Default: the bundled haproxy.cfg.j2.")]
-Tag = Annotated[Optional[str], typer.Option(help="Only instances with this tag.")]
-Set = Annotated[Optional[list[str]], typer.Option(
-    "--set", metavar="K=V", help="A template value, e.g. frontend_port=8080; repeat for more.")]
-MasterSocket = Annotated[Optional[Path], typer.Option(
-    help="HAProxy master CLI socket (haproxy -W -S PATH): reload through it and confirm.")]
-ReloadCmd = Annotated[Optional[str], typer.Option(help="Command that reloads HAProxy (run without a shell).")]
-RuntimeSocket = Annotated[Optional[Path], typer.Option(
-    help="HAProxy admin socket: apply server-only changes live through the runtime API, no reload. "
-         "Sets the template value admin_socket.")]
-DrainGrace = Annotated[Optional[str], typer.Option(
-    help="With --runtime-socket: how long a removed server drains before it is deleted. Default: 10s.")]
-CheckCmd = Annotated[Optional[str], typer.Option(
-    help="Command that validates a candidate config; {path} is replaced by its path. "
-         "Default: haproxy -c -f {path}.")]
-Wait = Annotated[Optional[str], typer.Option(
-    metavar="MIN[:MAX]", help="Quiescence: apply once changes pause for MIN, at most MAX after the first. "
-                              "Default: 10ms:1s.")]
-GateShare = Annotated[Optional[float], typer.Option(
-    help="Sanity gate: a change removing at least this share (0.01-1.0) of a service's instances at once is "
-         "suspect. Default: 1.0 (all of them).")]
-GateGrace = Annotated[Optional[str], typer.Option(
-    help="A suspect change is held until Consul has a leader again, or this long (a held first view of "
-         "a service holds every render). Default: 30s.")]
-WhenEmpty = Annotated[Optional[str], typer.Option(
-    help="A service left with no instance while Consul is healthy: keep (the last servers, for --gate-grace) "
-         "or empty (at once; the backend answers 503). Default: keep.")]
-WatchMode = Annotated[Optional[str], typer.Option(
-    help="service: one blocking query per service; catalog: two for the whole datacenter; "
-         "auto (default): catalog above 8 services, or with --discover.")]
-Stale = Annotated[bool, typer.Option(
-    "--stale", help="Read with ?stale: any Consul server answers from its own copy (no forwarding to the "
-                    "leader), and reads go on during a leader election.")]
-MaxStale = Annotated[Optional[str], typer.Option(
-    metavar="DURATION", help="With --stale: an answer from a server that has not heard from the leader for "
-                             "longer than this is asked again with the default consistency. Default: 2s.")]
-Listen = Annotated[Optional[str], typer.Option(
-    metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address.")]
-LogFormat = Annotated[Optional[str], typer.Option(
-    help="text (default) or json: one JSON object per line, with the fields of the text lines.")]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="TOML file with any of these options (keys are the flag names, e.g. "
+        'master-socket = "/run/haproxy/master.sock"); flags win.',
+    ),
+]
+Services = Annotated[
+    list[str] | None, typer.Option("--service", "-s", help="Service to follow; repeat for more. One backend each.")
+]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="The HAProxy config file to write.")]
+Template = Annotated[
+    Path | None, typer.Option("--template", "-T", help="Jinja2 template. Default: the bundled haproxy.cfg.j2.")
+]
+Tag = Annotated[str | None, typer.Option(help="Only instances with this tag.")]
+Set = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="K=V", help="A template value, e.g. frontend_port=8080; repeat for more."),
+]
+MasterSocket = Annotated[
+    Path | None, typer.Option(help="HAProxy master CLI socket (haproxy -W -S PATH): reload through it and confirm.")
+]
+ReloadCmd = Annotated[str | None, typer.Option(help="Command that reloads HAProxy (run without a shell).")]
+RuntimeSocket = Annotated[
+    Path | None,
+    typer.Option(
+        help="HAProxy admin socket: apply server-only changes live through the runtime API, no reload. "
+        "Sets the template value admin_socket."
+    ),
+]
+DrainGrace = Annotated[
+    str | None,
+    typer.Option(help="With --runtime-socket: how long a removed server drains before it is deleted. Default: 10s."),
+]
+CheckCmd = Annotated[
+    str | None,
+    typer.Option(
+        help="Command that validates a candidate config; {path} is replaced by its path. Default: haproxy -c -f {path}."
+    ),
+]
+Wait = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MIN[:MAX]",
+        help="Quiescence: apply once changes pause for MIN, at most MAX after the first. Default: 10ms:1s.",
+    ),
+]
+GateShare = Annotated[
+    float | None,
+    typer.Option(
+        help="Sanity gate: a change removing at least this share (0.01-1.0) of a service's instances at once is "
+        "suspect. Default: 1.0 (all of them)."
+    ),
+]
+GateGrace = Annotated[
+    str | None,
+    typer.Option(
+        help="A suspect change is held until Consul has a leader again, or this long (a held first view of "
+        "a service holds every render). Default: 30s."
+    ),
+]
+WhenEmpty = Annotated[
+    str | None,
+    typer.Option(
+        help="A service left with no instance while Consul is healthy: keep (the last servers, for --gate-grace) "
+        "or empty (at once; the backend answers 503). Default: keep."
+    ),
+]
+WatchMode = Annotated[
+    str | None,
+    typer.Option(
+        help="service: one blocking query per service; catalog: two for the whole datacenter; "
+        "auto (default): catalog above 8 services, or with --discover."
+    ),
+]
+Stale = Annotated[
+    bool,
+    typer.Option(
+        "--stale",
+        help="Read with ?stale: any Consul server answers from its own copy (no forwarding to the "
+        "leader), and reads go on during a leader election.",
+    ),
+]
+MaxStale = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DURATION",
+        help="With --stale: an answer from a server that has not heard from the leader for "
+        "longer than this is asked again with the default consistency. Default: 2s.",
+    ),
+]
+Listen = Annotated[
+    str | None,
+    typer.Option(metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address."),
+]
+LogFormat = Annotated[
+    str | None,
+    typer.Option(help="text (default) or json: one JSON object per line, with the fields of the text lines."),
+]
 
 
-Discover = Annotated[bool, typer.Option(
-    "--discover", help="Also follow every service in Consul with a route tag (urlprefix-...), as it is registered "
-                       "or goes away; --service names are followed whatever their tags. Uses the catalog watch "
-                       "(not with --watch-mode service).")]
+Discover = Annotated[
+    bool,
+    typer.Option(
+        "--discover",
+        help="Also follow every service in Consul with a route tag (urlprefix-...), as it is registered "
+        "or goes away; --service names are followed whatever their tags. Uses the catalog watch "
+        "(not with --watch-mode service).",
+    ),
+]
 Once = Annotated[bool, typer.Option("--once", help="Render, validate, write (and reload) once, then exit.")]
-Bootstrap = Annotated[bool, typer.Option(
-    "--bootstrap", help="If OUTPUT does not exist, first write a config with no instances (so HAProxy can "
-                        "start before Consul answers). With --once, exit right after, without Consul.")]
+Bootstrap = Annotated[
+    bool,
+    typer.Option(
+        "--bootstrap",
+        help="If OUTPUT does not exist, first write a config with no instances (so HAProxy can "
+        "start before Consul answers). With --once, exit right after, without Consul.",
+    ),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the rendered config; touch nothing.")]
 
 
@@ -83,6 +148,11 @@ def resolve_options(config: Path | None, **params: Any) -> dict[str, Any]:
         flags["set"] = parse_pairs(flags["set"], "--set")
     return resolve(flags, config)
 
+
 Json = Annotated[bool, typer.Option("--json", help="JSON instead of text, for scripts.")]
-AskWatcher = Annotated[Optional[str], typer.Option(
-    "--listen", metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds.")]
+AskWatcher = Annotated[
+    str | None,
+    typer.Option(
+        "--listen", metavar="ADDR:PORT", help="The running watcher's --listen address, to ask it about gate holds."
+    ),
+]

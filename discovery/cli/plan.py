@@ -8,14 +8,14 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
+from .app import app
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
-from .app import app
 
-
-
-@app.command(epilog="Example: `disco plan --config /etc/disco/watch.toml`, or "
-             "`disco plan --service web --output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`")
+@app.command(
+    epilog="Example: `disco plan --config /etc/disco/watch.toml`, or "
+    "`disco plan --service web --output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
+)
 def plan(
     service: o.Services = None,
     output: o.Output = None,
@@ -54,12 +54,28 @@ def plan(
     from ..settings import consul_settings
 
     try:
-        opts = o.resolve_options(config, service=service, output=output, template=template, tag=tag, set_=set_,
-                                 master_socket=master_socket, reload_cmd=reload_cmd, runtime_socket=runtime_socket,
-                                 drain_grace=drain_grace, check_cmd=check_cmd, wait=wait, gate_share=gate_share,
-                                 gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode,
-                                 discover=discover,
-                                 consul_addr=consul_addr, log_format=log_format, verbose=verbose)
+        opts = o.resolve_options(
+            config,
+            service=service,
+            output=output,
+            template=template,
+            tag=tag,
+            set_=set_,
+            master_socket=master_socket,
+            reload_cmd=reload_cmd,
+            runtime_socket=runtime_socket,
+            drain_grace=drain_grace,
+            check_cmd=check_cmd,
+            wait=wait,
+            gate_share=gate_share,
+            gate_grace=gate_grace,
+            when_empty=when_empty,
+            watch_mode=watch_mode,
+            discover=discover,
+            consul_addr=consul_addr,
+            log_format=log_format,
+            verbose=verbose,
+        )
         setup_logging(opts["verbose"], opts["log-format"])
         report = make_plan(ConsulClient(consul_settings(opts["consul-addr"])), watch_config(opts))
     except DiscoveryError as exc:

@@ -9,14 +9,14 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
+from .app import app
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
-from .app import app
 
-
-
-@app.command(epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
-             "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`")
+@app.command(
+    epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
+    "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
+)
 def status(
     service: o.Services = None,
     output: o.Output = None,
@@ -48,8 +48,17 @@ def status(
     from ..settings import consul_settings
 
     try:
-        opts = o.resolve_options(config, service=service, output=output, tag=tag, discover=discover,
-                                 runtime_socket=runtime_socket, listen=listen, consul_addr=consul_addr, verbose=verbose)
+        opts = o.resolve_options(
+            config,
+            service=service,
+            output=output,
+            tag=tag,
+            discover=discover,
+            runtime_socket=runtime_socket,
+            listen=listen,
+            consul_addr=consul_addr,
+            verbose=verbose,
+        )
         setup_logging(opts["verbose"], opts["log-format"])
         require(opts, "output")
         text = LiveConfig(Path(opts["output"])).read()
@@ -61,9 +70,14 @@ def status(
             services = (*followed, *(b for b in (parsed.backends if parsed else ()) if b not in followed))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
-        report = run(catalog, services, parsed, tag=opts["tag"],
-                     runtime=RuntimeAPI(Path(socket)) if socket else None,
-                     held=(watcher or {}).get("held_services") or {})
+        report = run(
+            catalog,
+            services,
+            parsed,
+            tag=opts["tag"],
+            runtime=RuntimeAPI(Path(socket)) if socket else None,
+            held=(watcher or {}).get("held_services") or {},
+        )
     except DiscoveryError as exc:
         raise fail(exc) from None
     notes = list(report.notes)
@@ -96,15 +110,31 @@ def show(report: object, notes: list[str]) -> None:
         for column in ("server", "Consul", "file", "HAProxy", "state", "weight", "health", "flag"):
             table.add_column(column)
         for row in backend.servers:
-            flag = (f"[red]DRIFT: {row.drift}[/red]" if row.drift else
-                    f"[yellow]pending: {row.pending}[/yellow]" if row.pending else "[green]ok[/green]")
-            table.add_row(row.name, row.consul or "-", row.file or "-", row.haproxy or "-", row.state or "-",
-                          "-" if row.weight is None else str(row.weight), row.health or "-", flag)
+            flag = (
+                f"[red]DRIFT: {row.drift}[/red]"
+                if row.drift
+                else f"[yellow]pending: {row.pending}[/yellow]"
+                if row.pending
+                else "[green]ok[/green]"
+            )
+            table.add_row(
+                row.name,
+                row.consul or "-",
+                row.file or "-",
+                row.haproxy or "-",
+                row.state or "-",
+                "-" if row.weight is None else str(row.weight),
+                row.health or "-",
+                flag,
+            )
         console.print(table)
         if backend.haproxy_error:
             console.print(f"  HAProxy did not answer: {backend.haproxy_error}")
     for note in notes:
         console.print(f"note: {note}", markup=False)
-    verdict = {0: "in step", 3: "DRIFT: HAProxy differs from the config file",
-               4: "pending: the config file is not yet what Consul says"}[report.exit_code]
+    verdict = {
+        0: "in step",
+        3: "DRIFT: HAProxy differs from the config file",
+        4: "pending: the config file is not yet what Consul says",
+    }[report.exit_code]
     console.print(verdict, markup=False)

@@ -10,17 +10,18 @@ import typer
 from ..errors import DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
-from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
-
 from .app import app
+from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
 SWITCH_INTERVAL = 0.0005
 
 
-@app.command(epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
-             "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
-             "`disco watch --config /etc/disco/watch.toml`")
+@app.command(
+    epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
+    "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
+    "`disco watch --config /etc/disco/watch.toml`"
+)
 def watch(
     service: o.Services = None,
     output: o.Output = None,
@@ -62,23 +63,46 @@ def watch(
     from ..settings import consul_settings, parse_duration
 
     try:
-        opts = o.resolve_options(config, service=service, output=output, template=template, tag=tag, set_=set_,
-                                 master_socket=master_socket, reload_cmd=reload_cmd, runtime_socket=runtime_socket,
-                                 drain_grace=drain_grace, check_cmd=check_cmd, wait=wait, gate_share=gate_share,
-                                 gate_grace=gate_grace, when_empty=when_empty, watch_mode=watch_mode,
-                                 discover=discover, stale=stale, max_stale=max_stale, listen=listen,
-                                 once=once, bootstrap=bootstrap, dry_run=dry_run, consul_addr=consul_addr,
-                                 log_format=log_format, verbose=verbose)
+        opts = o.resolve_options(
+            config,
+            service=service,
+            output=output,
+            template=template,
+            tag=tag,
+            set_=set_,
+            master_socket=master_socket,
+            reload_cmd=reload_cmd,
+            runtime_socket=runtime_socket,
+            drain_grace=drain_grace,
+            check_cmd=check_cmd,
+            wait=wait,
+            gate_share=gate_share,
+            gate_grace=gate_grace,
+            when_empty=when_empty,
+            watch_mode=watch_mode,
+            discover=discover,
+            stale=stale,
+            max_stale=max_stale,
+            listen=listen,
+            once=once,
+            bootstrap=bootstrap,
+            dry_run=dry_run,
+            consul_addr=consul_addr,
+            log_format=log_format,
+            verbose=verbose,
+        )
         setup_logging(opts["verbose"], opts["log-format"])
         # A watch thread that hands a change on goes straight into its next long poll (a millisecond or
         # two of Python before the socket wait releases the GIL); the loop waiting for the change
         # should not wait out CPython's 5 ms switch interval for it.
         sys.setswitchinterval(SWITCH_INTERVAL)
         watch_settings = watch_config(opts)
-        client = ConsulClient(consul_settings(opts["consul-addr"]), stale=opts["stale"],
-                              max_stale=parse_duration(opts["max-stale"]))
-        watcher = Watcher(client, watch_settings, dry_run=opts["dry-run"],
-                          output=lambda text: typer.echo(text, nl=False))
+        client = ConsulClient(
+            consul_settings(opts["consul-addr"]), stale=opts["stale"], max_stale=parse_duration(opts["max-stale"])
+        )
+        watcher = Watcher(
+            client, watch_settings, dry_run=opts["dry-run"], output=lambda text: typer.echo(text, nl=False)
+        )
         if opts["listen"] and not opts["once"]:
             serve(watcher, parse_listen(opts["listen"]))
         on_signals(watcher.stop)

@@ -28,7 +28,18 @@ def free_port() -> int:
 
 def consul_dev_config(http_port: int, serf_lan: int, serf_wan: int, server: int, dns: int = -1) -> dict[str, object]:
     """Agent config for a single dev server on 127.0.0.1 with its UI; gRPC off, DNS off unless given."""
-    return {"bind_addr": "127.0.0.1", "client_addr": "127.0.0.1", "ui": True,
-            "ports": {"http": http_port, "dns": dns, "grpc": -1, "serf_lan": serf_lan,
-                      "serf_wan": serf_wan, "server": server},
-            "disable_update_check": True, "log_level": "WARN"}
+    return {
+        "bind_addr": "127.0.0.1",
+        "client_addr": "127.0.0.1",
+        "ui": True,
+        "ports": {
+            "http": http_port,
+            "dns": dns,
+            "grpc": -1,
+            "serf_lan": serf_lan,
+            "serf_wan": serf_wan,
+            "server": server,
+        },
+        "disable_update_check": True,
+        "log_level": "WARN",
+    }

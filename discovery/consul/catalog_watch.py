@@ -33,17 +33,28 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..errors import CatalogError
+from ..state.convert import convert
+from ..state.model import Service
 from .check_diff import changed_checks
 from .client import Catalog
 from .discover import Gone, Listed, discovered, gone_reason
-from ..state.convert import convert
-from ..errors import CatalogError
-from ..state.model import Service
-from .watch import HEALTH_SERVICE, ConsulRequest, Follow, Report, Retry, SkipLog, Update, WatchTiming, no_report, changed_view
+from .watch import (
+    HEALTH_SERVICE,
+    ConsulRequest,
+    Follow,
+    Report,
+    Retry,
+    SkipLog,
+    Update,
+    WatchTiming,
+    changed_view,
+    no_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +64,7 @@ READERS = 8
 JOIN_WITHIN = 2.0
 _FAILED = "failed"  # a trigger: a follower thread ended with an exception
 
-CheckKey = tuple[str, str]                        # (node, check ID)
+CheckKey = tuple[str, str]  # (node, check ID)
 CheckValue = tuple[str, str, str, tuple[str, ...]]  # (service name, service ID, status, tags)
 
 
@@ -64,13 +75,21 @@ def check_digest(checks: Iterable[Mapping[str, Any]]) -> dict[CheckKey, CheckVal
         if not isinstance(chk, Mapping):
             continue
         key = (str(chk.get("Node", "")), str(chk.get("CheckID", "")))
-        digest[key] = (str(chk.get("ServiceName") or ""), str(chk.get("ServiceID") or ""),
-                       str(chk.get("Status", "")), tuple(sorted(str(t) for t in chk.get("ServiceTags") or ())))
+        digest[key] = (
+            str(chk.get("ServiceName") or ""),
+            str(chk.get("ServiceID") or ""),
+            str(chk.get("Status", "")),
+            tuple(sorted(str(t) for t in chk.get("ServiceTags") or ())),
+        )
     return digest
 
 
-def dirty_services(old: Mapping[CheckKey, CheckValue] | None, new: Mapping[CheckKey, CheckValue],
-                   watched: Iterable[str], nodes: Mapping[str, set[str]]) -> set[str]:
+def dirty_services(
+    old: Mapping[CheckKey, CheckValue] | None,
+    new: Mapping[CheckKey, CheckValue],
+    watched: Iterable[str],
+    nodes: Mapping[str, set[str]],
+) -> set[str]:
     """The watched services a change of checks touches.  ``nodes`` maps a node to the watched
     services with instances on it (a node check, like ``serfHealth``, affects all of them)."""
     watched = set(watched)
@@ -87,24 +106,39 @@ def dirty_services(old: Mapping[CheckKey, CheckValue] | None, new: Mapping[Check
     return touched & watched
 
 
-def dirty_from_service_list(old: Mapping[str, Sequence[str]] | None, new: Mapping[str, Sequence[str]],
-                            watched: Iterable[str]) -> set[str]:
+def dirty_from_service_list(
+    old: Mapping[str, Sequence[str]] | None, new: Mapping[str, Sequence[str]], watched: Iterable[str]
+) -> set[str]:
     """Watched services that appeared, disappeared or changed tags in ``/v1/catalog/services``."""
     watched = set(watched)
     if old is None:
         return watched
-    return {name for name in watched if sorted(old.get(name) or ()) != sorted(new.get(name) or ())
-            or (name in old) != (name in new)}
+    return {
+        name
+        for name in watched
+        if sorted(old.get(name) or ()) != sorted(new.get(name) or ()) or (name in old) != (name in new)
+    }
 
 
 class CatalogWatch:
     """Watched services through two blocking queries; changed services go to ``on_update``
     (with ``discover``, also :class:`Listed` and :class:`Gone` as the followed set changes)."""
 
-    def __init__(self, catalog: Catalog, services: Sequence[str], on_update: Callable[[Update | Listed | Gone], None],
-                 stop: threading.Event, *, tag: str | None = None, timing: WatchTiming = WatchTiming(),
-                 clock: Callable[[], float] = time.monotonic, gather: float = 0.0,
-                 explain_within: float = 10.0, report: Report = no_report, discover: bool = False) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        services: Sequence[str],
+        on_update: Callable[[Update | Listed | Gone], None],
+        stop: threading.Event,
+        *,
+        tag: str | None = None,
+        timing: WatchTiming = WatchTiming(),
+        clock: Callable[[], float] = time.monotonic,
+        gather: float = 0.0,
+        explain_within: float = 10.0,
+        report: Report = no_report,
+        discover: bool = False,
+    ) -> None:
         self.catalog, self.on_update, self.stop, self.tag, self.timing = catalog, on_update, stop, tag, timing
         self.explicit = self.services = tuple(services)
         self.discover = discover
@@ -129,13 +163,21 @@ class CatalogWatch:
     def _follow(self, name: str, fetch: Callable[[int, float], tuple[int, Any]], endpoint: str) -> threading.Thread:
         """A thread following one endpoint: its answers, or the exception that ended it (which stops
         :meth:`run` instead of leaving the watch deaf), go to the trigger queue."""
-        follow = Follow(name, fetch, lambda index, body: self._triggers.put((name, index, body, self.clock())),
-                        self.stop, self.timing, self.clock, endpoint, self.report)
+        follow = Follow(
+            name,
+            fetch,
+            lambda index, body: self._triggers.put((name, index, body, self.clock())),
+            self.stop,
+            self.timing,
+            self.clock,
+            endpoint,
+            self.report,
+        )
 
         def body() -> None:
             try:
                 follow.run()
-            except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
+            except BaseException as exc:
                 self._triggers.put((_FAILED, 0, (name, exc), self.clock()))
 
         thread = threading.Thread(target=body, name=name, daemon=True)
@@ -146,10 +188,14 @@ class CatalogWatch:
         """Follow both endpoints and read what changed, until ``stop``; the two follower threads are
         joined when stopping.  Raises if a follower failed."""
         catalog = self.catalog
-        followers = [self._follow("health.state(any)", lambda i, w: catalog.health_state_text(index=i, wait=w),
-                                  "/v1/health/state"),
-                     self._follow("catalog.services", lambda i, w: catalog.catalog_services(index=i, wait=w),
-                                  "/v1/catalog/services")]
+        followers = [
+            self._follow(
+                "health.state(any)", lambda i, w: catalog.health_state_text(index=i, wait=w), "/v1/health/state"
+            ),
+            self._follow(
+                "catalog.services", lambda i, w: catalog.catalog_services(index=i, wait=w), "/v1/catalog/services"
+            ),
+        ]
         try:
             self._loop()
         finally:
@@ -280,8 +326,9 @@ class CatalogWatch:
                 self._apply(name, *fetched, since)
 
     def _fetch(self, name: str) -> tuple[int, Any, float]:
-        index, entries = self._retry(self.catalog.health_service, name, tag=self.tag, index=0,
-                                     wait=self.timing.wait, passing=False)
+        index, entries = self._retry(
+            self.catalog.health_service, name, tag=self.tag, index=0, wait=self.timing.wait, passing=False
+        )
         return index, entries, time.monotonic()
 
     def _apply(self, name: str, index: int, entries: Any, fetched_at: float, since: float | None) -> None:
@@ -294,6 +341,10 @@ class CatalogWatch:
         self._last[name] = update
         if self._current.get(name) != conversion.service:
             self._current[name] = conversion.service
-            log.info("health.service(%s|passing): change seen at index %d: %d instances", name, index,
-                     len(conversion.service.instances))
+            log.info(
+                "health.service(%s|passing): change seen at index %d: %d instances",
+                name,
+                index,
+                len(conversion.service.instances),
+            )
         self.on_update(update)

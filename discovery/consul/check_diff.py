@@ -48,10 +48,10 @@ def common_suffix(a: str, b: str, limit: int) -> int:
     lo = 0
     while lo < limit:
         hi = min(limit, lo + _BLOCK)
-        if a[la - hi:la - lo] != b[lb - hi:lb - lo]:
+        if a[la - hi : la - lo] != b[lb - hi : lb - lo]:
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+                if a[la - mid : la - lo] == b[lb - mid : lb - lo]:
                     lo = mid
                 else:
                     hi = mid
@@ -65,7 +65,7 @@ def _start_of_check_before(text: str, end: int) -> int | None:
     pos = text.rfind(_KEY, 0, end)
     while pos != -1:
         brace = text.rfind("{", 0, pos)
-        if brace != -1 and not text[brace + 1:pos].strip():
+        if brace != -1 and not text[brace + 1 : pos].strip():
             return brace
         pos = text.rfind(_KEY, 0, pos)
     return None
@@ -76,7 +76,7 @@ def _start_of_check_from(text: str, begin: int) -> int | None:
     pos = text.find(_KEY, begin)
     while pos != -1:
         brace = text.rfind("{", 0, pos)
-        if brace >= begin and not text[brace + 1:pos].strip():
+        if brace >= begin and not text[brace + 1 : pos].strip():
             return brace
         pos = text.find(_KEY, pos + 1)
     return None

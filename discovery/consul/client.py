@@ -25,14 +25,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import consul
 import consul.base
 import consul.std
 import requests
 
+import consul
+
 from ..errors import AccessDenied, CatalogUnavailable
-from .http import PerThreadHTTPClient
 from ..settings import ConsulSettings, format_duration
+from .http import PerThreadHTTPClient
 
 T = TypeVar("T")
 Entries = Sequence[Mapping[str, Any]]
@@ -62,8 +63,9 @@ class Answer:
 class Catalog(Protocol):
     """What the watcher needs from Consul; tests of pure logic pass a fake."""
 
-    def health_service(self, service: str, *, tag: str | None, index: int, wait: float,
-                       passing: bool) -> tuple[int, Entries]:
+    def health_service(
+        self, service: str, *, tag: str | None, index: int, wait: float, passing: bool
+    ) -> tuple[int, Entries]:
         """Blocking query: return ``(X-Consul-Index, entries)`` once the index moves past ``index``."""
         ...
 
@@ -102,9 +104,14 @@ class Catalog(Protocol):
 class ConsulClient:
     """python-consul2 with explicit settings, timeouts and error mapping."""
 
-    def __init__(self, settings: ConsulSettings, request_timeout: float = 10.0,
-                 stale: bool = False, max_stale: float = DEFAULT_MAX_STALE,
-                 http: PerThreadHTTPClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: ConsulSettings,
+        request_timeout: float = 10.0,
+        stale: bool = False,
+        max_stale: float = DEFAULT_MAX_STALE,
+        http: PerThreadHTTPClient | None = None,
+    ) -> None:
         """``stale``: every read asks for ``?stale`` (see the module's docstring); ``http``: the
         transport, for tests (python-consul2's HTTP client interface)."""
         self.settings = settings
@@ -115,8 +122,9 @@ class ConsulClient:
         self._consul = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme, verify=verify)
         # Undo python-consul2's environment override (our settings already resolved it), and give
         # every thread its own timeout and session.
-        self._http = http or PerThreadHTTPClient(settings.host, settings.port, settings.scheme, verify,
-                                                 timeout=request_timeout)
+        self._http = http or PerThreadHTTPClient(
+            settings.host, settings.port, settings.scheme, verify, timeout=request_timeout
+        )
         self._consul.http = self._http
         self._consul.scheme = settings.scheme
         self._requests_lock = threading.Lock()
@@ -151,7 +159,9 @@ class ConsulClient:
             with self._http.timeout_for(timeout or self.request_timeout):
                 return fn(*args, token=token, **kwargs)
         except consul.base.ACLPermissionDenied as exc:
-            raise AccessDenied(f"Consul at {self.settings.url} refused the ACL token (403): {str(exc).strip()}") from exc
+            raise AccessDenied(
+                f"Consul at {self.settings.url} refused the ACL token (403): {str(exc).strip()}"
+            ) from exc
         except (requests.RequestException, consul.base.ConsulException) as exc:
             raise CatalogUnavailable(f"Consul at {self.settings.url} is unavailable: {_brief(exc)}") from exc
 
@@ -167,8 +177,9 @@ class ConsulClient:
         except (TypeError, ValueError) as exc:
             raise CatalogUnavailable(f"Consul at {self.settings.url} sent no usable X-Consul-Index") from exc
 
-    def _get(self, path: str, params: list[tuple[str, str]], index: int, wait: float, stale: bool,
-             text: bool = False) -> Answer:
+    def _get(
+        self, path: str, params: list[tuple[str, str]], index: int, wait: float, stale: bool, text: bool = False
+    ) -> Answer:
         """One GET of a read endpoint, blocking when ``index`` is given, with Consul's freshness headers
         (python-consul2's read methods drop the headers, and its health reads cannot ask for ``?stale``)."""
         query = list(params)
@@ -200,9 +211,12 @@ class ConsulClient:
         body = json.loads(response.body) if decode else response.body
         contact = headers.get("X-Consul-LastContact")
         leader = headers.get("X-Consul-KnownLeader")
-        return Answer(self._index(headers.get("X-Consul-Index")), body,
-                      int(contact) if contact is not None and str(contact).isdigit() else None,
-                      None if leader is None else str(leader).lower() == "true")
+        return Answer(
+            self._index(headers.get("X-Consul-Index")),
+            body,
+            int(contact) if contact is not None and str(contact).isdigit() else None,
+            None if leader is None else str(leader).lower() == "true",
+        )
 
     def _read(self, path: str, params: list[tuple[str, str]], index: int, wait: float, text: bool = False) -> Answer:
         """A read, ``?stale`` when so configured; a stale answer older than ``max_stale`` is asked again,
@@ -211,13 +225,19 @@ class ConsulClient:
         if self.stale and too_stale(answer.last_contact_ms, self.max_stale):
             with self._requests_lock:
                 self._reasked += 1
-            log.debug("%s: stale answer (last contact with the leader %d ms ago, known leader: %s); asking again "
-                      "with the default consistency", path, answer.last_contact_ms, answer.known_leader)
+            log.debug(
+                "%s: stale answer (last contact with the leader %d ms ago, known leader: %s); asking again "
+                "with the default consistency",
+                path,
+                answer.last_contact_ms,
+                answer.known_leader,
+            )
             answer = self._get(path, params, index, wait, False, text)
         return answer
 
-    def health_service(self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0,
-                       passing: bool = True) -> tuple[int, Entries]:
+    def health_service(
+        self, service: str, *, tag: str | None = None, index: int = 0, wait: float = 300.0, passing: bool = True
+    ) -> tuple[int, Entries]:
         params = ([("passing", "1")] if passing else []) + ([("tag", tag)] if tag is not None else [])
         answer = self._read(f"/v1/health/service/{service}", params, index, wait)
         return answer.index, answer.body or []
@@ -247,10 +267,15 @@ class ConsulClient:
         python-consul2's ``agent.service.register`` cannot pass check fields such as
         ``SuccessBeforePassing``, so we send the payload through its HTTP client.
         """
+
         def put(token: str | None = None) -> bool:
             headers = {"X-Consul-Token": token} if token else {}
-            return bool(self._consul.http.put(consul.base.CB.bool(), "/v1/agent/service/register",
-                                              headers=headers, data=json.dumps(payload)))
+            return bool(
+                self._consul.http.put(
+                    consul.base.CB.bool(), "/v1/agent/service/register", headers=headers, data=json.dumps(payload)
+                )
+            )
+
         self._call(put)
 
     def deregister_service(self, service_id: str) -> None:

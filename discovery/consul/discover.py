@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..state import checks
-from .client import Catalog
 from ..state.routes import is_route_tag
+from .client import Catalog
 
 #: Why a service left the followed set.
 DEREGISTERED, NO_ROUTE_TAG = "no longer in the catalog", "no longer carries a route tag"
@@ -55,8 +55,12 @@ class Gone:
     seen_at: float = field(default_factory=time.monotonic)
 
 
-def discovered(service_list: Mapping[str, Sequence[str]], explicit: Iterable[str],
-               is_route: Callable[[object], bool] = is_route_tag, tag: str | None = None) -> Discovery:
+def discovered(
+    service_list: Mapping[str, Sequence[str]],
+    explicit: Iterable[str],
+    is_route: Callable[[object], bool] = is_route_tag,
+    tag: str | None = None,
+) -> Discovery:
     """Explicit services, plus every listed service with a route tag whose name is safe.  With
     ``tag`` (``--tag``, which routes only the instances carrying it), a service none of whose
     instances carries it is not followed: it would be a backend with no server."""
@@ -83,7 +87,9 @@ def gone_reason(name: str, service_list: Mapping[str, Sequence[str]], tag: str |
     return NO_ROUTE_TAG
 
 
-def read_followed(catalog: Catalog, explicit: Sequence[str], tag: str | None = None) -> tuple[tuple[str, ...], Discovery]:
+def read_followed(
+    catalog: Catalog, explicit: Sequence[str], tag: str | None = None
+) -> tuple[tuple[str, ...], Discovery]:
     """One non-blocking read of the catalog list (``disco plan`` and ``status``): the services to
     follow in the watcher's order (``--service`` names first, then the discovered ones by name)."""
     _, service_list = catalog.catalog_services(index=0, wait=0)

@@ -118,4 +118,5 @@ class _TrackingAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": functools.partial(_TrackingHTTPPool, opened=self._opened),
-            "https": functools.partial(_TrackingHTTPSPool, opened=self._opened)}
+            "https": functools.partial(_TrackingHTTPSPool, opened=self._opened),
+        }

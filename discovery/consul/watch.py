@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from .client import Catalog
-from ..state.convert import Conversion, convert
 from ..errors import AccessDenied, CatalogError
+from ..state.convert import Conversion, convert
 from ..state.model import Service
+from .client import Catalog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,18 +78,19 @@ def next_index(previous: int, received: int) -> int:
 class WatchTiming:
     """How the loops pace themselves."""
 
-    wait: float = 300.0           # blocking wait sent to Consul
-    min_interval: float = 0.02    # at least this long between two queries of one endpoint
-    backoff_min: float = 0.25     # first retry after an error
-    backoff_max: float = 5.0      # ceiling of the exponential backoff (a local agent: keep it short)
-    denied_retry: float = 10.0    # how often to try again after a 403 (a token file may be fixed)
+    wait: float = 300.0  # blocking wait sent to Consul
+    min_interval: float = 0.02  # at least this long between two queries of one endpoint
+    backoff_min: float = 0.25  # first retry after an error
+    backoff_max: float = 5.0  # ceiling of the exponential backoff (a local agent: keep it short)
+    denied_retry: float = 10.0  # how often to try again after a 403 (a token file may be fixed)
 
 
 class Retry:
     """Call Consul until it answers or we are stopped: backoff with jitter, 403 reported once."""
 
-    def __init__(self, identity: str, stop: threading.Event, timing: WatchTiming, endpoint: str = "",
-                 report: Report = no_report) -> None:
+    def __init__(
+        self, identity: str, stop: threading.Event, timing: WatchTiming, endpoint: str = "", report: Report = no_report
+    ) -> None:
         self.identity = identity
         self.stop = stop
         self.timing = timing
@@ -117,9 +118,14 @@ class Retry:
 
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Raises CatalogError only once stopped."""
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(CatalogError), wait=self._wait,
-                                     stop=lambda _state: self.stop.is_set(), sleep=self.stop.wait,
-                                     before_sleep=self._log, reraise=True)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(CatalogError),
+            wait=self._wait,
+            stop=lambda _state: self.stop.is_set(),
+            sleep=self.stop.wait,
+            before_sleep=self._log,
+            reraise=True,
+        )
         result = retrying(fn, *args, **kwargs)
         self._denied_reported = False
         return result
@@ -130,10 +136,17 @@ class Follow:
     which returns whether it changed anything (None: it did).  Every answer and failure is reported
     as a :class:`ConsulRequest` on ``endpoint``."""
 
-    def __init__(self, identity: str, fetch: Callable[[int, float], tuple[int, Any]],
-                 on_answer: Callable[[int, Any], bool | None], stop: threading.Event,
-                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic,
-                 endpoint: str = "", report: Report = no_report) -> None:
+    def __init__(
+        self,
+        identity: str,
+        fetch: Callable[[int, float], tuple[int, Any]],
+        on_answer: Callable[[int, Any], bool | None],
+        stop: threading.Event,
+        timing: WatchTiming = WatchTiming(),
+        clock: Callable[[], float] = time.monotonic,
+        endpoint: str = "",
+        report: Report = no_report,
+    ) -> None:
         self.identity = identity
         self.fetch = fetch
         self.on_answer = on_answer
@@ -171,15 +184,25 @@ class Follow:
 HEALTH_SERVICE = "/v1/health/service"
 
 
-def changed_view(last: Update | None, conversion: Conversion, index: int,
-                 answered_at: float | None = None) -> Update | None:
+def changed_view(
+    last: Update | None, conversion: Conversion, index: int, answered_at: float | None = None
+) -> Update | None:
     """The update to hand on when ``conversion`` differs from ``last`` (routed instances or counts)."""
     if last is not None and (last.service, last.statuses, last.left_out) == (
-            conversion.service, conversion.statuses, conversion.left_out):
+        conversion.service,
+        conversion.statuses,
+        conversion.left_out,
+    ):
         return None
     now = time.monotonic()
-    return Update(conversion.service, index, conversion.statuses, conversion.left_out, now,
-                  now if answered_at is None else answered_at)
+    return Update(
+        conversion.service,
+        index,
+        conversion.statuses,
+        conversion.left_out,
+        now,
+        now if answered_at is None else answered_at,
+    )
 
 
 class ServiceWatch:
@@ -189,10 +212,19 @@ class ServiceWatch:
     status), and routes only the passing ones (``passing``), as Consul's ``?passing`` would.
     """
 
-    def __init__(self, catalog: Catalog, service: str, on_update: Callable[[Update], None],
-                 stop: threading.Event, *, tag: str | None = None, passing: bool = True,
-                 timing: WatchTiming = WatchTiming(), clock: Callable[[], float] = time.monotonic,
-                 report: Report = no_report) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        service: str,
+        on_update: Callable[[Update], None],
+        stop: threading.Event,
+        *,
+        tag: str | None = None,
+        passing: bool = True,
+        timing: WatchTiming = WatchTiming(),
+        clock: Callable[[], float] = time.monotonic,
+        report: Report = no_report,
+    ) -> None:
         self.service = service
         self.on_update = on_update
         self.passing = passing
@@ -212,8 +244,12 @@ class ServiceWatch:
         if update is None:
             return False
         if self._last is None or update.service != self._last.service:
-            log.info("%s: change seen at index %d: %d instances", self.follow.identity, index,
-                     len(conversion.service.instances))
+            log.info(
+                "%s: change seen at index %d: %d instances",
+                self.follow.identity,
+                index,
+                len(conversion.service.instances),
+            )
         self._last = update
         self.on_update(update)
         return True

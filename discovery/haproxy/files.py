@@ -82,8 +82,14 @@ class LiveConfig:
         except OSError as exc:
             raise OutputError(f"cannot read {self.path}: {exc.strerror}") from exc
 
-    def install(self, text: str, validator: Validator | None, delta: str | None = None,
-                mark: Callable[[str], None] = lambda _stage: None, durable: bool = True) -> None:
+    def install(
+        self,
+        text: str,
+        validator: Validator | None,
+        delta: str | None = None,
+        mark: Callable[[str], None] = lambda _stage: None,
+        durable: bool = True,
+    ) -> None:
         """Validate ``text`` as a temporary file and rename it over the live file.
 
         ``delta``, when given, is what ``text`` adds to the config HAProxy already accepted (its

@@ -73,7 +73,9 @@ class KnownForms:
 
     def __init__(self) -> None:
         self._forms: set[Form] = set()
-        self._unlearnt: Callable[[], ParsedConfig | None] | None = None  # a whole config accepted, learnt when first needed
+        self._unlearnt: Callable[[], ParsedConfig | None] | None = (
+            None  # a whole config accepted, learnt when first needed
+        )
 
     def learn(self, servers: Iterable[ServerLine]) -> None:
         for server in servers:

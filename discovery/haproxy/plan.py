@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-_SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|"
-                      r"http-errors|ring|cache|mailers)\b\s*(\S*)")
+_SECTION = re.compile(
+    r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|"
+    r"http-errors|ring|cache|mailers)\b\s*(\S*)"
+)
 _ADDR = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\s]+)):(?P<port>\d+)$")
 
 
@@ -131,8 +133,9 @@ def parse_chunk(chunk: str) -> tuple[Section, ...] | None:
             addr = _ADDR.match(words[2])
             if addr is None or words[1] in servers:
                 return None
-            servers[words[1]] = ServerLine(name, words[1], addr.group("v6") or addr.group("host"),
-                                           int(addr.group("port")), tuple(words[3:]))
+            servers[words[1]] = ServerLine(
+                name, words[1], addr.group("v6") or addr.group("host"), int(addr.group("port")), tuple(words[3:])
+            )
             continue  # order within a backend does not matter to roundrobin: only the set counts
         skeleton.append(line)
     if kind or skeleton:
@@ -269,7 +272,8 @@ def describe(op: Op) -> str:
     """One line per operation, in the runtime API's words."""
     if isinstance(op, Add):
         return f"add server {op.server.backend}/{op.server.name} {op.server.addr_port}" + (
-            f" weight {op.server.weight}" if op.server.weight else "")
+            f" weight {op.server.weight}" if op.server.weight else ""
+        )
     if isinstance(op, Remove):
         return f"drain, then delete server {op.backend}/{op.name}"
     if isinstance(op, SetAddress):

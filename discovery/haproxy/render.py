@@ -37,8 +37,8 @@ from typing import Any
 
 import jinja2
 
-from ..state import checks as names
 from ..errors import TemplateError
+from ..state import checks as names
 from ..state.model import DesiredState, Service
 from ..state.routing import Table, table
 
@@ -117,8 +117,9 @@ class Renderer:
         self._routing = memo
         return memo
 
-    def render(self, state: DesiredState, values: Mapping[str, str] | None = None,
-               env: Mapping[str, str] | None = None) -> str:
+    def render(
+        self, state: DesiredState, values: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
         values = dict(values or {})
         clash = RESERVED.intersection(values)
         if clash:
@@ -133,9 +134,14 @@ class Renderer:
         if self._outside is None or self._outside[0] is not routing.table or self._outside[1:] != (values, env):
             self._fragments.clear()  # what a cached macro may read besides its arguments changed
             self._outside = (routing.table, values, env)
-        context: dict[str, Any] = {**values, "values": values, "env": env,
-                                   "services": services, "service": {s["name"]: s for s in services},
-                                   "routing": routing.context}
+        context: dict[str, Any] = {
+            **values,
+            "values": values,
+            "env": env,
+            "services": services,
+            "service": {s["name"]: s for s in services},
+            "routing": routing.context,
+        }
         try:
             return self._template.render(context)
         except jinja2.TemplateError as exc:
@@ -148,7 +154,7 @@ class _Routing:
     """The last routing table, and what it was computed from."""
 
     services: tuple[Service, ...]  # the same tuple again needs no key
-    key: tuple[Any, ...]           # every service's name, routes and settings; discovered; the values
+    key: tuple[Any, ...]  # every service's name, routes and settings; discovered; the values
     table: Table
     context: dict[str, Any]
 

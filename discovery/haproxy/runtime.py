@@ -16,9 +16,9 @@ class ServerState:
     name: str
     address: str
     port: int
-    op_state: int      # 0 stopped, 1 starting, 2 running, 3 stopping
-    admin_state: int   # bit flags: 0x01/0x02/0x04/0x20 maintenance, 0x08/0x10 drain
-    weight: int = 1    # the user weight (srv_uweight)
+    op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
+    admin_state: int  # bit flags: 0x01/0x02/0x04/0x20 maintenance, 0x08/0x10 drain
+    weight: int = 1  # the user weight (srv_uweight)
 
     @property
     def in_maintenance(self) -> bool:
@@ -118,8 +118,11 @@ class RuntimeAPI:
             return {}
         columns = lines[0][2:].split(",")
         rows = (line.split(",") for line in lines[1:] if line)
-        return {row[1]: {c: int(v) for c, v in zip(columns, row) if v.isdigit()} for row in rows
-                if len(row) > 2 and row[0] == backend}
+        return {
+            row[1]: {c: int(v) for c, v in zip(columns, row) if v.isdigit()}
+            for row in rows
+            if len(row) > 2 and row[0] == backend
+        }
 
     def servers(self, backend: str) -> dict[str, ServerState]:
         """``show servers state`` of one backend, by server name."""
@@ -127,6 +130,7 @@ class RuntimeAPI:
         for line in self.ask(f"show servers state {backend}").splitlines():
             words = line.split()
             if len(words) > 18 and words[1] == backend and words[0].isdigit():
-                result[words[3]] = ServerState(words[3], words[4], int(words[18]), int(words[5]), int(words[6]),
-                                               int(words[7]))
+                result[words[3]] = ServerState(
+                    words[3], words[4], int(words[18]), int(words[5]), int(words[6]), int(words[7])
+                )
         return result

@@ -53,8 +53,9 @@ class Validator:
         if proc.returncode == 0:
             return
         output = (proc.stdout + proc.stderr).replace(str(candidate), str(shown_as or candidate))
-        alerts = [ln.strip() for ln in output.splitlines() if "[ALERT]" in ln] or \
-                 [ln.strip() for ln in output.splitlines() if ln.strip()]
+        alerts = [ln.strip() for ln in output.splitlines() if "[ALERT]" in ln] or [
+            ln.strip() for ln in output.splitlines() if ln.strip()
+        ]
         first = next((a for a in alerts if "parsing [" in a), alerts[0] if alerts else "no output")
         raise ValidationError(f"HAProxy rejected the rendered config: {_strip_prefix(first)}", "\n".join(alerts))
 

@@ -28,12 +28,12 @@ ALL_ROUTED, NOT_ROUTED = 0, 3
 @dataclass(frozen=True)
 class Explained:
     service: str
-    server: str                 # the HAProxy server name (the service ID, or NODE:ID when IDs clash)
+    server: str  # the HAProxy server name (the service ID, or NODE:ID when IDs clash)
     node: str
     address: str
-    status: str                 # passing, warning, critical, maintenance; "absent": not in Consul
+    status: str  # passing, warning, critical, maintenance; "absent": not in Consul
     routed: bool
-    reasons: tuple[str, ...]    # why it is not routed (or, when routed, why it still is)
+    reasons: tuple[str, ...]  # why it is not routed (or, when routed, why it still is)
 
     def lines(self) -> list[str]:
         head = f"{self.service}/{self.server} (node {self.node}, {self.address}, {self.status}): "
@@ -42,20 +42,25 @@ class Explained:
 
 def _first_line(text: object, limit: int = 200) -> str:
     lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
-    return (lines[0][:limit] if lines else "no output")
+    return lines[0][:limit] if lines else "no output"
 
 
-def reasons_for(entry: Mapping[str, Any], service: str, tag: str | None, held: Mapping[str, str],
-                haproxy: ServerState | None) -> list[str]:
+def reasons_for(
+    entry: Mapping[str, Any], service: str, tag: str | None, held: Mapping[str, str], haproxy: ServerState | None
+) -> list[str]:
     """Every reason, in order, that keeps this entry out of HAProxy (or keeps it there)."""
     reasons = []
     for chk in failing_checks(entry):
-        reasons.append(f"check {str(chk.get('CheckID', '?'))!r} ({chk.get('Name', '')}) is "
-                       f"{chk.get('Status', 'critical')}: {_first_line(chk.get('Output'))}")
+        reasons.append(
+            f"check {str(chk.get('CheckID', '?'))!r} ({chk.get('Name', '')}) is "
+            f"{chk.get('Status', 'critical')}: {_first_line(chk.get('Output'))}"
+        )
     maintenance = in_maintenance(entry)
     if maintenance is not None:
         what = "its node" if str(maintenance.get("CheckID", "")).startswith("_node") else "the instance"
-        reasons.append(f"maintenance mode on {what}: {_first_line(maintenance.get('Notes') or maintenance.get('Output'))}")
+        reasons.append(
+            f"maintenance mode on {what}: {_first_line(maintenance.get('Notes') or maintenance.get('Output'))}"
+        )
     tags = list((entry.get("Service") or {}).get("Tags") or ())
     if tag is not None and tag not in tags:
         reasons.append(f"filtered out by --tag {tag}: its tags are {tags}")
@@ -63,16 +68,24 @@ def reasons_for(entry: Mapping[str, Any], service: str, tag: str | None, held: M
     if refused:
         reasons.append(f"refused by the catalog checks: {refused}")
     if service in held:
-        reasons.append(f"the sanity gate holds the newest change of {service} ({held[service]}): "
-                       "HAProxy keeps the servers it had")
+        reasons.append(
+            f"the sanity gate holds the newest change of {service} ({held[service]}): HAProxy keeps the servers it had"
+        )
     if haproxy is not None and haproxy.draining:
         reasons.append("draining in HAProxy: no new requests, deleted once its connections are done")
     return reasons
 
 
-def explain(catalog: Catalog, service: str, instance: str | None = None, *, tag: str | None = None,
-            config: ParsedConfig | None = None, runtime: RuntimeAPI | None = None,
-            held: Mapping[str, str] | None = None) -> list[Explained]:
+def explain(
+    catalog: Catalog,
+    service: str,
+    instance: str | None = None,
+    *,
+    tag: str | None = None,
+    config: ParsedConfig | None = None,
+    runtime: RuntimeAPI | None = None,
+    held: Mapping[str, str] | None = None,
+) -> list[Explained]:
     """Every instance of ``service`` (or just ``instance``, by service ID or server name)."""
     held = held or {}
     _, entries = catalog.health_service(service, tag=None, index=0, wait=0, passing=False)
@@ -92,8 +105,9 @@ def explain(catalog: Catalog, service: str, instance: str | None = None, *, tag:
         server = names.get((sid, node_name), sid)
         address = f"{svc.get('Address') or node.get('Address')}:{svc.get('Port')}"
         state = running.get(server)
-        routed = server in in_config and (runtime is None or (state is not None and not state.in_maintenance
-                                                               and not state.draining))
+        routed = server in in_config and (
+            runtime is None or (state is not None and not state.in_maintenance and not state.draining)
+        )
         reasons = reasons_for(entry, service, tag, held, state)
         result.append(Explained(service, server, node_name, address, status(entry), routed, tuple(reasons)))
     known = {e.server for e in result}
@@ -101,13 +115,24 @@ def explain(catalog: Catalog, service: str, instance: str | None = None, *, tag:
         state = running.get(name)
         reasons = ["Consul no longer lists it"]
         if service in held:
-            reasons.append(f"the sanity gate holds the newest change of {service} ({held[service]}): "
-                           "HAProxy keeps the servers it had")
+            reasons.append(
+                f"the sanity gate holds the newest change of {service} ({held[service]}): "
+                "HAProxy keeps the servers it had"
+            )
         if state is not None and state.draining:
             reasons.append("draining in HAProxy: no new requests, deleted once its connections are done")
         address = f"{state.address}:{state.port}" if state else "?"
-        result.append(Explained(service, name, "?", address, "absent", name in in_config and not (
-            state is not None and (state.draining or state.in_maintenance)), tuple(reasons)))
+        result.append(
+            Explained(
+                service,
+                name,
+                "?",
+                address,
+                "absent",
+                name in in_config and not (state is not None and (state.draining or state.in_maintenance)),
+                tuple(reasons),
+            )
+        )
     if instance is not None:
         result = [e for e in result if instance in (e.server, e.server.split(":")[-1])]
         if not result:

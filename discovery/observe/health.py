@@ -25,8 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..errors import ConfigError
-from ..pipeline.events import (Applied, ChangeSeen, ConsulRequest, Event, Failed, Heartbeat, Held, Released,
-                               Stopping)
+from ..pipeline.events import Applied, ChangeSeen, ConsulRequest, Event, Failed, Heartbeat, Held, Released, Stopping
 from ..pipeline.execute import Outcome
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,12 @@ class Health:
     """What ``/healthz`` and ``/readyz`` answer, from the events (written on the pipeline's thread,
     read by the server's)."""
 
-    def __init__(self, stale_after: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.stale_after = stale_after
         self.clock, self.wall = clock, wall
         self._lock = threading.Lock()
@@ -79,9 +82,15 @@ class Health:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             ok = self._applied_at is not None and not self._stopping
-            body = {"ready": ok, "stopping": self._stopping, "consul_reachable": self._consul_up,
-                    "last_apply": self._applied_at, "pending": self._pending or bool(self._held),
-                    "held_services": dict(self._held), "last_error": self._last_error}
+            body = {
+                "ready": ok,
+                "stopping": self._stopping,
+                "consul_reachable": self._consul_up,
+                "last_apply": self._applied_at,
+                "pending": self._pending or bool(self._held),
+                "held_services": dict(self._held),
+                "last_error": self._last_error,
+            }
         return ok, body
 
 
@@ -94,8 +103,9 @@ class Server:
         try:
             self.httpd = HTTPServer(address, self._handler())
         except OSError as exc:
-            raise ConfigError(f"--listen {address[0]}:{address[1]}: cannot listen there: "
-                              f"{exc.strerror or exc}") from exc
+            raise ConfigError(
+                f"--listen {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}"
+            ) from exc
         self.httpd.timeout = 0.2
         self.address = f"{address[0]}:{self.httpd.server_address[1]}"
 
@@ -114,7 +124,7 @@ class Server:
         class Handler(BaseHTTPRequestHandler):
             timeout = 5.0  # a client that sends nothing cannot hold the server
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
@@ -131,7 +141,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
         return Handler

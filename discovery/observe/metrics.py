@@ -24,8 +24,19 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..pipeline.decide import Action
-from ..pipeline.events import (Applied, ChangeSeen, ConsulRequest, Counted, Decided, Event, Failed, Held, Released, Rendered,
-                               Validated)
+from ..pipeline.events import (
+    Applied,
+    ChangeSeen,
+    ConsulRequest,
+    Counted,
+    Decided,
+    Event,
+    Failed,
+    Held,
+    Released,
+    Rendered,
+    Validated,
+)
 from ..pipeline.execute import Outcome
 from ..state.convert import STATUSES
 
@@ -37,43 +48,86 @@ LEFT_OUT_REASONS = ("not_passing", "maintenance", "refused", "duplicate")
 class Metrics:
     """Subscribe an instance to a watcher's bus; serve ``registry`` (``generate_latest(registry)``)."""
 
-    def __init__(self, services: tuple[str, ...], version: str, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 stale_reasks: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        services: tuple[str, ...],
+        version: str,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        stale_reasks: Callable[[], int] | None = None,
+    ) -> None:
         """``stale_reasks``: how many ``?stale`` answers the Consul client asked again (read at each scrape)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.clock, self.wall = clock, wall
         r = self.registry
         if stale_reasks is not None:
             r.register(_StaleReasks(stale_reasks))
-        self.requests = Counter("disco_consul_requests", "Answers from Consul by endpoint and result "
-                                "(changed, unchanged, error).", ["endpoint", "result"], registry=r)
-        self.consul_up = Gauge("disco_consul_up", "1 when Consul answered the last request, 0 when it failed.",
-                               registry=r)
-        self.instances = Gauge("disco_catalog_instances", "Instances Consul lists per service and status "
-                               "(passing, warning, critical, maintenance).", ["service", "status"], registry=r)
-        self.servers = Gauge("disco_backend_servers", "Servers routed per backend, as last applied.",
-                             ["backend"], registry=r)
-        self.left_out = Gauge("disco_instances_left_out", "Instances Consul lists that are not routed, per service "
-                              "and reason.", ["service", "reason"], registry=r)
-        self.applies = Counter("disco_applies", "Applies by method (live, reload, write) and result "
-                               "(success, failure).", ["method", "result"], registry=r)
-        self.render_seconds = Histogram("disco_render_duration_seconds", "Time to render the template.",
-                                        buckets=BUCKETS, registry=r)
-        self.validate_seconds = Histogram("disco_validate_duration_seconds", "Time haproxy -c took on a candidate.",
-                                          buckets=BUCKETS, registry=r)
-        self.apply_seconds = Histogram("disco_apply_duration_seconds", "Time to carry out a decision (install, then "
-                                       "the runtime API or a reload).", ["method"], buckets=BUCKETS, registry=r)
-        self.convergence = Histogram("disco_change_to_applied_seconds", "From a change seen in Consul to HAProxy "
-                                     "running it.", buckets=BUCKETS, registry=r)
-        self.last_success = Gauge("disco_last_apply_success_timestamp_seconds", "When HAProxy was last known to run "
-                                  "the newest config (Unix time).", registry=r)
-        self.pending = Gauge("disco_pending", "1 while a newer state than the one HAProxy runs is waiting "
-                             "(quiescence, a gate hold, a retry).", registry=r)
-        self.held = Gauge("disco_gate_held", "1 while the sanity gate holds back a change of the service.",
-                          ["service"], registry=r)
+        self.requests = Counter(
+            "disco_consul_requests",
+            "Answers from Consul by endpoint and result (changed, unchanged, error).",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.consul_up = Gauge(
+            "disco_consul_up", "1 when Consul answered the last request, 0 when it failed.", registry=r
+        )
+        self.instances = Gauge(
+            "disco_catalog_instances",
+            "Instances Consul lists per service and status (passing, warning, critical, maintenance).",
+            ["service", "status"],
+            registry=r,
+        )
+        self.servers = Gauge(
+            "disco_backend_servers", "Servers routed per backend, as last applied.", ["backend"], registry=r
+        )
+        self.left_out = Gauge(
+            "disco_instances_left_out",
+            "Instances Consul lists that are not routed, per service and reason.",
+            ["service", "reason"],
+            registry=r,
+        )
+        self.applies = Counter(
+            "disco_applies",
+            "Applies by method (live, reload, write) and result (success, failure).",
+            ["method", "result"],
+            registry=r,
+        )
+        self.render_seconds = Histogram(
+            "disco_render_duration_seconds", "Time to render the template.", buckets=BUCKETS, registry=r
+        )
+        self.validate_seconds = Histogram(
+            "disco_validate_duration_seconds", "Time haproxy -c took on a candidate.", buckets=BUCKETS, registry=r
+        )
+        self.apply_seconds = Histogram(
+            "disco_apply_duration_seconds",
+            "Time to carry out a decision (install, then the runtime API or a reload).",
+            ["method"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.convergence = Histogram(
+            "disco_change_to_applied_seconds",
+            "From a change seen in Consul to HAProxy running it.",
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "disco_last_apply_success_timestamp_seconds",
+            "When HAProxy was last known to run the newest config (Unix time).",
+            registry=r,
+        )
+        self.pending = Gauge(
+            "disco_pending",
+            "1 while a newer state than the one HAProxy runs is waiting (quiescence, a gate hold, a retry).",
+            registry=r,
+        )
+        self.held = Gauge(
+            "disco_gate_held", "1 while the sanity gate holds back a change of the service.", ["service"], registry=r
+        )
         Info("disco_build", "disco's version.", registry=r).info(
-            {"version": version, "python": platform.python_version()})
+            {"version": version, "python": platform.python_version()}
+        )
         for service in services:
             self.held.labels(service).set(0)
             for status in STATUSES:
@@ -147,9 +201,12 @@ class Metrics:
         """A discovered service that is no longer in what HAProxy runs loses its label series, so
         services that come and go (anyone may register one with a route tag) do not pile up."""
         for service in self._labelled - applied - self._explicit - self._held:
-            for metric, labels in [*((self.instances, (service, status)) for status in STATUSES),
-                                   *((self.left_out, (service, reason)) for reason in LEFT_OUT_REASONS),
-                                   (self.held, (service,)), (self.servers, (service,))]:
+            for metric, labels in [
+                *((self.instances, (service, status)) for status in STATUSES),
+                *((self.left_out, (service, reason)) for reason in LEFT_OUT_REASONS),
+                (self.held, (service,)),
+                (self.servers, (service,)),
+            ]:
                 with contextlib.suppress(KeyError):  # a series never set (prometheus_client < 0.22 raises)
                     metric.remove(*labels)
         self._labelled = applied | self._explicit | self._held
@@ -162,5 +219,10 @@ class _StaleReasks(Collector):
         self.read = read
 
     def collect(self) -> Iterable[Metric]:
-        return [CounterMetricFamily("disco_consul_stale_reasks", "--stale answers older than --max-stale, asked "
-                                    "again with the default consistency.", value=self.read())]
+        return [
+            CounterMetricFamily(
+                "disco_consul_stale_reasks",
+                "--stale answers older than --max-stale, asked again with the default consistency.",
+                value=self.read(),
+            )
+        ]

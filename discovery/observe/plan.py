@@ -37,12 +37,12 @@ NO_CHANGE, CHANGES, BROKEN = 0, 3, 4
 
 @dataclass(frozen=True)
 class PlanReport:
-    summary: str                   # what Consul says: "1 backends, 3 servers"
-    decision: Decision | None      # None when the candidate is broken
-    diff: str                      # unified diff, live config -> candidate
+    summary: str  # what Consul says: "1 backends, 3 servers"
+    decision: Decision | None  # None when the candidate is broken
+    diff: str  # unified diff, live config -> candidate
     skipped: tuple[str, ...] = ()  # instances Consul lists that the catalog checks refuse
-    broken: str | None = None      # why the candidate cannot be applied (template, haproxy -c)
-    drift: str | None = None       # HAProxy differs from the file (read back through the runtime API)
+    broken: str | None = None  # why the candidate cannot be applied (template, haproxy -c)
+    drift: str | None = None  # HAProxy differs from the file (read back through the runtime API)
 
     @property
     def exit_code(self) -> int:
@@ -52,11 +52,17 @@ class PlanReport:
 
     def as_dict(self) -> dict[str, object]:
         decision = self.decision
-        return {"summary": self.summary, "action": decision.action.value if decision else None,
-                "reason": decision.reason if decision else None,
-                "operations": [describe(op) for op in decision.ops] if decision else [],
-                "broken": self.broken, "drift": self.drift, "skipped": list(self.skipped), "diff": self.diff,
-                "exit_code": self.exit_code}
+        return {
+            "summary": self.summary,
+            "action": decision.action.value if decision else None,
+            "reason": decision.reason if decision else None,
+            "operations": [describe(op) for op in decision.ops] if decision else [],
+            "broken": self.broken,
+            "drift": self.drift,
+            "skipped": list(self.skipped),
+            "diff": self.diff,
+            "exit_code": self.exit_code,
+        }
 
     def lines(self) -> list[str]:
         out = [f"Consul: {self.summary}"] + [f"  note: {note}" for note in self.skipped]
@@ -74,8 +80,9 @@ class PlanReport:
         return out + ([self.diff.rstrip("\n")] if self.diff else [])
 
 
-def read_state(catalog: Catalog, services: tuple[str, ...], tag: str | None,
-               discover: bool = False) -> tuple[DesiredState, tuple[str, ...]]:
+def read_state(
+    catalog: Catalog, services: tuple[str, ...], tag: str | None, discover: bool = False
+) -> tuple[DesiredState, tuple[str, ...]]:
     """Every service read once (no blocking), converted as the watches do; with ``discover``,
     the services with a route tag too (the catalog list read once)."""
     found, notes, discovered = [], [], frozenset[str]()
@@ -110,8 +117,14 @@ def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | No
         candidate = Renderer(config.template).render(state, config.values, dict(os.environ if env is None else env))
     except TemplateError as exc:
         return PlanReport(state.summary(), None, "", skipped, broken=str(exc))
-    diff = "".join(difflib.unified_diff((running or "").splitlines(keepends=True), candidate.splitlines(keepends=True),
-                                        f"{config.output} (live)", f"{config.output} (candidate)"))
+    diff = "".join(
+        difflib.unified_diff(
+            (running or "").splitlines(keepends=True),
+            candidate.splitlines(keepends=True),
+            f"{config.output} (live)",
+            f"{config.output} (candidate)",
+        )
+    )
     drift = _drift(config, running) if running is not None else None
     decision = decide(running, candidate, in_sync=drift is None, live_capable=config.runtime_socket is not None)
     if decision.action is not Action.NOTHING and config.validator is not None:
@@ -130,4 +143,3 @@ def validate_privately(text: str, config: WatchConfig) -> None:
         candidate = Path(tmp) / config.output.name
         candidate.write_text(text)
         config.validator.check(candidate, shown_as=config.output)
-

@@ -31,13 +31,13 @@ _HEALTH = {0: "DOWN", 1: "starting", 2: "UP", 3: "stopping"}
 @dataclass(frozen=True)
 class ServerRow:
     name: str
-    consul: str | None          # address:port Consul routes, None when it does not
-    file: str | None            # address:port (weight) in the config file
-    haproxy: str | None         # address:port in HAProxy
-    state: str | None = None    # ready, maint, drain
+    consul: str | None  # address:port Consul routes, None when it does not
+    file: str | None  # address:port (weight) in the config file
+    haproxy: str | None  # address:port in HAProxy
+    state: str | None = None  # ready, maint, drain
     weight: int | None = None
-    health: str | None = None   # UP, DOWN, ...
-    drift: str | None = None    # why HAProxy differs from the file
+    health: str | None = None  # UP, DOWN, ...
+    drift: str | None = None  # why HAProxy differs from the file
     pending: str | None = None  # why the file differs from Consul
 
 
@@ -45,7 +45,7 @@ class ServerRow:
 class BackendStatus:
     backend: str
     servers: tuple[ServerRow, ...]
-    held: str | None = None     # the gate's reason, when it holds a change of this service
+    held: str | None = None  # the gate's reason, when it holds a change of this service
     haproxy_error: str | None = None
 
 
@@ -67,8 +67,13 @@ class Status:
         return DRIFT if self.drift else PENDING if self.pending else IN_STEP
 
     def as_dict(self) -> dict[str, object]:
-        return {"backends": [asdict(b) for b in self.backends], "drift": self.drift, "pending": self.pending,
-                "notes": list(self.notes), "exit_code": self.exit_code}
+        return {
+            "backends": [asdict(b) for b in self.backends],
+            "drift": self.drift,
+            "pending": self.pending,
+            "notes": list(self.notes),
+            "exit_code": self.exit_code,
+        }
 
 
 def _state(s: ServerState) -> str:
@@ -92,37 +97,68 @@ def _drift(file: tuple[str, int] | None, running: ServerState | None) -> str | N
     return None
 
 
-def backend_status(backend: str, consul: Mapping[str, str], parsed: ParsedConfig | None,
-                   running: Mapping[str, ServerState] | None, held: str | None = None,
-                   haproxy_error: str | None = None) -> BackendStatus:
+def backend_status(
+    backend: str,
+    consul: Mapping[str, str],
+    parsed: ParsedConfig | None,
+    running: Mapping[str, ServerState] | None,
+    held: str | None = None,
+    haproxy_error: str | None = None,
+) -> BackendStatus:
     """Pure: one backend's rows from the three views (``running`` None: HAProxy not asked)."""
-    file = {name: (s.addr_port, int(s.weight or 1)) for (b, name), s in (parsed.servers if parsed else {}).items()
-            if b == backend}
+    file = {
+        name: (s.addr_port, int(s.weight or 1))
+        for (b, name), s in (parsed.servers if parsed else {}).items()
+        if b == backend
+    }
     names = sorted(set(consul) | set(file) | set(running or {}))
     rows = []
     for name in names:
         f, r, c = file.get(name), (running or {}).get(name), consul.get(name)
         pending = None
         if c != (f[0] if f else None):
-            pending = ("Consul routes it, the file does not list it yet" if f is None else
-                       "Consul no longer routes it" if c is None else f"Consul says {c}")
-        rows.append(ServerRow(name, c, f"{f[0]} (weight {f[1]})" if f else None,
-                              f"{r.address}:{r.port}" if r else None, _state(r) if r else None,
-                              r.weight if r else None, _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
-                              _drift(f, r) if running is not None else None, pending))
+            pending = (
+                "Consul routes it, the file does not list it yet"
+                if f is None
+                else "Consul no longer routes it"
+                if c is None
+                else f"Consul says {c}"
+            )
+        rows.append(
+            ServerRow(
+                name,
+                c,
+                f"{f[0]} (weight {f[1]})" if f else None,
+                f"{r.address}:{r.port}" if r else None,
+                _state(r) if r else None,
+                r.weight if r else None,
+                _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
+                _drift(f, r) if running is not None else None,
+                pending,
+            )
+        )
     return BackendStatus(backend, tuple(rows), held, haproxy_error)
 
 
-def status(catalog: Catalog, services: Sequence[str], parsed: ParsedConfig | None, *, tag: str | None = None,
-           runtime: RuntimeAPI | None = None, held: Mapping[str, str] | None = None) -> Status:
+def status(
+    catalog: Catalog,
+    services: Sequence[str],
+    parsed: ParsedConfig | None,
+    *,
+    tag: str | None = None,
+    runtime: RuntimeAPI | None = None,
+    held: Mapping[str, str] | None = None,
+) -> Status:
     """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
     backends, notes = [], []
     for service in services:
         _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(service, list(entries), passing_only=True)
         notes += conversion.skipped
-        consul = {i.name: f"{i.address}:{i.port}" if ":" not in i.address else f"[{i.address}]:{i.port}"
-                  for i in conversion.service.instances}
+        consul = {
+            i.name: f"{i.address}:{i.port}" if ":" not in i.address else f"[{i.address}]:{i.port}"
+            for i in conversion.service.instances
+        }
         running, error = None, None
         if runtime is not None:
             try:

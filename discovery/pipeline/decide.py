@@ -41,8 +41,9 @@ class Decision:
         return f"{self.action.value} ({self.reason})"
 
 
-def decide(running: str | None, candidate: str, *, in_sync: bool, live_capable: bool,
-           planner: Planner | None = None) -> Decision:
+def decide(
+    running: str | None, candidate: str, *, in_sync: bool, live_capable: bool, planner: Planner | None = None
+) -> Decision:
     """What to do to go from ``running`` to ``candidate``."""
     if running is None:
         return Decision(Action.RELOAD, "no running config")

@@ -116,8 +116,21 @@ class Failed:
     kept: str
 
 
-Event = (ChangeSeen | Counted | Held | Released | Rendered | Decided | Validated | Applied | Timed | Failed | ConsulRequest
-         | Heartbeat | Stopping)
+Event = (
+    ChangeSeen
+    | Counted
+    | Held
+    | Released
+    | Rendered
+    | Decided
+    | Validated
+    | Applied
+    | Timed
+    | Failed
+    | ConsulRequest
+    | Heartbeat
+    | Stopping
+)
 Subscriber = Callable[[Event], None]
 
 
@@ -135,7 +148,7 @@ class EventBus:
         for subscriber in self._subscribers:
             try:
                 subscriber(event)
-            except Exception:  # noqa: BLE001 - an observer must never stop the pipeline
+            except Exception:
                 log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)
 
 
@@ -143,8 +156,14 @@ def log_event(event: Event) -> None:
     """The text log: one line per decision, with backends and servers."""
     match event:
         case Held(service, before, after, reason, grace):
-            log.warning("holding the change of %s: %d -> %d instances (%s); until that changes or %.0fs pass",
-                        service, before, after, reason, grace)
+            log.warning(
+                "holding the change of %s: %d -> %d instances (%s); until that changes or %.0fs pass",
+                service,
+                before,
+                after,
+                reason,
+                grace,
+            )
         case Released(service, instances, waited, ended):
             if ended:
                 log.info("hold on %s ended: %d instances now", service, instances)
@@ -155,8 +174,13 @@ def log_event(event: Event) -> None:
         case Decided(summary, decision):
             log.info("plan for %s: %s", summary, decision.describe())
         case Applied(summary, outcome, seconds, in_sync):
-            log.info("applied %s: %s in %.1f ms%s", summary, outcome, seconds * 1000,
-                     "" if in_sync else "; HAProxy may differ from the file, a reload will follow")
+            log.info(
+                "applied %s: %s in %.1f ms%s",
+                summary,
+                outcome,
+                seconds * 1000,
+                "" if in_sync else "; HAProxy may differ from the file, a reload will follow",
+            )
         case Failed(stage, error, kept):
             log.error("%s failed: %s; %s", stage, error, kept)
             if isinstance(error, ValidationError):

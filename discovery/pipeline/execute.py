@@ -49,10 +49,10 @@ log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
-    UNCHANGED = "unchanged"      # HAProxy already runs this config
-    LIVE = "applied live"        # validated, written, and HAProxy updated through its runtime API, no reload
-    WRITTEN = "written"          # validated and written; no HAProxy to reload (yet, or none configured)
-    RELOADED = "reloaded"        # validated, written, and HAProxy confirmed the reload
+    UNCHANGED = "unchanged"  # HAProxy already runs this config
+    LIVE = "applied live"  # validated, written, and HAProxy updated through its runtime API, no reload
+    WRITTEN = "written"  # validated and written; no HAProxy to reload (yet, or none configured)
+    RELOADED = "reloaded"  # validated, written, and HAProxy confirmed the reload
     ROLLED_BACK = "rolled back"  # HAProxy refused it on every try; last good file restored
 
 
@@ -84,12 +84,20 @@ class TimedValidator:
 class Executor:
     """Turns decisions into a running HAProxy; the one place (with the watches) where retries live."""
 
-    def __init__(self, live: LiveConfig, validator: Validator | None, reloader: Reloader | None,
-                 stop: threading.Event, retry: ReloadRetry = ReloadRetry(),
-                 updater: LiveUpdater | None = None, emit: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveConfig,
+        validator: Validator | None,
+        reloader: Reloader | None,
+        stop: threading.Event,
+        retry: ReloadRetry = ReloadRetry(),
+        updater: LiveUpdater | None = None,
+        emit: Callable[[Event], None] | None = None,
+    ) -> None:
         self.live = live
         self.validator: Validator | TimedValidator | None = (
-            TimedValidator(validator, emit) if validator is not None and emit is not None else validator)
+            TimedValidator(validator, emit) if validator is not None and emit is not None else validator
+        )
         self.reloader = reloader
         self.stop = stop
         self.retry = retry
@@ -115,8 +123,11 @@ class Executor:
             self._at_start = last_good  # what HAProxy last took
             # The last good copy is saved once HAProxy took a config: a file ahead of it was swapped
             # in by a watcher stopped (killed) before HAProxy was told.  Do not trust it: reload.
-            log.warning("%s is newer than what HAProxy last took (%s); a reload will follow", self.live.path,
-                        self.live.last_good.name)
+            log.warning(
+                "%s is newer than what HAProxy last took (%s); a reload will follow",
+                self.live.path,
+                self.live.last_good.name,
+            )
             self.in_sync = False
         elif self.updater is not None and self.running is not None:
             try:
@@ -135,8 +146,9 @@ class Executor:
         return {backend: tuple(parsed.servers_of(backend)) for backend in parsed.backends}
 
     def decide(self, text: str) -> Decision:
-        return decide(self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None,
-                      planner=self.planner)
+        return decide(
+            self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None, planner=self.planner
+        )
 
     def execute(self, decision: Decision, text: str, mark: Callable[[str], None] = no_mark) -> Outcome:
         """Make ``text`` what HAProxy runs, as ``decision`` says; ``mark(stage)`` as each stage ends.
@@ -207,8 +219,12 @@ class Executor:
             self._good_unsaved = None
             self.forms.forget()  # learnt under a skeleton HAProxy never took
             restored = self.live.restore_last_good()
-            log.error("reload failed after %d attempts: %s; %s", self.retry.attempts, exc,
-                      "last good config restored" if restored is not None else "no last good config to restore")
+            log.error(
+                "reload failed after %d attempts: %s; %s",
+                self.retry.attempts,
+                exc,
+                "last good config restored" if restored is not None else "no last good config to restore",
+            )
             if restored is not None:
                 self.running = restored  # the previous worker keeps serving it (plus any live change)
             return Outcome.ROLLED_BACK
@@ -227,8 +243,9 @@ class Executor:
             wait=tenacity.wait_random_exponential(multiplier=self.retry.backoff_min, max=self.retry.backoff_max),
             stop=tenacity.stop_any(tenacity.stop_after_attempt(self.retry.attempts), lambda _s: self.stop.is_set()),
             sleep=self.stop.wait,
-            before_sleep=lambda s: log.warning("reload attempt %d failed: %s; retrying", s.attempt_number,
-                                               s.outcome.exception() if s.outcome else "?"),
+            before_sleep=lambda s: log.warning(
+                "reload attempt %d failed: %s; retrying", s.attempt_number, s.outcome.exception() if s.outcome else "?"
+            ),
             reraise=True,
         )
         return retrying(self.reloader.reload)

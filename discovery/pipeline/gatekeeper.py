@@ -34,8 +34,13 @@ class LeaderStatus:
 class Gatekeeper:
     """Holds suspect proposals; ``services`` is the pipeline's view, updated in place."""
 
-    def __init__(self, policy: GatePolicy, services: dict[str, Service | None], emit: Callable[[Event], None],
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        policy: GatePolicy,
+        services: dict[str, Service | None],
+        emit: Callable[[Event], None],
+        clock: Callable[[], float],
+    ) -> None:
         self.policy = policy
         self.services = services
         self.emit = emit
@@ -50,9 +55,11 @@ class Gatekeeper:
         judged against them like any later change: a restarted watcher whose first answer from
         Consul takes every server away holds it instead of emptying a backend that serves.
         (Only names matter to the gate's rules: the instances carry nothing else.)"""
-        self._baseline = {name: Service(name, tuple(Instance(id=server, node="", address="", port=0)
-                                                    for server in sorted(servers)))
-                          for name, servers in running.items() if servers}
+        self._baseline = {
+            name: Service(name, tuple(Instance(id=server, node="", address="", port=0) for server in sorted(servers)))
+            for name, servers in running.items()
+            if servers
+        }
 
     def _previous(self, name: str) -> Service | None:
         view = self.services.get(name)
@@ -93,8 +100,9 @@ class Gatekeeper:
         gone = Service(name)
         if gated and suspect(previous, gone, self.policy.share):
             held = self.holds.get(name)
-            self.holds[name] = replace(held, proposed=gone, remove=True) if held else \
-                Hold(gone, self.clock(), ASKING, remove=True)
+            self.holds[name] = (
+                replace(held, proposed=gone, remove=True) if held else Hold(gone, self.clock(), ASKING, remove=True)
+            )
             self._want_probe()
             return False
         self._drop(name)
@@ -115,8 +123,14 @@ class Gatekeeper:
                 self._settle(hold)
                 changed = True
                 if hold.reason != ASKING:  # a hold that was reported ends, or Consul is back
-                    self.emit(Released(name, len(hold.proposed.instances), self.clock() - hold.since,
-                                       ended=hold.reason != NO_LEADER))
+                    self.emit(
+                        Released(
+                            name,
+                            len(hold.proposed.instances),
+                            self.clock() - hold.since,
+                            ended=hold.reason != NO_LEADER,
+                        )
+                    )
             elif release(self.policy, hold, self.clock(), status.healthy):
                 changed |= self._release(name)
             elif reason != hold.reason:
@@ -139,8 +153,15 @@ class Gatekeeper:
         proposed = hold.proposed
         self.holds[proposed.name] = replace(hold, reason=reason)
         if reason != ASKING:
-            self.emit(Held(proposed.name, len(previous.instances) if previous else 0, len(proposed.instances),
-                           reason, self.policy.grace))
+            self.emit(
+                Held(
+                    proposed.name,
+                    len(previous.instances) if previous else 0,
+                    len(proposed.instances),
+                    reason,
+                    self.policy.grace,
+                )
+            )
         self._want_probe()
 
     def _settle(self, hold: Hold) -> None:
@@ -167,8 +188,14 @@ class Gatekeeper:
 class LeaderProbe:
     """A worker thread: while ``wanted`` is set, ask Consul for its leader once per ``interval``."""
 
-    def __init__(self, catalog: Catalog, wanted: threading.Event, post: Callable[[LeaderStatus], None],
-                 stop: threading.Event, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        wanted: threading.Event,
+        post: Callable[[LeaderStatus], None],
+        stop: threading.Event,
+        interval: float = 1.0,
+    ) -> None:
         self.catalog = catalog
         self.wanted = wanted
         self.post = post

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Workers:
-    def __init__(self, stop: threading.Event, notify: Callable[[], None],
-                 interrupt: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, stop: threading.Event, notify: Callable[[], None], interrupt: Callable[[], None] = lambda: None
+    ) -> None:
         """``interrupt`` wakes workers blocked in I/O once ``stop`` is set (it ends Consul's long polls)."""
         self.stop = stop
         self.notify = notify
@@ -34,7 +35,7 @@ class Workers:
         def body() -> None:
             try:
                 target()
-            except BaseException as exc:  # noqa: BLE001 - every failure must reach the loop
+            except BaseException as exc:
                 log.error("thread %s failed", name, exc_info=exc)
                 self._failures.put(f"thread {name} failed: {type(exc).__name__}: {exc}")
                 self.notify()
@@ -67,7 +68,7 @@ class Workers:
             # Again while waiting: a worker that took a connection just before the stop may have opened it anew.
             try:
                 self.interrupt()
-            except Exception as exc:  # noqa: BLE001 - stopping goes on; the deadline bounds the wait
+            except Exception as exc:
                 log.warning("interrupting the workers failed: %s", exc)
             alive = [t for t in self._threads if t.is_alive()]
             left = deadline - time.monotonic()

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import DiscoveryError, LiveUpdateFailed
-from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, SetAddress, SetWeight
+from ..haproxy.runtime import RuntimeAPI
 from .timeline import no_mark
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,7 @@ IDLE_PURGE = 6.0
 class LiveUpdater:
     """Runs plans on one HAProxy and remembers which servers are draining."""
 
-    def __init__(self, api: RuntimeAPI, drain_grace: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, api: RuntimeAPI, drain_grace: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.drain_grace = drain_grace
         self.clock = clock
@@ -94,13 +93,15 @@ class LiveUpdater:
                 if state is None:
                     raise LiveUpdateFailed(f"{backend}/{name} is missing from HAProxy")
                 if (state.address, state.port) != (server.address, server.port):
-                    raise LiveUpdateFailed(f"{backend}/{name} runs at {state.address}:{state.port} in HAProxy, "
-                                           f"not {server.addr_port}")
+                    raise LiveUpdateFailed(
+                        f"{backend}/{name} runs at {state.address}:{state.port} in HAProxy, not {server.addr_port}"
+                    )
                 if state.in_maintenance or state.draining:
                     raise LiveUpdateFailed(f"{backend}/{name} is not ready in HAProxy")
                 if state.weight != int(server.weight or 1):
-                    raise LiveUpdateFailed(f"{backend}/{name} has weight {state.weight} in HAProxy, "
-                                           f"not {server.weight or 1}")
+                    raise LiveUpdateFailed(
+                        f"{backend}/{name} has weight {state.weight} in HAProxy, not {server.weight or 1}"
+                    )
             extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
             if extra:
                 raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")

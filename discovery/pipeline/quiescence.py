@@ -75,8 +75,9 @@ class Quiescence:
     def flushed(self, now: float, reloaded: bool = True) -> None:
         """The pending changes were acted on at ``now``; a reload spends one token."""
         if reloaded:
-            self._tokens = max(0.0, self._tokens_now(now) - 1.0) if self._tokens_at != float("-inf") \
-                else float(self.burst) - 1.0
+            self._tokens = (
+                max(0.0, self._tokens_now(now) - 1.0) if self._tokens_at != float("-inf") else float(self.burst) - 1.0
+            )
             self._tokens_at = now
         self._first = self._last = None
         self._last_flush = now

@@ -15,8 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The stages of a pass, in order; a pass marks only the ones it goes through.
-STAGES = ("convert", "wait", "state", "render", "decide", "write", "validate", "install", "runtime", "readback",
-          "reload")
+STAGES = (
+    "convert",
+    "wait",
+    "state",
+    "render",
+    "decide",
+    "write",
+    "validate",
+    "install",
+    "runtime",
+    "readback",
+    "reload",
+)
 
 
 @dataclass(frozen=True)

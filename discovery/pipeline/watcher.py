@@ -38,11 +38,11 @@ from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
 from ..state.model import DesiredState
+from .bootstrap import bootstrap
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .followed import Followed
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
-from .bootstrap import bootstrap
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .quiescence import Quiescence
@@ -103,9 +103,16 @@ RETRY_MIN, RETRY_MAX = 0.5, 30.0
 class Watcher:
     """Runs the pipeline until stopped (or once).  Subscribe to ``events`` to see every step."""
 
-    def __init__(self, catalog: Catalog, config: WatchConfig, *, env: Mapping[str, str] | None = None,
-                 dry_run: bool = False, output: Callable[[str], None] = print,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: WatchConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        output: Callable[[str], None] = print,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.catalog = catalog
         self.config = config
         self.env = dict(os.environ if env is None else env)
@@ -127,8 +134,19 @@ class Watcher:
         self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
-        self.executor = None if dry_run else Executor(LiveConfig(config.output), config.validator, config.reloader,
-                                                      self.stop_event, config.retry, updater, self.events.emit)
+        self.executor = (
+            None
+            if dry_run
+            else Executor(
+                LiveConfig(config.output),
+                config.validator,
+                config.reloader,
+                self.stop_event,
+                config.retry,
+                updater,
+                self.events.emit,
+            )
+        )
 
     def bootstrap(self) -> bool:
         """See :func:`bootstrap`."""
@@ -160,28 +178,53 @@ class Watcher:
         for name, target in self._owned:
             self._workers.start(name, target)
         if self._catalog_mode:
-            watch = CatalogWatch(self.catalog, self.config.services, post, self.stop_event,
-                                 tag=self.config.tag, timing=self.config.timing, report=post,
-                                 discover=self.config.discover)
+            watch = CatalogWatch(
+                self.catalog,
+                self.config.services,
+                post,
+                self.stop_event,
+                tag=self.config.tag,
+                timing=self.config.timing,
+                report=post,
+                discover=self.config.discover,
+            )
             self._workers.start("watch-catalog", watch.run)
         else:
             for name in self.config.services:
-                self._workers.start(f"watch-{name}", ServiceWatch(self.catalog, name, post, self.stop_event,
-                                                                  tag=self.config.tag, timing=self.config.timing,
-                                                                  report=post).run)
+                self._workers.start(
+                    f"watch-{name}",
+                    ServiceWatch(
+                        self.catalog,
+                        name,
+                        post,
+                        self.stop_event,
+                        tag=self.config.tag,
+                        timing=self.config.timing,
+                        report=post,
+                    ).run,
+                )
         probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
         self._workers.start("gate-leader", probe.run)
-        log.info("watching %d services%s with %d blocking queries", len(self.config.services),
-                 " and every service with a route tag" if self.config.discover else "", self.blocking_queries)
+        log.info(
+            "watching %d services%s with %d blocking queries",
+            len(self.config.services),
+            " and every service with a route tag" if self.config.discover else "",
+            self.blocking_queries,
+        )
 
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         stale = self.catalog.stale_reasks
         reasked = f" ({stale} stale answers asked again)" if stale else ""
-        log.info("stats: %d requests to Consul%s, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
-                 self.catalog.requests, reasked, self.blocking_queries, usage.ru_utime + usage.ru_stime,
-                 usage.ru_maxrss / 1024)
+        log.info(
+            "stats: %d requests to Consul%s, %d blocking queries open, cpu %.2fs, peak rss %.1f MB",
+            self.catalog.requests,
+            reasked,
+            self.blocking_queries,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+        )
 
     @property
     def _complete(self) -> bool:
@@ -205,8 +248,9 @@ class Watcher:
                 self.events.emit(Heartbeat(self.clock()))
                 self._workers.check()
                 if once and not self._complete and self.clock() - started > self.config.once_timeout:
-                    raise CatalogUnavailable(f"Consul did not answer for every service within "
-                                             f"{self.config.once_timeout:.0f}s")
+                    raise CatalogUnavailable(
+                        f"Consul did not answer for every service within {self.config.once_timeout:.0f}s"
+                    )
                 if not self._receive(timer):
                     break
                 if self._gate.release_expired():
@@ -305,8 +349,15 @@ class Watcher:
             self._schedule_retry(exc)
             return None, exc
         in_sync = self.executor.in_sync
-        self.events.emit(Applied(summary, outcome.value, self.clock() - started, in_sync,
-                                 tuple((s.name, len(s.instances)) for s in state.services)))
+        self.events.emit(
+            Applied(
+                summary,
+                outcome.value,
+                self.clock() - started,
+                in_sync,
+                tuple((s.name, len(s.instances)) for s in state.services),
+            )
+        )
         self.events.emit(timeline.timed())
         self._schedule_retry(None)
         return outcome, None

@@ -27,6 +27,7 @@ def _docker() -> Any:
         import docker
     except ImportError as exc:  # pragma: no cover - the [docker] extra is missing
         from ..errors import ConfigError
+
         raise ConfigError("disco registrator needs the Docker SDK: pip install 'disco[docker]'") from exc
     return docker
 
@@ -40,8 +41,7 @@ class Engine:
         try:
             # An explicit API version: no request at construction, so an engine that is down is
             # reported (and retried) by the first call instead of failing the start.
-            self._client = docker.from_env(version=API_VERSION, timeout=timeout,
-                                           environment=environment)
+            self._client = docker.from_env(version=API_VERSION, timeout=timeout, environment=environment)
         except docker.errors.DockerException as exc:
             raise DockerUnavailable(f"Docker engine: {exc}") from exc
         self._not_found = docker.errors.NotFound
@@ -77,7 +77,7 @@ class Engine:
     def _iterate(self, stream: Any) -> Iterator[dict[str, Any]]:
         try:
             yield from stream
-        except Exception as exc:  # noqa: BLE001 - urllib3, requests, JSON cut mid-line: all "the stream broke"
+        except Exception as exc:
             raise DockerUnavailable(f"Docker event stream broke: {_brief(exc)}") from exc
 
     def close(self) -> None:
@@ -85,7 +85,7 @@ class Engine:
         if stream is not None:
             try:
                 stream.close()
-            except Exception as exc:  # noqa: BLE001 - closing a broken stream may fail in many ways
+            except Exception as exc:
                 log.debug("closing the event stream: %s", exc)
 
 

@@ -45,11 +45,11 @@ class Container:
     image: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
-    exposed: tuple[int, ...] = ()                                   # TCP container ports
+    exposed: tuple[int, ...] = ()  # TCP container ports
     published: Mapping[int, tuple[tuple[str, int], ...]] = field(default_factory=dict)  # port -> (ip, host port)
-    networks: Mapping[str, str] = field(default_factory=dict)       # network name -> IP ('' when none)
-    healthcheck: bool = False                                       # a Docker HEALTHCHECK is set
-    health: str = ""                                                # starting, healthy, unhealthy
+    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IP ('' when none)
+    healthcheck: bool = False  # a Docker HEALTHCHECK is set
+    health: str = ""  # starting, healthy, unhealthy
     paused: bool = False
     stop_signal: str = ""
 
@@ -67,11 +67,11 @@ class Container:
 class Placement:
     """Registrator-wide choices: where instances are reached and which containers count."""
 
-    host: str                       # this registrator's name in service IDs
-    network: str | None = None      # the container's IP on this network
-    host_ip: str | None = None      # or the published port on this host IP
-    explicit: bool = False          # only containers that name their service
-    label: str | None = None        # only containers with this label (KEY or KEY=VALUE)
+    host: str  # this registrator's name in service IDs
+    network: str | None = None  # the container's IP on this network
+    host_ip: str | None = None  # or the published port on this host IP
+    explicit: bool = False  # only containers that name their service
+    label: str | None = None  # only containers with this label (KEY or KEY=VALUE)
 
     @property
     def id_prefix(self) -> str:
@@ -97,7 +97,7 @@ class Wanted:
 @dataclass(frozen=True)
 class Outcome:
     wanted: tuple[Wanted, ...] = ()
-    skipped: tuple[str, ...] = ()   # one log line each, naming the container and the value
+    skipped: tuple[str, ...] = ()  # one log line each, naming the container and the value
 
 
 def host_name(raw: str) -> str:
@@ -127,17 +127,32 @@ def from_inspect(attrs: Mapping[str, Any]) -> Container:
     for spec, bindings in (net.get("Ports") or {}).items():
         port, _, proto = spec.partition("/")
         if proto == "tcp" and port.isdigit() and bindings:
-            published[int(port)] = tuple((b.get("HostIp") or "", int(b["HostPort"]))
-                                         for b in bindings if str(b.get("HostPort", "")).isdigit())
-    exposed = sorted({int(p.partition("/")[0]) for p in (config.get("ExposedPorts") or {})
-                      if p.endswith("/tcp") and p.partition("/")[0].isdigit()} | set(published))
+            published[int(port)] = tuple(
+                (b.get("HostIp") or "", int(b["HostPort"])) for b in bindings if str(b.get("HostPort", "")).isdigit()
+            )
+    exposed = sorted(
+        {
+            int(p.partition("/")[0])
+            for p in (config.get("ExposedPorts") or {})
+            if p.endswith("/tcp") and p.partition("/")[0].isdigit()
+        }
+        | set(published)
+    )
     test = (config.get("Healthcheck") or {}).get("Test") or []
     return Container(
-        id=str(attrs.get("Id", "")), name=str(attrs.get("Name", "")).lstrip("/"), image=str(config.get("Image", "")),
-        labels=dict(config.get("Labels") or {}), env=env, exposed=tuple(exposed), published=published,
+        id=str(attrs.get("Id", "")),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image", "")),
+        labels=dict(config.get("Labels") or {}),
+        env=env,
+        exposed=tuple(exposed),
+        published=published,
         networks={name: str((n or {}).get("IPAddress") or "") for name, n in (net.get("Networks") or {}).items()},
-        healthcheck=bool(test) and test[0] != "NONE", health=str((state.get("Health") or {}).get("Status") or ""),
-        paused=bool(state.get("Paused")), stop_signal=str(config.get("StopSignal") or ""))
+        healthcheck=bool(test) and test[0] != "NONE",
+        health=str((state.get("Health") or {}).get("Status") or ""),
+        paused=bool(state.get("Paused")),
+        stop_signal=str(config.get("StopSignal") or ""),
+    )
 
 
 def selected(container: Container, label: str | None) -> bool:
@@ -165,7 +180,9 @@ def address(container: Container, port: int, placement: Placement) -> tuple[str,
         return f"port {port}/tcp is not published on {placement.host_ip}"
     if placement.network:
         ip = container.networks.get(placement.network)
-        return (ip, port) if ip else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
+        return (
+            (ip, port) if ip else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
+        )
     reachable = {n: ip for n, ip in container.networks.items() if ip}
     if len(reachable) == 1:
         return next(iter(reachable.values())), port
@@ -174,8 +191,17 @@ def address(container: Container, port: int, placement: Placement) -> tuple[str,
     return f"on {len(reachable)} networks ({', '.join(reachable)}): give --network or --host-ip"
 
 
-def _build(container: Container, placement: Placement, service: str, port: int, *, tags: Sequence[str],
-           meta: Mapping[str, str], check: str, interval: str) -> Wanted | str:
+def _build(
+    container: Container,
+    placement: Placement,
+    service: str,
+    port: int,
+    *,
+    tags: Sequence[str],
+    meta: Mapping[str, str],
+    check: str,
+    interval: str,
+) -> Wanted | str:
     where = address(container, port, placement)
     if isinstance(where, str):
         return f"{container.who}: {where}; not registered"
@@ -185,9 +211,16 @@ def _build(container: Container, placement: Placement, service: str, port: int, 
         if kind not in ("tcp", "none", "") and not check.startswith("/"):
             raise ConfigError(f"check {names.show(check)}: use /path, tcp or none")
         registration = build_registration(
-            service, reach_port, address=ip, id=service_id(placement, container.id, port), tags=tags, meta=meta,
-            check_http=check if check.startswith("/") else None, no_check=kind in ("none", ""),
-            interval=parse_duration(interval))
+            service,
+            reach_port,
+            address=ip,
+            id=service_id(placement, container.id, port),
+            tags=tags,
+            meta=meta,
+            check_http=check if check.startswith("/") else None,
+            no_check=kind in ("none", ""),
+            interval=parse_duration(interval),
+        )
     except ConfigError as exc:
         return f"{container.who}: {exc}; not registered"
     return Wanted(registration, container.id, container.healthcheck)
@@ -211,15 +244,25 @@ def _disco_labels(container: Container, placement: Placement) -> Outcome:
         port = f"{container.who}: disco.service without disco.port (and not exactly one exposed port); not registered"
     if isinstance(port, str):
         return Outcome(skipped=(port,))
-    meta = {k[len("disco.meta."):]: v for k, v in labels.items() if k.startswith("disco.meta.")}
+    meta = {k[len("disco.meta.") :]: v for k, v in labels.items() if k.startswith("disco.meta.")}
     if "disco.weight" in labels:
         weight = labels["disco.weight"]
         if not re.fullmatch(r"\d{1,3}", weight) or int(weight) > 256:
-            return Outcome(skipped=(f"{container.who}: disco.weight {names.show(weight)} is not 0..256; not registered",))
+            return Outcome(
+                skipped=(f"{container.who}: disco.weight {names.show(weight)} is not 0..256; not registered",)
+            )
         meta["disco-weight"] = str(int(weight))
     tags = [t.strip() for t in labels.get("disco.tags", "").split(",") if t.strip()]
-    result = _build(container, placement, labels["disco.service"], port, tags=tags, meta=meta,
-                    check=labels.get("disco.check", "tcp"), interval=labels.get("disco.interval", "1s"))
+    result = _build(
+        container,
+        placement,
+        labels["disco.service"],
+        port,
+        tags=tags,
+        meta=meta,
+        check=labels.get("disco.check", "tcp"),
+        interval=labels.get("disco.interval", "1s"),
+    )
     return Outcome(skipped=(result,)) if isinstance(result, str) else Outcome(wanted=(result,))
 
 
@@ -260,7 +303,15 @@ def _registrator_keys(container: Container, placement: Placement) -> Outcome:
         check = keys.get("CHECK_HTTP") or ("tcp" if keys.get("CHECK_TCP", "").lower() in _TRUE else "none")
         meta = {k.lower(): v for k, v in keys.items() if k not in _RESERVED and not k.startswith("CHECK_")}
         tags = [t.strip() for t in keys.get("TAGS", "").split(",") if t.strip()]
-        result = _build(container, placement, service, port, tags=tags, meta=meta, check=check,
-                        interval=keys.get("CHECK_INTERVAL", "10s"))
+        result = _build(
+            container,
+            placement,
+            service,
+            port,
+            tags=tags,
+            meta=meta,
+            check=check,
+            interval=keys.get("CHECK_INTERVAL", "10s"),
+        )
         (skipped if isinstance(result, str) else wanted).append(result)  # type: ignore[arg-type]
     return Outcome(tuple(wanted), tuple(skipped))

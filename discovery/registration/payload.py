@@ -25,9 +25,15 @@ def payload(wanted: Wanted, container: Container, ttl: float) -> dict[str, Any]:
     body = wanted.registration.payload()
     if wanted.docker_health:
         checks = [body.pop("Check")] if "Check" in body else []
-        checks.append({"CheckID": docker_check_id(wanted.id), "Name": "Docker HEALTHCHECK",
-                       "TTL": format_duration(ttl), "Status": HEALTH.get(container.health, "critical"),
-                       "Notes": "Docker's health verdict, relayed by disco registrator"})
+        checks.append(
+            {
+                "CheckID": docker_check_id(wanted.id),
+                "Name": "Docker HEALTHCHECK",
+                "TTL": format_duration(ttl),
+                "Status": HEALTH.get(container.health, "critical"),
+                "Notes": "Docker's health verdict, relayed by disco registrator",
+            }
+        )
         body["Checks"] = checks
     return body
 
@@ -50,8 +56,13 @@ def check_ids(wanted: Wanted) -> list[str]:
 def differs(entry: Mapping[str, Any], wanted: Wanted) -> bool:
     """Whether the agent's entry (``/v1/agent/services``) is not what ``wanted`` registers."""
     reg = wanted.registration
-    return (entry.get("Service"), entry.get("Address"), entry.get("Port"), sorted(entry.get("Tags") or []),
-            dict(entry.get("Meta") or {})) != (reg.service, reg.address, reg.port, sorted(reg.tags), dict(reg.meta))
+    return (
+        entry.get("Service"),
+        entry.get("Address"),
+        entry.get("Port"),
+        sorted(entry.get("Tags") or []),
+        dict(entry.get("Meta") or {}),
+    ) != (reg.service, reg.address, reg.port, sorted(reg.tags), dict(reg.meta))
 
 
 def stops(sig: str, stop_signal: str = "") -> bool:

@@ -22,11 +22,11 @@ from typing import Any, Literal
 
 import tenacity
 
-from ..state import checks as names
-from ..state import routes, service_settings
 from ..consul.client import ConsulClient
 from ..errors import AccessDenied, CatalogError, ConfigError, RegistrationError
 from ..settings import format_duration
+from ..state import checks as names
+from ..state import routes, service_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class Check:
     """The health check Consul runs (or, for TTL, waits to hear) for the instance."""
 
     kind: CheckKind = "tcp"
-    target: str = ""          # URL for http, host:port for tcp, empty otherwise
-    interval: float = 1.0     # http/tcp interval; TTL length for ttl
+    target: str = ""  # URL for http, host:port for tcp, empty otherwise
+    interval: float = 1.0  # http/tcp interval; TTL length for ttl
     deregister_after: float = 60.0
 
 
@@ -61,13 +61,22 @@ class Registration:
 
     def payload(self) -> dict[str, Any]:
         """The body of PUT /v1/agent/service/register."""
-        body: dict[str, Any] = {"Name": self.service, "ID": self.id, "Address": self.address,
-                                "Port": self.port, "Tags": list(self.tags), "Meta": dict(self.meta)}
+        body: dict[str, Any] = {
+            "Name": self.service,
+            "ID": self.id,
+            "Address": self.address,
+            "Port": self.port,
+            "Tags": list(self.tags),
+            "Meta": dict(self.meta),
+        }
         c = self.check
         if c.kind == "none":
             return body
-        check: dict[str, Any] = {"CheckID": self.check_id, "Name": f"{self.service} {c.kind} check",
-                                 "DeregisterCriticalServiceAfter": format_duration(max(c.deregister_after, 60.0))}
+        check: dict[str, Any] = {
+            "CheckID": self.check_id,
+            "Name": f"{self.service} {c.kind} check",
+            "DeregisterCriticalServiceAfter": format_duration(max(c.deregister_after, 60.0)),
+        }
         if c.kind == "ttl":
             check["TTL"] = format_duration(c.interval)
         else:
@@ -97,12 +106,22 @@ def _fail(reason: str | None) -> None:
         raise ConfigError(reason)
 
 
-def build_registration(service: str, port: int, *, address: str | None = None, id: str | None = None,
-                       tags: Sequence[str] = (), meta: Mapping[str, str] | None = None,
-                       check_http: str | None = None, check_tcp: bool = False,
-                       check_ttl: float | None = None, interval: float = 1.0,
-                       deregister_after: float = 60.0, hostname: str | None = None,
-                       no_check: bool = False) -> Registration:
+def build_registration(
+    service: str,
+    port: int,
+    *,
+    address: str | None = None,
+    id: str | None = None,
+    tags: Sequence[str] = (),
+    meta: Mapping[str, str] | None = None,
+    check_http: str | None = None,
+    check_tcp: bool = False,
+    check_ttl: float | None = None,
+    interval: float = 1.0,
+    deregister_after: float = 60.0,
+    hostname: str | None = None,
+    no_check: bool = False,
+) -> Registration:
     """Check user input and build the registration; raises ConfigError naming the bad value."""
     _fail(names.check(names.SERVICE_NAME, service, "service name"))
     _fail(names.check_port(port))
@@ -156,8 +175,15 @@ class _Stopped(Exception):
 class Registrar:
     """Keeps one registration alive with the local agent until ``stop`` is set."""
 
-    def __init__(self, client: ConsulClient, registration: Registration, stop: threading.Event,
-                 resync: float = 1.0, connect_attempts: int = 10, grace: float = 0.0) -> None:
+    def __init__(
+        self,
+        client: ConsulClient,
+        registration: Registration,
+        stop: threading.Event,
+        resync: float = 1.0,
+        connect_attempts: int = 10,
+        grace: float = 0.0,
+    ) -> None:
         self.client = client
         self.registration = registration
         self.stop = stop
@@ -175,10 +201,12 @@ class Registrar:
             wait=tenacity.wait_random_exponential(multiplier=0.2, max=3.0),
             stop=tenacity.stop_any(tenacity.stop_after_attempt(self.connect_attempts), lambda _s: self.stop.is_set()),
             sleep=self.stop.wait,
-            before_sleep=lambda s: log.warning("registering %s: %s; retrying", self.registration.id,
-                                               s.outcome.exception() if s.outcome else "?"),
+            before_sleep=lambda s: log.warning(
+                "registering %s: %s; retrying", self.registration.id, s.outcome.exception() if s.outcome else "?"
+            ),
             reraise=True,
         )
+
         def attempt() -> None:
             if self.stop.is_set():
                 raise _Stopped
@@ -192,8 +220,14 @@ class Registrar:
             if self.stop.is_set():
                 return False
             raise RegistrationError(f"could not register {self.registration.id}: {exc}") from exc
-        log.info("registered %s (%s at %s:%d, %s check)", self.registration.id, self.registration.service,
-                 self.registration.address, self.registration.port, self.registration.check.kind)
+        log.info(
+            "registered %s (%s at %s:%d, %s check)",
+            self.registration.id,
+            self.registration.service,
+            self.registration.address,
+            self.registration.port,
+            self.registration.check.kind,
+        )
         return True
 
     def _tick(self) -> None:

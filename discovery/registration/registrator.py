@@ -51,16 +51,23 @@ _WAKE = "wake"
 
 
 class Registrator:
-    def __init__(self, client: ConsulClient, engine: Callable[[], Engine], placement: Placement,
-                 resync: float = 30.0, deregister_on_exit: bool = False, drain_hold: float = DRAIN_HOLD) -> None:
+    def __init__(
+        self,
+        client: ConsulClient,
+        engine: Callable[[], Engine],
+        placement: Placement,
+        resync: float = 30.0,
+        deregister_on_exit: bool = False,
+        drain_hold: float = DRAIN_HOLD,
+    ) -> None:
         self.client = client
         self.placement = placement
         self.resync = resync
         self.deregister_on_exit = deregister_on_exit
         self.drain_hold = drain_hold
         self.ttl = max(3 * resync, 30.0)
-        self._engine = engine()            # the main thread's
-        self._events = engine()            # the docker-events thread's
+        self._engine = engine()  # the main thread's
+        self._events = engine()  # the docker-events thread's
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._workers = Workers(self._stop, notify=lambda: self._queue.put(_WAKE))
@@ -123,8 +130,11 @@ class Registrator:
             retrying = tenacity.Retrying(
                 retry=tenacity.retry_if_exception_type(DockerUnavailable),
                 wait=tenacity.wait_random_exponential(multiplier=0.25, max=10.0),
-                stop=lambda _s: self._stop.is_set(), sleep=self._stop.wait, reraise=True,
-                before_sleep=lambda s: log.warning("%s; retrying", s.outcome.exception() if s.outcome else "?"))
+                stop=lambda _s: self._stop.is_set(),
+                sleep=self._stop.wait,
+                reraise=True,
+                before_sleep=lambda s: log.warning("%s; retrying", s.outcome.exception() if s.outcome else "?"),
+            )
             try:
                 events = retrying(self._events.events)
             except DockerUnavailable:
@@ -218,8 +228,16 @@ class Registrator:
         self.client.register_service(payload(w, c, self.ttl))
         self.registered[w.id] = w
         reg = w.registration
-        log.info("registered %s (%s at %s:%d, %s check%s) for %s", w.id, reg.service, reg.address, reg.port,
-                 reg.check.kind, ", Docker health " + (c.health or "?") if w.docker_health else "", c.who)
+        log.info(
+            "registered %s (%s at %s:%d, %s check%s) for %s",
+            w.id,
+            reg.service,
+            reg.address,
+            reg.port,
+            reg.check.kind,
+            ", Docker health " + (c.health or "?") if w.docker_health else "",
+            c.who,
+        )
         if c.paused:
             self.client.maintenance(w.id, True, "container paused")
 
@@ -260,15 +278,25 @@ class Registrator:
                 for w in self._of(cid):
                     self.client.deregister_service(w.id)
                     del self.registered[w.id]
-                    log.info("deregistered %s: %s%s (%s)", w.id, why, ", draining" if cid in self.draining else "",
-                             event_lag(event))
+                    log.info(
+                        "deregistered %s: %s%s (%s)",
+                        w.id,
+                        why,
+                        ", draining" if cid in self.draining else "",
+                        event_lag(event),
+                    )
                 if action == "destroy":
                     self.containers.pop(cid, None)
             elif action in ("pause", "unpause"):
                 for w in self._of(cid):
                     self.client.maintenance(w.id, action == "pause", "container paused")
-                    log.info("%s: container %sd, %s (%s)", w.id, action, "critical" if action == "pause" else "passing",
-                             event_lag(event))
+                    log.info(
+                        "%s: container %sd, %s (%s)",
+                        w.id,
+                        action,
+                        "critical" if action == "pause" else "passing",
+                        event_lag(event),
+                    )
             elif action == "health_status":
                 for w in self._of(cid):
                     if w.docker_health:

@@ -22,7 +22,6 @@ from . import checks as names
 from . import routes, service_settings
 from .model import Instance, Service
 
-
 #: Why an instance Consul lists is not routed (the ``reason`` label of the left-out metric).
 REFUSED, NOT_PASSING, MAINTENANCE, DUPLICATE = "refused", "not_passing", "maintenance", "duplicate"
 STATUSES = ("passing", "warning", "critical", "maintenance")
@@ -69,8 +68,11 @@ def status(entry: Mapping[str, Any]) -> str:
 
 def failing_checks(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The checks that are not passing, maintenance ones aside (``CheckID``, ``Name``, ``Status``, ``Output``)."""
-    return [c for c in _checks(entry) if c.get("Status") != "passing"
-            and not str(c.get("CheckID", "")).startswith(MAINTENANCE_CHECKS)]
+    return [
+        c
+        for c in _checks(entry)
+        if c.get("Status") != "passing" and not str(c.get("CheckID", "")).startswith(MAINTENANCE_CHECKS)
+    ]
 
 
 def _fields(entry: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
@@ -81,9 +83,12 @@ def _fields(entry: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
 def refusal(entry: Mapping[str, Any]) -> str | None:
     """Why the catalog checks refuse this entry (the field and what is wrong with it), or None."""
     sid, node_name, address, port = _fields(entry)
-    for reason in (names.check(names.SERVER_NAME, sid, "ID"),
-                   names.check(names.SERVER_NAME, node_name, "node name"),
-                   names.check_address(address), names.check_port(port)):
+    for reason in (
+        names.check(names.SERVER_NAME, sid, "ID"),
+        names.check(names.SERVER_NAME, node_name, "node name"),
+        names.check_address(address),
+        names.check_port(port),
+    ):
         if reason:
             return reason
     return None
@@ -113,16 +118,23 @@ def _instance(service_name: str, entry: Mapping[str, Any], notes: list[str], hea
             tags.append(tag)
     meta = []
     raw_meta = svc.get("Meta") or {}
-    for key, value in (raw_meta.items() if isinstance(raw_meta, Mapping) else ()):
+    for key, value in raw_meta.items() if isinstance(raw_meta, Mapping) else ():
         reason = names.check(names.META_KEY, key, "meta key") or names.check(names.META_VALUE, value, "meta value")
         if reason:
             notes.append(f"dropped from {label(service_name, entry)}: {reason}")
         else:
             meta.append((key, value))
     route_tags = [t for t in raw_tags if routes.is_route_tag(t)]
-    return Instance(id=sid, node=node_name, address=address, port=port, tags=tuple(sorted(set(tags))),
-                    meta=tuple(sorted(meta)), health=health,
-                    routes=routes.parse_tags(route_tags, label(service_name, entry), notes))
+    return Instance(
+        id=sid,
+        node=node_name,
+        address=address,
+        port=port,
+        tags=tuple(sorted(set(tags))),
+        meta=tuple(sorted(meta)),
+        health=health,
+        routes=routes.parse_tags(route_tags, label(service_name, entry), notes),
+    )
 
 
 def _unique_names(instances: list[Instance], notes: list[str], service_name: str) -> list[Instance]:
@@ -170,5 +182,9 @@ def convert(service_name: str, entries: Iterable[Mapping[str, Any]], *, passing_
     if len(unique) < len(found):
         left_out[DUPLICATE] = len(found) - len(unique)
     # Routes, disco-* settings, weights and backups (their grammars and the majority rule live there).
-    return Conversion(service_settings.build(service_name, unique, notes), tuple(notes), tuple(statuses.items()),
-                      tuple(sorted(left_out.items())))
+    return Conversion(
+        service_settings.build(service_name, unique, notes),
+        tuple(notes),
+        tuple(statuses.items()),
+        tuple(sorted(left_out.items())),
+    )

@@ -73,5 +73,8 @@ def release(policy: GatePolicy, hold: Hold, now: float, healthy: bool) -> bool:
     """Should a held proposal be applied now?"""
     if now - hold.since >= policy.grace:
         return True
-    return healthy and hold.reason == "Consul has no leader" and not (
-        not hold.proposed.instances and policy.when_empty == "keep")
+    return (
+        healthy
+        and hold.reason == "Consul has no leader"
+        and not (not hold.proposed.instances and policy.when_empty == "keep")
+    )

@@ -21,12 +21,12 @@ class Route:
     a TCP route has only ``tcp_port``.
     """
 
-    host: str = ""            # "" (any host), "shop.example.com" or "*.example.com"; lower case
-    path: str = "/"           # a path prefix matched at a segment boundary ("" for TCP routes)
-    strip: str = ""           # prefix removed before the request reaches the backend
-    redirect_code: int = 0    # with redirect_url: answer with this redirect instead of proxying
-    redirect_url: str = ""    # may end in "$path": the original path is appended
-    tcp_port: int = 0         # a TCP route: HAProxy listens on this port in TCP mode
+    host: str = ""  # "" (any host), "shop.example.com" or "*.example.com"; lower case
+    path: str = "/"  # a path prefix matched at a segment boundary ("" for TCP routes)
+    strip: str = ""  # prefix removed before the request reaches the backend
+    redirect_code: int = 0  # with redirect_url: answer with this redirect instead of proxying
+    redirect_url: str = ""  # may end in "$path": the original path is appended
+    tcp_port: int = 0  # a TCP route: HAProxy listens on this port in TCP mode
 
     @property
     def tcp(self) -> bool:
@@ -44,24 +44,36 @@ class Route:
         return text
 
     def as_context(self) -> dict[str, Any]:
-        return {"host": self.host, "wildcard": self.host.startswith("*."), "path": self.path, "strip": self.strip,
-                "redirect_code": self.redirect_code, "redirect_url": self.redirect_url, "tcp_port": self.tcp_port,
-                "text": self.describe()}
+        return {
+            "host": self.host,
+            "wildcard": self.host.startswith("*."),
+            "path": self.path,
+            "strip": self.strip,
+            "redirect_code": self.redirect_code,
+            "redirect_url": self.redirect_url,
+            "tcp_port": self.tcp_port,
+            "text": self.describe(),
+        }
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
     """Per-service settings from ``disco-*`` meta, agreed on by the instances (majority)."""
 
-    check: str = ""           # "" (the template's default), an HTTP path, "tcp" or "none"
-    balance: str = ""         # "" (roundrobin), roundrobin, leastconn, first, random, source
-    sticky: str = ""          # a cookie name: sticky sessions by cookie
-    maxconn: int = 0          # per server; 0: no limit set
+    check: str = ""  # "" (the template's default), an HTTP path, "tcp" or "none"
+    balance: str = ""  # "" (roundrobin), roundrobin, leastconn, first, random, source
+    sticky: str = ""  # a cookie name: sticky sessions by cookie
+    maxconn: int = 0  # per server; 0: no limit set
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
 
     def as_context(self) -> dict[str, Any]:
-        return {"check": self.check, "balance": self.balance, "sticky": self.sticky, "maxconn": self.maxconn,
-                "https_only": self.https_only}
+        return {
+            "check": self.check,
+            "balance": self.balance,
+            "sticky": self.sticky,
+            "maxconn": self.maxconn,
+            "https_only": self.https_only,
+        }
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -90,9 +102,18 @@ class Instance:
 
     def as_context(self) -> dict[str, Any]:
         """Plain data for the template: meta becomes a dict so templates can ``.get()`` it."""
-        return {"id": self.id, "name": self.name, "node": self.node, "address": self.address,
-                "port": self.port, "tags": list(self.tags), "meta": dict(self.meta),
-                "health": self.health, "weight": self.weight, "backup": self.backup}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "node": self.node,
+            "address": self.address,
+            "port": self.port,
+            "tags": list(self.tags),
+            "meta": dict(self.meta),
+            "health": self.health,
+            "weight": self.weight,
+            "backup": self.backup,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,9 +132,14 @@ class Service:
         return any(r.tcp for r in self.routes)
 
     def as_context(self) -> dict[str, Any]:
-        return {"name": self.name, "instances": [i.as_context() for i in self.instances],
-                "routes": [r.as_context() for r in self.routes], "settings": self.settings.as_context(),
-                "tcp": self.tcp, "cookie_key": self.cookie_key}
+        return {
+            "name": self.name,
+            "instances": [i.as_context() for i in self.instances],
+            "routes": [r.as_context() for r in self.routes],
+            "settings": self.settings.as_context(),
+            "tcp": self.tcp,
+            "cookie_key": self.cookie_key,
+        }
 
     @property
     def cookie_key(self) -> str:

@@ -40,8 +40,10 @@ WILDCARD_HOST = re.compile(rf"\*\.(?=.{{1,251}}$){_LABEL}(?:\.{_LABEL})*")
 _SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~-]{1,64}"
 PATH = re.compile(rf"/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[^/:$]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^$]*)?"
-                  r"(?P<append>\$path)?")
+_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[^/:$]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^$]*)?"
+    r"(?P<append>\$path)?"
+)
 
 
 def is_route_tag(tag: object) -> bool:
@@ -82,7 +84,7 @@ def parse_tag(tag: str) -> Route | str:
     """One route tag -> a Route, or the reason it is refused (one line, the value shortened)."""
     if _TAG.fullmatch(tag) is None:
         return f"route tag {show(tag)} has characters or a length a route cannot carry"
-    words = tag[len(PREFIX):].split(" ")
+    words = tag[len(PREFIX) :].split(" ")
     target, options = words[0], words[1:]
     opts: dict[str, str] = {}
     for option in options:

@@ -38,22 +38,31 @@ class Rule:
     default: bool = False  # the implied route of a service without route tags
 
     def as_context(self) -> dict[str, Any]:
-        return {**self.route.as_context(), "id": self.id, "service": self.service, "https_only": self.https_only,
-                "default": self.default, "exact_path": not self.route.path.endswith("/")}
+        return {
+            **self.route.as_context(),
+            "id": self.id,
+            "service": self.service,
+            "https_only": self.https_only,
+            "default": self.default,
+            "exact_path": not self.route.path.endswith("/"),
+        }
 
 
 @dataclass(frozen=True)
 class Table:
     http: tuple[Rule, ...] = ()
-    tcp: tuple[tuple[int, str], ...] = ()     # (port, service), by port
-    default_backend: str | None = None        # the first HTTP service
+    tcp: tuple[tuple[int, str], ...] = ()  # (port, service), by port
+    default_backend: str | None = None  # the first HTTP service
     default_https_only: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def as_context(self) -> dict[str, Any]:
-        return {"http": [r.as_context() for r in self.http],
-                "tcp": [{"port": port, "service": svc} for port, svc in self.tcp],
-                "default_backend": self.default_backend, "default_https_only": self.default_https_only}
+        return {
+            "http": [r.as_context() for r in self.http],
+            "tcp": [{"port": port, "service": svc} for port, svc in self.tcp],
+            "default_backend": self.default_backend,
+            "default_https_only": self.default_https_only,
+        }
 
 
 def parse_ports(text: str) -> frozenset[int]:
@@ -88,8 +97,9 @@ def precedence(rule: Rule) -> tuple[Any, ...]:
     return (kind, -len(route.host), -len(route.path), route.path, route.host, rule.service)
 
 
-def table(services: Sequence[Service], values: Mapping[str, Any] | None = None,
-          discovered: Collection[str] = frozenset()) -> Table:
+def table(
+    services: Sequence[Service], values: Mapping[str, Any] | None = None, discovered: Collection[str] = frozenset()
+) -> Table:
     values = values or {}
     allowed = parse_ports(str(values.get("tcp_ports", "")))
     reserved = reserved_ports(values)
@@ -100,8 +110,10 @@ def table(services: Sequence[Service], values: Mapping[str, Any] | None = None,
         if svc.tcp:
             for route in svc.routes:
                 if route.tcp_port in reserved:
-                    notes.append(f"{svc.name}: TCP route :{route.tcp_port} ignored: the port is HAProxy's "
-                                 f"{reserved[route.tcp_port]}")
+                    notes.append(
+                        f"{svc.name}: TCP route :{route.tcp_port} ignored: the port is HAProxy's "
+                        f"{reserved[route.tcp_port]}"
+                    )
                 elif route.tcp_port not in allowed:
                     notes.append(f"{svc.name}: TCP route :{route.tcp_port} ignored: not in --set tcp_ports")
                 else:
@@ -125,5 +137,6 @@ def table(services: Sequence[Service], values: Mapping[str, Any] | None = None,
     ordered = sorted(winners, key=precedence)
     http = tuple(Rule(f"r{i}", r.service, r.route, r.https_only, r.default) for i, r in enumerate(ordered, 1))
     default = next((s for s in services if not s.tcp and s.name not in discovered), None)
-    return Table(http, tuple(tcp), default.name if default else None,
-                 bool(default and default.settings.https_only), tuple(notes))
+    return Table(
+        http, tuple(tcp), default.name if default else None, bool(default and default.settings.https_only), tuple(notes)
+    )

@@ -52,6 +52,7 @@ def _sticky(value: str) -> str | None:
 def _int_in(low: int, high: int) -> Callable[[str], int | None]:
     def parse(value: str) -> int | None:
         return int(value) if _INT.fullmatch(value) and low <= int(value) <= high else None
+
     return parse
 
 
@@ -70,8 +71,9 @@ SERVICE_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
 _WEIGHT = _int_in(0, 256)
 
 
-def instance_settings(meta: Sequence[tuple[str, str]], label: str,
-                      notes: list[str]) -> tuple[int | None, dict[str, Any]]:
+def instance_settings(
+    meta: Sequence[tuple[str, str]], label: str, notes: list[str]
+) -> tuple[int | None, dict[str, Any]]:
     """An instance's ``disco-weight`` and its votes on service settings; refused values become notes."""
     weight: int | None = None
     votes: dict[str, Any] = {}

@@ -32,8 +32,14 @@ class Stack:
     timings: dict[str, float | int] = field(default_factory=dict)
 
     def compose(self, *args: str, timeout: float = 900) -> str:
-        result = subprocess.run([*compose_command(), "-p", PROJECT, *args], cwd=REPO, env=self.env,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [*compose_command(), "-p", PROJECT, *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result.stdout
 
@@ -50,14 +56,18 @@ class Stack:
         return f"http://127.0.0.1:{self.env['DISCO_CONSUL_PORT']}"
 
     def containers(self, service: str) -> list[docker.models.containers.Container]:
-        return self.client.containers.list(filters={"label": [f"com.docker.compose.project={PROJECT}",
-                                                              f"com.docker.compose.service={service}"]})
+        return self.client.containers.list(
+            filters={"label": [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]}
+        )
 
     def servers(self) -> dict[str, str]:
         """Backend `web` on HAProxy's stats page: server name -> status."""
         csv = requests.get(self.stats + ";csv", timeout=3).text
-        return {r[1]: r[17] for r in (line.split(",") for line in csv.splitlines())
-                if len(r) > 17 and r[0] == "web" and r[1] != "BACKEND"}
+        return {
+            r[1]: r[17]
+            for r in (line.split(",") for line in csv.splitlines())
+            if len(r) > 17 and r[0] == "web" and r[1] != "BACKEND"
+        }
 
     def up_servers(self) -> set[str]:
         return {name for name, status in self.servers().items() if status == "UP"}
@@ -100,8 +110,15 @@ def stack() -> Iterator[Stack]:
         yield s
     finally:
         (ARTIFACTS / "e2e-timings.txt").write_text(
-            "".join(f"{k}: {v}\n" if isinstance(v, int) else f"{k}: {v:.1f}s\n" for k, v in s.timings.items()))
-        logs = subprocess.run([*compose_command(), "-p", PROJECT, "logs", "--no-color"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120).stdout
+            "".join(f"{k}: {v}\n" if isinstance(v, int) else f"{k}: {v:.1f}s\n" for k, v in s.timings.items())
+        )
+        logs = subprocess.run(
+            [*compose_command(), "-p", PROJECT, "logs", "--no-color"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
         (ARTIFACTS / "e2e-compose.log").write_text(logs)
         s.compose("down", "-v", "--remove-orphans", timeout=300)

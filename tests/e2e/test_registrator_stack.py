@@ -25,8 +25,15 @@ SERVICES = ("consul", "haproxy", "registrator", "app")
 
 class RegStack(Stack):
     def compose(self, *args: str, timeout: float = 900) -> str:
-        result = subprocess.run([*compose_command(), "-p", PROJECT, "--profile", "registrator", *args], cwd=REPO,
-                                env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            [*compose_command(), "-p", PROJECT, "--profile", "registrator", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result.stdout
 
@@ -34,8 +41,9 @@ class RegStack(Stack):
         self.compose("up", "-d", "--no-build", "--scale", f"app={n}", *SERVICES, timeout=300)
 
     def containers(self, service: str) -> list[docker.models.containers.Container]:
-        return self.client.containers.list(filters={"label": [f"com.docker.compose.project={PROJECT}",
-                                                              f"com.docker.compose.service={service}"]})
+        return self.client.containers.list(
+            filters={"label": [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +64,17 @@ def regstack() -> Iterator[RegStack]:
         yield s
     finally:
         (ARTIFACTS / "e2e-registrator-timings.txt").write_text(
-            "".join(f"{k}: {v}\n" if isinstance(v, int) else f"{k}: {v:.1f}s\n" for k, v in s.timings.items()))
-        logs = subprocess.run([*compose_command(), "-p", PROJECT, "--profile", "registrator", "logs", "--no-color"],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False).stdout
+            "".join(f"{k}: {v}\n" if isinstance(v, int) else f"{k}: {v:.1f}s\n" for k, v in s.timings.items())
+        )
+        logs = subprocess.run(
+            [*compose_command(), "-p", PROJECT, "--profile", "registrator", "logs", "--no-color"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).stdout
         (ARTIFACTS / "e2e-registrator-compose.log").write_text(logs)
         s.compose("down", "-v", "--remove-orphans", timeout=300)
 
@@ -84,8 +100,9 @@ def test_scale_2_5_2_under_a_steady_client_without_failures(regstack: RegStack):
         regstack.timings["registrator: scale 2 -> 5 (all UP)"] = time.monotonic() - t
         t = time.monotonic()
         regstack.scale(2)
-        wait_until(lambda: len(regstack.passing()) == 2 and len(regstack.servers()) == 2, 120, interval=0.1,
-                   what="back to 2")
+        wait_until(
+            lambda: len(regstack.passing()) == 2 and len(regstack.servers()) == 2, 120, interval=0.1, what="back to 2"
+        )
         regstack.timings["registrator: scale 5 -> 2 (3 removed)"] = time.monotonic() - t
         ok_before = client.ok
         wait_until(lambda: client.ok > ok_before + 20, 30, what="requests after the scale-down")

@@ -59,8 +59,9 @@ class SteadyClient:
 def test_three_webapps_up_and_all_reached(stack: Stack):
     assert len(stack.up_servers()) == 3
     seen = reached(stack, 30)
-    assert len(seen) == 3 and all(name.startswith(tuple(c.id[:12] for c in stack.containers("webapp")))
-                                  for name in seen)
+    assert len(seen) == 3 and all(
+        name.startswith(tuple(c.id[:12] for c in stack.containers("webapp"))) for name in seen
+    )
 
 
 def test_logs_of_every_process_reach_docker_logs(stack: Stack):
@@ -86,8 +87,10 @@ def test_processes_run_as_non_root_wherever_they_can(stack: Stack):
     root = [args for uid, args in haproxy if uid == "0"]
     # Only supervisord, the entrypoint shell it replaced, HAProxy's master (port 80) and the log
     # prefixer supervisord starts for it keep root; the workers, the agent and disco watch do not.
-    assert all("supervisord" in a or a.startswith("python3 -m discovery.logprefix haproxy") or
-               a.startswith("haproxy -W") for a in root), root
+    assert all(
+        "supervisord" in a or a.startswith("python3 -m discovery.logprefix haproxy") or a.startswith("haproxy -W")
+        for a in root
+    ), root
     workers = [uid for uid, args in haproxy if args.startswith("haproxy -W")]
     assert len(workers) >= 2 and workers.count("0") == 1  # the master; its worker(s) dropped root
     assert any(uid != "0" and "disco watch" in args for uid, args in haproxy)
@@ -96,16 +99,23 @@ def test_processes_run_as_non_root_wherever_they_can(stack: Stack):
 
 def test_crashed_webapp_is_restarted_by_supervisord(stack: Stack):
     container = stack.containers("webapp")[0]
-    kill = ("for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in "
-            "'python3 /app/app.py'*) kill -9 ${p#/proc/};; esac; done")
+    kill = (
+        "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in "
+        "'python3 /app/app.py'*) kill -9 ${p#/proc/};; esac; done"
+    )
     assert container.exec_run(["sh", "-c", kill]).exit_code == 0
+
     def restarted() -> bool:
         logs = container.logs().decode(errors="replace")
         return "exited: webapp" in logs and "spawned: 'webapp'" in logs.split("exited: webapp", 1)[1]
 
     wait_until(restarted, 30, interval=0.2, what="supervisord to restart the webapp")
-    wait_until(lambda: len(stack.up_servers()) == 3 and len(reached(stack, 12)) == 3, 60, interval=0.2,
-               what="the restarted webapp serving again")
+    wait_until(
+        lambda: len(stack.up_servers()) == 3 and len(reached(stack, 12)) == 3,
+        60,
+        interval=0.2,
+        what="the restarted webapp serving again",
+    )
 
 
 def test_scale_up_to_six(stack: Stack):
@@ -120,8 +130,9 @@ def test_scale_down_to_two_with_no_failed_request(stack: Stack):
     with SteadyClient(stack.lb) as client:
         t = time.monotonic()
         stack.compose("up", "-d", "--no-build", "--scale", "webapp=2")
-        wait_until(lambda: len(stack.up_servers()) == 2 and len(stack.passing()) == 2, 120, interval=0.2,
-                   what="2 webapps left")
+        wait_until(
+            lambda: len(stack.up_servers()) == 2 and len(stack.passing()) == 2, 120, interval=0.2, what="2 webapps left"
+        )
         stack.timings["scale 6 -> 2 (2 left)"] = time.monotonic() - t
         time.sleep(1)
     assert client.failures == [] and client.ok > 50
@@ -131,8 +142,9 @@ def test_scale_down_to_two_with_no_failed_request(stack: Stack):
 
 def test_killed_webapp_leaves_once_consul_detects_it(stack: Stack):
     stack.compose("up", "-d", "--no-build", "--scale", "webapp=3")
-    wait_until(lambda: len(stack.up_servers()) == 3 and len(stack.passing()) == 3, 120, interval=0.2,
-               what="3 webapps again")
+    wait_until(
+        lambda: len(stack.up_servers()) == 3 and len(stack.passing()) == 3, 120, interval=0.2, what="3 webapps again"
+    )
     victim = stack.containers("webapp")[0]
     victim_id = next(i for i in stack.passing() if victim.id[:12] in i)
     t = time.monotonic()
@@ -149,8 +161,12 @@ def test_consul_server_restart_keeps_traffic_and_changes_flow_again(stack: Stack
         consul = stack.containers("consul")[0]
         t = time.monotonic()
         consul.restart(timeout=10)
-        wait_until(lambda: requests.get(f"{stack.consul}/v1/status/leader", timeout=2).json(), 120,
-                   interval=0.5, what="a Consul leader again")
+        wait_until(
+            lambda: requests.get(f"{stack.consul}/v1/status/leader", timeout=2).json(),
+            120,
+            interval=0.5,
+            what="a Consul leader again",
+        )
         stack.timings["consul restart -> leader"] = time.monotonic() - t
         time.sleep(2)
     assert client.failures == [] and client.ok > 50
@@ -178,9 +194,17 @@ def test_stats_page_and_consul_ui_show_the_members(stack: Stack):
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"
     members = stack.passing()

@@ -24,8 +24,14 @@ class Apps:
         self.servers: dict[str, Server] = {}
         self.ports: dict[str, int] = {}
 
-    def start(self, service: str, instance: str, tags: tuple[str, ...] = (), meta: dict[str, str] | None = None,
-              register: bool = True) -> int:
+    def start(
+        self,
+        service: str,
+        instance: str,
+        tags: tuple[str, ...] = (),
+        meta: dict[str, str] | None = None,
+        register: bool = True,
+    ) -> int:
         port = take_port()
         server = make_server("127.0.0.1", port, instance)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -34,11 +40,25 @@ class Apps:
             self.register(service, instance, tags, meta)
         return port
 
-    def register(self, service: str, instance: str, tags: tuple[str, ...] = (),
-                 meta: dict[str, str] | None = None, port: int | None = None) -> None:
-        self.consul.put("/v1/agent/service/register", {
-            "Name": service, "ID": instance, "Address": "127.0.0.1", "Port": port or self.ports[instance],
-            "Tags": list(tags), "Meta": meta or {}})
+    def register(
+        self,
+        service: str,
+        instance: str,
+        tags: tuple[str, ...] = (),
+        meta: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.consul.put(
+            "/v1/agent/service/register",
+            {
+                "Name": service,
+                "ID": instance,
+                "Address": "127.0.0.1",
+                "Port": port or self.ports[instance],
+                "Tags": list(tags),
+                "Meta": meta or {},
+            },
+        )
 
     def deregister(self, instance: str) -> None:
         self.consul.put(f"/v1/agent/service/deregister/{instance}")
@@ -49,8 +69,7 @@ class Apps:
             server.server_close()
 
 
-def start_routed(stack: Stack, services: list[str], *values: str, live: bool = True,
-                 expect: int | None = None) -> None:
+def start_routed(stack: Stack, services: list[str], *values: str, live: bool = True, expect: int | None = None) -> None:
     """HAProxy + `disco watch` for ``services`` (the first is the default backend), with --set ``values``."""
     extra: list[str] = []
     for name in services[1:]:
@@ -68,8 +87,13 @@ def start_routed(stack: Stack, services: list[str], *values: str, live: bool = T
 
 def get(stack: Stack, path: str = "/", host: str | None = None, **kwargs: Any) -> requests.Response:
     headers = {"Connection": "close", **({"Host": host} if host else {}), **kwargs.pop("headers", {})}
-    return requests.get(f"http://127.0.0.1:{stack.lb_port}{path}", headers=headers,
-                        timeout=kwargs.pop("timeout", 3), allow_redirects=False, **kwargs)
+    return requests.get(
+        f"http://127.0.0.1:{stack.lb_port}{path}",
+        headers=headers,
+        timeout=kwargs.pop("timeout", 3),
+        allow_redirects=False,
+        **kwargs,
+    )
 
 
 def reached(stack: Stack, count: int, path: str = "/", host: str | None = None) -> collections.Counter[str]:

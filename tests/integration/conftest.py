@@ -74,18 +74,61 @@ class Stack:
         return proc
 
     def watch_args(self, *extra: str) -> list[str]:
-        return [*DISCO, "watch", "--service", self.service, "--output", str(self.output),
-                "--consul-addr", self.consul.url, "--set", f"frontend_port={self.lb_port}",
-                "--set", f"stats_port={self.stats_port}", "--set", "bind_address=127.0.0.1", *extra]
+        return [
+            *DISCO,
+            "watch",
+            "--service",
+            self.service,
+            "--output",
+            str(self.output),
+            "--consul-addr",
+            self.consul.url,
+            "--set",
+            f"frontend_port={self.lb_port}",
+            "--set",
+            f"stats_port={self.stats_port}",
+            "--set",
+            "bind_address=127.0.0.1",
+            *extra,
+        ]
 
     def add_webapp(self, instance: str) -> Path:
         """Start a webapp and its `disco register`; return its fail file (touch it to make it sick)."""
         port, fail = take_port(), self.workdir / f"{instance}.fail"
-        self.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
-                    "--id", instance, "--fail-file", str(fail)], f"webapp-{instance}")
+        self.spawn(
+            [
+                sys.executable,
+                str(REPO / "webapp/app.py"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--id",
+                instance,
+                "--fail-file",
+                str(fail),
+            ],
+            f"webapp-{instance}",
+        )
         self.registers[instance] = self.spawn(
-            [*DISCO, "register", "--service", self.service, "--port", str(port), "--address", "127.0.0.1",
-             "--id", instance, "--check-http", "/health", "--consul-addr", self.consul.url], f"register-{instance}")
+            [
+                *DISCO,
+                "register",
+                "--service",
+                self.service,
+                "--port",
+                str(port),
+                "--address",
+                "127.0.0.1",
+                "--id",
+                instance,
+                "--check-http",
+                "/health",
+                "--consul-addr",
+                self.consul.url,
+            ],
+            f"register-{instance}",
+        )
         return fail
 
     def start_balancer(self, live: bool = False) -> None:
@@ -94,12 +137,16 @@ class Stack:
         With ``live``, the watcher applies server changes through the runtime API.
         """
         if live:
-            self.watch_args = (lambda orig: lambda *extra: orig("--runtime-socket", str(self.admin_socket),
-                                                                "--drain-grace", "2s", *extra))(self.watch_args)
+            self.watch_args = (
+                lambda orig: (
+                    lambda *extra: orig("--runtime-socket", str(self.admin_socket), "--drain-grace", "2s", *extra)
+                )
+            )(self.watch_args)
         once = self.spawn(self.watch_args("--once"), "watch-once")
         assert once.popen.wait(60) == 0, once.output()
-        self.haproxy = self.spawn(["haproxy", "-W", "-S", f"{self.master_socket},mode,600", "-f", str(self.output)],
-                                  "haproxy")
+        self.haproxy = self.spawn(
+            ["haproxy", "-W", "-S", f"{self.master_socket},mode,600", "-f", str(self.output)], "haproxy"
+        )
         wait_until(self.master_socket.exists, 10, what="HAProxy's master socket")
         self.watch = self.spawn(self.watch_args("--master-socket", str(self.master_socket)), "watch")
 

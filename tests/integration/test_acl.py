@@ -17,16 +17,34 @@ READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "
 
 @pytest.fixture
 def acl_consul(tmp_path):
-    agent = ConsulAgent(tmp_path, extra={"primary_datacenter": "dc1", "acl": {
-        "enabled": True, "default_policy": "deny", "tokens": {"master": MASTER, "agent": MASTER}}})
+    agent = ConsulAgent(
+        tmp_path,
+        extra={
+            "primary_datacenter": "dc1",
+            "acl": {"enabled": True, "default_policy": "deny", "tokens": {"master": MASTER, "agent": MASTER}},
+        },
+    )
     agent.start()
     yield agent
     agent.stop()
 
 
 def watch_args(consul: ConsulAgent, output, *extra: str) -> list[str]:
-    return [*DISCO, "watch", "--service", "web", "--output", str(output), "--consul-addr", consul.url,
-            "--set", f"frontend_port={take_port()}", "--set", f"stats_port={take_port()}", *extra]
+    return [
+        *DISCO,
+        "watch",
+        "--service",
+        "web",
+        "--output",
+        str(output),
+        "--consul-addr",
+        consul.url,
+        "--set",
+        f"frontend_port={take_port()}",
+        "--set",
+        f"stats_port={take_port()}",
+        *extra,
+    ]
 
 
 def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_path):
@@ -34,16 +52,24 @@ def test_least_privilege_token_reads_the_catalog(acl_consul: ConsulAgent, tmp_pa
     token = acl_consul.put("/v1/acl/token", {"Policies": [{"ID": policy["ID"]}]})["SecretID"]
     acl_consul.put("/v1/agent/service/register", {"Name": "web", "ID": "web-1", "Address": "127.0.0.1", "Port": 8080})
     env = {**os.environ, "CONSUL_HTTP_TOKEN": token}
-    result = subprocess.run(watch_args(acl_consul, tmp_path / "h.cfg", "--once", "--dry-run"), env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        watch_args(acl_consul, tmp_path / "h.cfg", "--once", "--dry-run"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "server web-1 127.0.0.1:8080" in result.stdout
 
 
 def refused_requests(consul: ConsulAgent) -> int:
     """How many of the watcher's queries Consul refused for an unknown token, from Consul's own log."""
-    return sum(1 for line in (consul.workdir / "consul.log").read_text(errors="replace").splitlines()
-               if "/v1/health/service/web" in line and "ACL not found" in line)
+    return sum(
+        1
+        for line in (consul.workdir / "consul.log").read_text(errors="replace").splitlines()
+        if "/v1/health/service/web" in line and "ACL not found" in line
+    )
 
 
 def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_consul: ConsulAgent, tmp_path):
@@ -51,8 +77,11 @@ def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_
     token_file = tmp_path / "token"
     token_file.write_text("00000000-0000-0000-0000-000000000000\n")  # a token Consul does not know
     output = tmp_path / "haproxy.cfg"
-    watch = Proc(watch_args(acl_consul, output), tmp_path / "watch.log",
-                 env={"CONSUL_HTTP_TOKEN_FILE": str(token_file), "CONSUL_HTTP_TOKEN": ""})
+    watch = Proc(
+        watch_args(acl_consul, output),
+        tmp_path / "watch.log",
+        env={"CONSUL_HTTP_TOKEN_FILE": str(token_file), "CONSUL_HTTP_TOKEN": ""},
+    )
     try:
         wait_until(lambda: "refused the ACL token (403)" in watch.output(), 15, what="the 403 reported")
         first = time.monotonic()

@@ -24,14 +24,43 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         follower = cluster.followers()[0]
         for n in (1, 2, 3):
             port = take_port()
-            procs.append(Proc([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port",
-                               str(port), "--id", f"web-{n}"], tmp_path / f"web-{n}.log"))
-            follower.put("/v1/agent/service/register", {"Name": "web", "ID": f"web-{n}", "Address": "127.0.0.1",
-                                                        "Port": port})
+            procs.append(
+                Proc(
+                    [
+                        sys.executable,
+                        str(REPO / "webapp/app.py"),
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--id",
+                        f"web-{n}",
+                    ],
+                    tmp_path / f"web-{n}.log",
+                )
+            )
+            follower.put(
+                "/v1/agent/service/register", {"Name": "web", "ID": f"web-{n}", "Address": "127.0.0.1", "Port": port}
+            )
         out, master = tmp_path / "haproxy.cfg", tmp_path / "master.sock"
-        args = [*DISCO, "watch", "--service", "web", "--output", str(out), "--consul-addr", follower.url,
-                "--set", f"frontend_port={lb}", "--set", f"stats_port={take_port()}", "--set", "bind_address=127.0.0.1",
-                "--runtime-socket", str(tmp_path / "admin.sock")]
+        args = [
+            *DISCO,
+            "watch",
+            "--service",
+            "web",
+            "--output",
+            str(out),
+            "--consul-addr",
+            follower.url,
+            "--set",
+            f"frontend_port={lb}",
+            "--set",
+            f"stats_port={take_port()}",
+            "--set",
+            "bind_address=127.0.0.1",
+            "--runtime-socket",
+            str(tmp_path / "admin.sock"),
+        ]
         procs.append(Proc([*args, "--bootstrap", "--once"], tmp_path / "once.log"))
         wait_until(out.exists, 30, what="bootstrap config")
         procs.append(Proc(["haproxy", "-W", "-S", str(master), "-f", str(out)], tmp_path / "haproxy.log"))
@@ -60,10 +89,22 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         wait_until(lambda: follower.leader() not in ("", leader_addr), 60, interval=0.2, what="a new leader")
         election = time.monotonic() - t
         port = take_port()
-        procs.append(Proc([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
-                           "--id", "web-4"], tmp_path / "web-4.log"))
-        follower.put("/v1/agent/service/register", {"Name": "web", "ID": "web-4", "Address": "127.0.0.1",
-                                                    "Port": port})
+        procs.append(
+            Proc(
+                [
+                    sys.executable,
+                    str(REPO / "webapp/app.py"),
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--id",
+                    "web-4",
+                ],
+                tmp_path / "web-4.log",
+            )
+        )
+        follower.put("/v1/agent/service/register", {"Name": "web", "ID": "web-4", "Address": "127.0.0.1", "Port": port})
         wait_until(lambda: "web-4" in instances_reached(url, 12), 30, what="web-4 routed after the election")
         stop.set()
         thread.join(10)

@@ -9,7 +9,6 @@ import time
 from discovery.consul.client import ConsulClient
 from discovery.errors import CatalogUnavailable
 from discovery.settings import consul_settings
-
 from testkit import ConsulAgent, wait_until
 
 
@@ -43,7 +42,7 @@ def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
             started = time.monotonic()
             try:
                 client.health_service("nothing-here", index=index, wait=0.3)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
             assert time.monotonic() - started < 5
     finally:
@@ -58,8 +57,10 @@ def test_each_call_keeps_its_own_timeout_across_threads(consul: ConsulAgent):
 def test_checks_index_is_the_index_of_every_check_without_their_bodies(consul: ConsulAgent):
     """The catalog watch's probe: where the checks' index stands, read from a tiny answer."""
     client = ConsulClient(consul_settings(consul.url, token=consul.token or None))
-    consul.put("/v1/agent/service/register", {"Name": "probe", "ID": "probe-1", "Port": 80,
-                                               "Check": {"TTL": "30s", "Status": "passing"}})
+    consul.put(
+        "/v1/agent/service/register",
+        {"Name": "probe", "ID": "probe-1", "Port": 80, "Check": {"TTL": "30s", "Status": "passing"}},
+    )
 
     def agreed() -> tuple[int, int] | None:
         probe, (index, _) = client.checks_index(), client.health_state_text(index=0, wait=0)

@@ -27,8 +27,8 @@ import pytest
 from discovery.haproxy.runtime import RuntimeAPI
 from testkit import DISCO, ConsulAgent, Proc, take_port, take_ports, wait_until
 
-ROUNDS = 10          # kills per path
-INSTANCES = 12       # IDs the churn registers and deregisters in turn
+ROUNDS = 10  # kills per path
+INSTANCES = 12  # IDs the churn registers and deregisters in turn
 # A kill lands this long at most after the watcher logs "rendered", in turn for each window: an
 # apply by reload takes a validation (a candidate file exists: ten or twenty ms) then a confirmed
 # reload (tens to hundreds), so every other kill aims at the validation; a live apply takes a few
@@ -66,8 +66,10 @@ class Churn:
     def step(self) -> None:
         n = self.rng.randrange(INSTANCES)
         if self.rng.random() < 0.6:
-            self.consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"w{n}", "Address": "127.0.0.1",
-                                                           "Port": self.ports[n]})
+            self.consul.put(
+                "/v1/agent/service/register",
+                {"Name": "web", "ID": f"w{n}", "Address": "127.0.0.1", "Port": self.ports[n]},
+            )
         else:
             self.consul.put(f"/v1/agent/service/deregister/w{n}")
         self.changes += 1
@@ -106,23 +108,46 @@ class Balancer:
 
     def start(self) -> None:
         """First config by `disco watch --once`, then HAProxy; self.argv starts watchers for it."""
-        self.common = [*DISCO, "watch", "--service", "web", "--output", str(self.output), "--wait", "0ms:10ms",
-                       "--consul-addr", self.consul.url, "--set", f"frontend_port={take_port()}",
-                       "--set", f"stats_port={take_port()}", "--set", "bind_address=127.0.0.1"]
-        mode = ["--runtime-socket", str(self.admin), "--drain-grace", "0s"] if self.live else \
-            ["--set", f"admin_socket={self.admin}"]  # the admin socket only to read the servers back
+        self.common = [
+            *DISCO,
+            "watch",
+            "--service",
+            "web",
+            "--output",
+            str(self.output),
+            "--wait",
+            "0ms:10ms",
+            "--consul-addr",
+            self.consul.url,
+            "--set",
+            f"frontend_port={take_port()}",
+            "--set",
+            f"stats_port={take_port()}",
+            "--set",
+            "bind_address=127.0.0.1",
+        ]
+        mode = (
+            ["--runtime-socket", str(self.admin), "--drain-grace", "0s"]
+            if self.live
+            else ["--set", f"admin_socket={self.admin}"]
+        )  # the admin socket only to read the servers back
         once = subprocess.run([*self.common, *mode, "--once"], capture_output=True, text=True, timeout=60)
         assert once.returncode == 0, once.stderr
         self.argv = [*self.common, *mode, "--master-socket", str(self.workdir / "master.sock")]
-        self.procs.append(Proc(["haproxy", "-W", "-S", str(self.workdir / "master.sock"), "-f", str(self.output)],
-                               self.workdir / "haproxy.log"))
+        self.procs.append(
+            Proc(
+                ["haproxy", "-W", "-S", str(self.workdir / "master.sock"), "-f", str(self.output)],
+                self.workdir / "haproxy.log",
+            )
+        )
         wait_until(self.admin.exists, 10, what="HAProxy's admin socket")
 
     def write_only(self) -> None:
         """Render and swap in the config a watcher would, without telling HAProxy (admin_socket
         set as --runtime-socket sets it, so the text is the same)."""
-        result = subprocess.run([*self.common, "--set", f"admin_socket={self.admin}", "--once"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*self.common, "--set", f"admin_socket={self.admin}", "--once"], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
 
     def watcher(self, n: int) -> Proc:
@@ -132,8 +157,9 @@ class Balancer:
 
     def serving(self) -> set[str]:
         """The servers the running HAProxy sends traffic to (not draining, not in maintenance)."""
-        return {name for name, s in RuntimeAPI(self.admin).servers("web").items()
-                if not s.in_maintenance and not s.draining}
+        return {
+            name for name, s in RuntimeAPI(self.admin).servers("web").items() if not s.in_maintenance and not s.draining
+        }
 
     def in_file(self) -> set[str]:
         return {line.split()[1] for line in self.output.read_text().splitlines() if line.strip().startswith("server ")}
@@ -179,8 +205,10 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(cons
     rng = random.Random(20240611 + live)
     ports = take_ports(INSTANCES + 2)  # nothing listens on them: HAProxy only marks the servers down
     for n in (0, 1):  # two that stay, so no change empties the service (the sanity gate would hold it)
-        consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": "127.0.0.1",
-                                                  "Port": ports[INSTANCES + n]})
+        consul.put(
+            "/v1/agent/service/register",
+            {"Name": "web", "ID": f"base-{n}", "Address": "127.0.0.1", "Port": ports[INSTANCES + n]},
+        )
     churn = Churn(consul, ports[:INSTANCES], rng)
     thread = threading.Thread(target=churn.run, daemon=True)
     thread.start()
@@ -220,8 +248,10 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_or_invalid_config(cons
         churn.go.set()
         thread.join(10)
         balancer.close()
-    print(f"{'live' if live else 'reload'}: {ROUNDS} kills, {mid_apply} inside an apply, {left_temp} left a "
-          f"temporary file; {churn.changes} changes in Consul")
+    print(
+        f"{'live' if live else 'reload'}: {ROUNDS} kills, {mid_apply} inside an apply, {left_temp} left a "
+        f"temporary file; {churn.changes} changes in Consul"
+    )
     assert mid_apply >= INSIDE_AT_LEAST[live], "the kills did not land inside applies"
     if not live:
         assert left_temp >= 1, "no kill landed while a candidate was being written or validated"
@@ -233,8 +263,9 @@ def test_a_file_swapped_in_but_not_applied_is_applied_by_the_next_watcher(consul
     on purpose: the new file in place, HAProxy and OUTPUT.last-good still on the old one."""
     ports = take_ports(3)
     for n in (0, 1):
-        consul.put("/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": "127.0.0.1",
-                                                  "Port": ports[n]})
+        consul.put(
+            "/v1/agent/service/register", {"Name": "web", "ID": f"base-{n}", "Address": "127.0.0.1", "Port": ports[n]}
+        )
     balancer = Balancer(tmp_path, consul, live)
     balancer.start()
     try:
@@ -242,8 +273,7 @@ def test_a_file_swapped_in_but_not_applied_is_applied_by_the_next_watcher(consul
         wait_until(lambda: ": unchanged" in first.output(), 30, what="the first watcher settled")
         first.stop()
         assert balancer.serving() == {"base-0", "base-1"}
-        consul.put("/v1/agent/service/register", {"Name": "web", "ID": "w0", "Address": "127.0.0.1",
-                                                  "Port": ports[2]})
+        consul.put("/v1/agent/service/register", {"Name": "web", "ID": "w0", "Address": "127.0.0.1", "Port": ports[2]})
         last_good = balancer.last_good.read_text()
         balancer.write_only()  # the file swapped in, HAProxy not told; last-good as the killed watcher left it
         balancer.last_good.write_text(last_good)

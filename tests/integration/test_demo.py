@@ -34,8 +34,12 @@ def test_demo_exits_at_once_naming_a_port_in_use_and_its_holder(tmp_path):
     with held_listener() as held:
         port = held.getsockname()[1]
         t0 = time.monotonic()
-        done = subprocess.run([*DISCO, "demo", "--lb-port", str(port), "--workdir", str(tmp_path / "demo")],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [*DISCO, "demo", "--lb-port", str(port), "--workdir", str(tmp_path / "demo")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         elapsed = time.monotonic() - t0
     assert done.returncode == 2, done
     lines = done.stderr.splitlines()
@@ -53,15 +57,35 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
     fake = tmp_path / "bin" / "haproxy"
     fake.parent.mkdir()
     real = shutil.which("haproxy")
-    fake.write_text(f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {real} "$@"; done\n'
-                    'echo "haproxy: cannot bind socket (fake)" >&2\nexit 1\n')
+    fake.write_text(
+        f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {real} "$@"; done\n'
+        'echo "haproxy: cannot bind socket (fake)" >&2\nexit 1\n'
+    )
     fake.chmod(0o755)
     lb, stats, consul = take_port(), take_port(), take_port()
     workdir = tmp_path / "demo"
-    demo = Proc([*DISCO, "demo", "--webapps", "1", "--lb-port", str(lb), "--stats-port", str(stats),
-                 "--consul-port", str(consul), "--first-webapp-port", str(take_ports(2)[0]),
-                 "--workdir", str(workdir), "--consul-ports", ",".join(map(str, take_ports(3)))],
-                tmp_path / "demo.log", env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
+    demo = Proc(
+        [
+            *DISCO,
+            "demo",
+            "--webapps",
+            "1",
+            "--lb-port",
+            str(lb),
+            "--stats-port",
+            str(stats),
+            "--consul-port",
+            str(consul),
+            "--first-webapp-port",
+            str(take_ports(2)[0]),
+            "--workdir",
+            str(workdir),
+            "--consul-ports",
+            ",".join(map(str, take_ports(3))),
+        ],
+        tmp_path / "demo.log",
+        env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"},
+    )
     try:
         assert demo.popen.wait(60) == 1, demo.output()
         errors = [line for line in demo.output().splitlines() if line.startswith("disco: error:")]
@@ -79,18 +103,37 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
     first_webapp = take_ports(4)[0]  # three web instances, then api-1
     webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2, first_webapp + 3]
     workdir = tmp_path / "demo"
-    demo = Proc([*DISCO, "demo", "--webapps", "3", "--lb-port", str(ports["lb"]), "--stats-port",
-                 str(ports["stats"]), "--consul-port", str(ports["consul"]), "--first-webapp-port",
-                 str(first_webapp), "--workdir", str(workdir), "--consul-ports", ",".join(map(str, take_ports(3)))],
-                tmp_path / "demo.log")
+    demo = Proc(
+        [
+            *DISCO,
+            "demo",
+            "--webapps",
+            "3",
+            "--lb-port",
+            str(ports["lb"]),
+            "--stats-port",
+            str(ports["stats"]),
+            "--consul-port",
+            str(ports["consul"]),
+            "--first-webapp-port",
+            str(first_webapp),
+            "--workdir",
+            str(workdir),
+            "--consul-ports",
+            ",".join(map(str, take_ports(3))),
+        ],
+        tmp_path / "demo.log",
+    )
     try:
         wait_until(lambda: "Press Ctrl-C" in demo.output(), 90, interval=0.2, what="the demo to be ready")
         out = demo.output()
         assert f"http://127.0.0.1:{ports['lb']}/" in out and f"http://127.0.0.1:{ports['consul']}/ui/" in out
         assert set(instances_reached(f"http://127.0.0.1:{ports['lb']}/", 12)) == {"web-1", "web-2", "web-3"}
+
         def api_answer() -> requests.Response | None:
             response = requests.get(f"http://127.0.0.1:{ports['lb']}/api/hello", timeout=3)
             return response if response.headers.get("X-Instance") == "api-1" else None
+
         api = wait_until(api_answer, 30, what="api-1 answering under /api")
         assert api.headers["X-Path"] == "/hello"  # strip=/api
         stats = requests.get(f"http://127.0.0.1:{ports['stats']}/", timeout=3).text
@@ -108,10 +151,19 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         master = int(subprocess.run([*ctl, "pid", "haproxy"], capture_output=True, text=True).stdout.strip())
         os.kill(master, signal.SIGKILL)
         lb = f"http://127.0.0.1:{ports['lb']}/"
-        wait_until(lambda: int(subprocess.run([*ctl, "pid", "haproxy"], capture_output=True, text=True)
-                               .stdout.strip() or 0) not in (0, master), 30, what="HAProxy restarted")
-        wait_until(lambda: set(instances_reached(lb, 9)) == {"web-1", "web-2", "web-3"}, 30,
-                   what="all three served by the new HAProxy")
+        wait_until(
+            lambda: (
+                int(subprocess.run([*ctl, "pid", "haproxy"], capture_output=True, text=True).stdout.strip() or 0)
+                not in (0, master)
+            ),
+            30,
+            what="HAProxy restarted",
+        )
+        wait_until(
+            lambda: set(instances_reached(lb, 9)) == {"web-1", "web-2", "web-3"},
+            30,
+            what="all three served by the new HAProxy",
+        )
         subprocess.run([*ctl, "stop", "register-2"], capture_output=True, check=True, timeout=30)
         wait_until(lambda: set(instances_reached(lb, 9)) == {"web-1", "web-3"}, 15, what="web-2 removed")
 

@@ -24,9 +24,24 @@ def apps(stack: Stack) -> Iterator[Apps]:
 
 
 def discover_args(stack: Stack, *extra: str) -> list[str]:
-    return [*DISCO, "watch", "--discover", "--output", str(stack.output), "--consul-addr", stack.consul.url,
-            "--runtime-socket", str(stack.admin_socket), "--set", f"frontend_port={stack.lb_port}",
-            "--set", f"stats_port={stack.stats_port}", "--set", "bind_address=127.0.0.1", *extra]
+    return [
+        *DISCO,
+        "watch",
+        "--discover",
+        "--output",
+        str(stack.output),
+        "--consul-addr",
+        stack.consul.url,
+        "--runtime-socket",
+        str(stack.admin_socket),
+        "--set",
+        f"frontend_port={stack.lb_port}",
+        "--set",
+        f"stats_port={stack.stats_port}",
+        "--set",
+        "bind_address=127.0.0.1",
+        *extra,
+    ]
 
 
 def backends(stack: Stack) -> set[str]:
@@ -39,48 +54,56 @@ def answer(stack: Stack, path: str) -> tuple[int, str, str]:
 
 
 def test_services_with_route_tags_come_and_go_without_a_restart(stack: Stack, apps: Apps):
-    once = stack.spawn(discover_args(stack, "--once"), "watch-once")         # an empty catalog: no backend
+    once = stack.spawn(discover_args(stack, "--once"), "watch-once")  # an empty catalog: no backend
     assert once.popen.wait(60) == 0, once.output()
     assert backends(stack) == set()
-    stack.haproxy = stack.spawn(["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)],
-                                "haproxy")
+    stack.haproxy = stack.spawn(
+        ["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)], "haproxy"
+    )
     wait_until(stack.master_socket.exists, 10, what="HAProxy's master socket")
-    watch = stack.watch = stack.spawn(discover_args(stack, "--master-socket", str(stack.master_socket),
-                                                    "--gate-grace", "3s"), "watch")
+    watch = stack.watch = stack.spawn(
+        discover_args(stack, "--master-socket", str(stack.master_socket), "--gate-grace", "3s"), "watch"
+    )
     wait_until(lambda: "applied 0 backends, 0 servers" in watch.output(), 20, what="the watcher's first pass")
-    assert answer(stack, "/a/x")[0] == 503                                   # no route, no default backend
+    assert answer(stack, "/a/x")[0] == 503  # no route, no default backend
     reloads = stack.reloads()
 
     apps.start("a", "a-1", ("urlprefix-/a strip=/a",))
     assert wait_until(lambda: answer(stack, "/a/users?id=7") == (200, "a-1", "/users?id=7"), 20, what="a routed")
     after_a = stack.reloads()
-    assert after_a > reloads                                                  # a new backend is a reload
+    assert after_a > reloads  # a new backend is a reload
 
-    apps.start("c", "c-1")                                                    # no route tag
-    apps.start("bad.name!", "bad-1", ("urlprefix-/bad",))                    # a name HAProxy cannot carry
+    apps.start("c", "c-1")  # no route tag
+    apps.start("bad.name!", "bad-1", ("urlprefix-/bad",))  # a name HAProxy cannot carry
     apps.start("b", "b-1", ("urlprefix-/b",))
     assert wait_until(lambda: answer(stack, "/b/x") == (200, "b-1", "/b/x"), 20, what="b routed")
     assert answer(stack, "/a/y")[:2] == (200, "a-1")
     assert stack.reloads() > after_a
-    assert backends(stack) == {"a", "b"}                                      # c was listed with b, or before
+    assert backends(stack) == {"a", "b"}  # c was listed with b, or before
     text = stack.output.read_text()
     assert "c-1" not in text and "bad.name" not in text
-    wait_until(lambda: "discover: service skipped: service name 'bad.name!'" in watch.output(), 10,
-               what="the refused name logged")
+    wait_until(
+        lambda: "discover: service skipped: service name 'bad.name!'" in watch.output(),
+        10,
+        what="the refused name logged",
+    )
     assert watch.output().count("service name 'bad.name!'") == 1
 
-    apps.deregister("a-1")                                                    # a's last instance
+    apps.deregister("a-1")  # a's last instance
     # Gated like any service losing its last instance (--when-empty keep): held for --gate-grace,
     # then the backend is dropped, not left empty.
-    wait_until(lambda: "holding the change of a: 1 -> 0 instances (every instance is gone)" in watch.output(), 20,
-               what="the removal of a held")
+    wait_until(
+        lambda: "holding the change of a: 1 -> 0 instances (every instance is gone)" in watch.output(),
+        20,
+        what="the removal of a held",
+    )
     wait_until(lambda: backends(stack) == {"b"}, 20, what="backend a dropped")
     assert wait_until(lambda: answer(stack, "/a/x")[0] == 503, 10, what="/a no longer routed")
     assert answer(stack, "/b/x")[:2] == (200, "b-1")
     assert "discover: a no longer in the catalog: no longer followed" in watch.output()
     assert "released the held change of a after" in watch.output()
 
-    assert watch.alive() and stack.haproxy.alive()                           # never restarted
+    assert watch.alive() and stack.haproxy.alive()  # never restarted
     assert watch.output().count("watching 0 services and every service with a route tag") == 1
     assert stack.reloads() >= after_a + 2
 
@@ -95,22 +118,30 @@ def test_plan_and_status_take_discover_and_watch_needs_a_service_or_discover(sta
     apps.start("c", "c-1")
     wait_until(lambda: stack.consul.passing("a"), 10, what="a in Consul")
     result = run("plan", "--json")
-    assert result.returncode == 3, result.stdout + result.stderr                  # changes: nothing written yet
+    assert result.returncode == 3, result.stdout + result.stderr  # changes: nothing written yet
     report = json.loads(result.stdout)
     assert report["summary"] == "1 backends, 1 servers" and "+backend a" in report["diff"]
     assert "backend c" not in report["diff"] and "default_backend" not in report["diff"]
     once = stack.spawn(discover_args(stack, "--once"), "watch-once")
     assert once.popen.wait(60) == 0, once.output()
-    assert run("plan").returncode == 0                                            # nothing to do now
-    result = subprocess.run([*DISCO, "status", "--discover", "--consul-addr", stack.consul.url, "--output",
-                             str(stack.output), "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run("plan").returncode == 0  # nothing to do now
+    result = subprocess.run(
+        [*DISCO, "status", "--discover", "--consul-addr", stack.consul.url, "--output", str(stack.output), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert [b["backend"] for b in json.loads(result.stdout)["backends"]] == ["a"]
 
     refused = run("watch", "--watch-mode", "service")
     assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
-        "disco: error: --discover follows the catalog with two blocking queries: it cannot go with --watch-mode service"]
-    neither = subprocess.run([*DISCO, "watch", "--output", str(stack.output)], capture_output=True, text=True,
-                             timeout=60, cwd=REPO)
+        "disco: error: --discover follows the catalog with two blocking queries: it cannot go with --watch-mode service"
+    ]
+    neither = subprocess.run(
+        [*DISCO, "watch", "--output", str(stack.output)], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert neither.returncode == 2 and neither.stderr.strip().splitlines() == [
-        "disco: error: missing --service or --discover (or `service` or `discover = true` in the config file)"]
+        "disco: error: missing --service or --discover (or `service` or `discover = true` in the config file)"
+    ]

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import sys
 
-from .conftest import Stack
 from testkit import REPO, instances_reached, take_port, wait_until
+
+from .conftest import Stack
 
 
 def webapp(stack: Stack, answer_as: str) -> int:
     port = take_port()
-    stack.spawn([sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port),
-                 "--id", answer_as], f"webapp-{answer_as}")
+    stack.spawn(
+        [sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port), "--id", answer_as],
+        f"webapp-{answer_as}",
+    )
     wait_until(lambda: answer_as in instances_reached(f"http://127.0.0.1:{port}/", 1), 10, what=f"{answer_as} up")
     return port
 
 
 def register(stack: Stack, service_id: str, port: int) -> None:
     """Through Consul's own API: the same ID at another port is an address change of one server."""
-    stack.consul.put("/v1/agent/service/register",
-                     {"ID": service_id, "Name": "web", "Address": "127.0.0.1", "Port": port})
+    stack.consul.put(
+        "/v1/agent/service/register", {"ID": service_id, "Name": "web", "Address": "127.0.0.1", "Port": port}
+    )
 
 
 def test_a_runtime_socket_failure_falls_back_to_a_reload(stack: Stack):
@@ -41,8 +45,9 @@ def test_a_runtime_socket_failure_falls_back_to_a_reload(stack: Stack):
     register(stack, "web-1", new_port)
 
     # HAProxy must end up running what the file says: the new port, through a validated reload.
-    wait_until(lambda: set(instances_reached(stack.lb, 6)) == {"new-process"}, 20,
-               what="HAProxy routing web-1 to its new port")
+    wait_until(
+        lambda: set(instances_reached(stack.lb, 6)) == {"new-process"}, 20, what="HAProxy routing web-1 to its new port"
+    )
     assert stack.reloads() == reloads + 1
     assert f"127.0.0.1:{new_port}" in stack.output.read_text()
     assert stack.watch is not None
@@ -60,12 +65,14 @@ def test_a_drift_made_while_no_watcher_ran_is_repaired_at_start(stack: Stack):
     for name in ("web-1", "web-2"):
         stack.add_webapp(name)
     wait_until(lambda: len(stack.consul.passing("web")) == 2, 20, what="2 instances passing")
-    stack.watch_args = (lambda orig: lambda *extra: orig("--runtime-socket", str(stack.admin_socket),
-                                                         *extra))(stack.watch_args)
+    stack.watch_args = (lambda orig: lambda *extra: orig("--runtime-socket", str(stack.admin_socket), *extra))(
+        stack.watch_args
+    )
     once = stack.spawn(stack.watch_args("--once"), "watch-once")
     assert once.popen.wait(60) == 0, once.output()
-    stack.haproxy = stack.spawn(["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f",
-                                 str(stack.output)], "haproxy")
+    stack.haproxy = stack.spawn(
+        ["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)], "haproxy"
+    )
     wait_until(stack.admin_socket.exists, 10, what="HAProxy's admin socket")
     api = RuntimeAPI(stack.admin_socket)
     wait_until(lambda: set(api.servers("web")) == {"web-1", "web-2"}, 10, what="HAProxy serving both")

@@ -7,19 +7,42 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .conftest import Stack
 from testkit import DISCO, REPO, take_port, wait_until
+
+from .conftest import Stack
 
 
 def register(stack: Stack, sid: str, port: int, address: str = "127.0.0.1", tags: tuple[str, ...] = ("blue",)) -> None:
-    stack.consul.put("/v1/agent/service/register", {
-        "Name": "web", "ID": sid, "Address": address, "Port": port, "Tags": list(tags),
-        "Check": {"TTL": "10m", "Status": "passing"}})
+    stack.consul.put(
+        "/v1/agent/service/register",
+        {
+            "Name": "web",
+            "ID": sid,
+            "Address": address,
+            "Port": port,
+            "Tags": list(tags),
+            "Check": {"TTL": "10m", "Status": "passing"},
+        },
+    )
 
 
 def explain(stack: Stack, target: str, listen: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [*DISCO, "explain", target, "--consul-addr", stack.consul.url, "--output", str(stack.output), "--tag",
-            "blue", "--runtime-socket", str(stack.admin_socket), "--listen", listen, *extra]
+    argv = [
+        *DISCO,
+        "explain",
+        target,
+        "--consul-addr",
+        stack.consul.url,
+        "--output",
+        str(stack.output),
+        "--tag",
+        "blue",
+        "--runtime-socket",
+        str(stack.admin_socket),
+        "--listen",
+        listen,
+        *extra,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
@@ -58,8 +81,11 @@ def test_explain_names_each_cause(stack: Stack):
 
     # web-1 fails too: no instance left, so the gate keeps the last servers and explain says so.
     stack.consul.put("/v1/agent/check/fail/service:web-1?note=connection%20refused")
-    result = wait_until(lambda: (r := explain(stack, "web/web-1", listen)) and "sanity gate" in r.stdout and r, 15,
-                        what="the gate hold in explain's answer")
+    result = wait_until(
+        lambda: (r := explain(stack, "web/web-1", listen)) and "sanity gate" in r.stdout and r,
+        15,
+        what="the gate hold in explain's answer",
+    )
     assert "check 'service:web-1' (Service 'web' check) is critical: connection refused" in result.stdout
     assert "the sanity gate holds the newest change of web (every instance is gone)" in result.stdout
     assert "passing): routed" not in result.stdout and "critical): routed" in result.stdout  # kept by the gate

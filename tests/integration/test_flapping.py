@@ -20,8 +20,16 @@ def test_flapping_instance_costs_bounded_reloads_and_no_failed_request(stack: St
     stack.start_balancer()  # reloads only: the expensive path the budget protects
     wait_until(lambda: set(instances_reached(stack.lb, 6)) == {"web-1", "web-2"}, 20, what="both reached")
     # The flapper: a TTL check switched between passing and critical every 100 ms.
-    stack.consul.put("/v1/agent/service/register", {"Name": "web", "ID": "flapper", "Address": "127.0.0.1",
-                                                    "Port": 9, "Check": {"CheckID": "service:flapper", "TTL": "1h"}})
+    stack.consul.put(
+        "/v1/agent/service/register",
+        {
+            "Name": "web",
+            "ID": "flapper",
+            "Address": "127.0.0.1",
+            "Port": 9,
+            "Check": {"CheckID": "service:flapper", "TTL": "1h"},
+        },
+    )
     reloads_before = stack.reloads()
     failures: list[str] = []
     ok = 0

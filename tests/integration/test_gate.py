@@ -42,8 +42,11 @@ def test_when_empty_keep_holds_the_last_servers_for_the_grace_time(stack: Stack)
     # The two deregistrations may arrive one by one (2 -> 1 is an ordinary change) or together;
     # either way the last known servers are still in the config and still serve while held.
     # (The pass applying 2 -> 1 may still be on its way when the hold is logged: wait for HAProxy to match the file.)
-    kept = wait_until(lambda: (k := stack.servers_in_config()) and set(instances_reached(stack.lb, 6)) == k and k, 10,
-                      what="the kept servers serving")
+    kept = wait_until(
+        lambda: (k := stack.servers_in_config()) and set(instances_reached(stack.lb, 6)) == k and k,
+        10,
+        what="the kept servers serving",
+    )
     assert kept <= {"web-1", "web-2"}
     wait_until(lambda: stack.servers_in_config() == set(), 15, what="the release after the grace time")
     assert time.monotonic() - t >= 3.5
@@ -78,8 +81,11 @@ def test_a_restarted_watcher_does_not_empty_what_haproxy_serves(stack: Stack):
     deregister_all(stack)  # the webapps still answer; Consul no longer lists them
     wait_until(lambda: stack.consul.passing("web") == [], 10, what="web gone from Consul")
     second = stack.watch = stack.spawn(stack.watch_args("--master-socket", str(stack.master_socket)), "watch-again")
-    wait_until(lambda: "holding the change of web: 2 -> 0 instances (every instance is gone)" in second.output(), 20,
-               what="the first view held")
+    wait_until(
+        lambda: "holding the change of web: 2 -> 0 instances (every instance is gone)" in second.output(),
+        20,
+        what="the first view held",
+    )
     assert stack.servers_in_config() == {"web-1", "web-2"}
     assert set(instances_reached(stack.lb, 6)) == {"web-1", "web-2"}  # still served while held
     wait_until(lambda: stack.servers_in_config() == set(), 20, what="the release after the grace time")

@@ -29,11 +29,28 @@ def make_certificates(tmp: Path) -> tuple[Path, Path]:
     run = lambda *args: subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True, timeout=30)
     run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=disco test CA")
     run("req", *key, "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=127.0.0.1")
-    (tmp / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:shop.example.com\nbasicConstraints=CA:FALSE\n"
-                                 "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
-                                 "authorityKeyIdentifier=keyid\n")
-    run("x509", "-req", "-in", "site.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "site.crt", "-days", "2", "-extfile", "ext.cnf")
+    (tmp / "ext.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:shop.example.com\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "site.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "site.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
     certs = tmp / "certs"
     certs.mkdir()
     (certs / "site.pem").write_text((tmp / "site.crt").read_text() + (tmp / "site.key").read_text())
@@ -55,7 +72,7 @@ def test_https_frontend_with_the_same_routes_and_https_only(stack: Stack, apps: 
     with pytest.raises(requests.exceptions.SSLError):  # the CA is really checked
         requests.get(f"{https}/", timeout=3)
 
-    response = get(stack, "/secure/cart?x=1")           # plain HTTP on an https-only route
+    response = get(stack, "/secure/cart?x=1")  # plain HTTP on an https-only route
     assert response.status_code == 301
     assert response.headers["Location"] == f"https://127.0.0.1:{https_port}/secure/cart?x=1"
     assert get(stack, "/").headers["X-Instance"] == "web-1"  # other routes stay on plain HTTP

@@ -19,8 +19,9 @@ def start(stack: Stack, *names: str) -> None:
     # The watcher has started and made its first pass (at start it reads HAProxy back and would
     # already repair a drift made before then).
     assert stack.watch is not None
-    wait_until(lambda: f"applied 1 backends, {len(names)} servers" in stack.watch.output(), 20,
-               what="the watcher's first pass")
+    wait_until(
+        lambda: f"applied 1 backends, {len(names)} servers" in stack.watch.output(), 20, what="the watcher's first pass"
+    )
 
 
 def test_added_and_removed_instances_are_applied_without_a_reload(stack: Stack):
@@ -62,7 +63,8 @@ def test_drift_is_repaired_by_a_reload(stack: Stack):
     api.delete_server("web", "web-2")  # someone removes a server by hand
     reloads = stack.reloads()
     stack.add_webapp("web-3")  # the next change reads the backend back, sees the drift, reloads
-    wait_until(lambda: set(instances_reached(stack.lb, 12)) == {"web-1", "web-2", "web-3"}, 20,
-               what="all three served again")
+    wait_until(
+        lambda: set(instances_reached(stack.lb, 12)) == {"web-1", "web-2", "web-3"}, 20, what="all three served again"
+    )
     assert stack.watch is not None and "live update failed" in stack.watch.output()
     assert stack.reloads() == reloads + 1  # one reload repaired it; no retries, no second one

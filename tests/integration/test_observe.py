@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Stack
 from testkit import take_port, wait_until
+
+from .conftest import Stack
 
 
 def register(stack: Stack, sid: str, port: int) -> None:
-    stack.consul.put("/v1/agent/service/register", {"Name": stack.service, "ID": sid, "Address": "127.0.0.1",
-                                                    "Port": port})
+    stack.consul.put(
+        "/v1/agent/service/register", {"Name": stack.service, "ID": sid, "Address": "127.0.0.1", "Port": port}
+    )
 
 
 def listen(stack: Stack) -> str:
@@ -37,37 +39,65 @@ def test_prometheus_scrapes_the_applies_counter_and_sees_it_grow(stack: Stack, t
     wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
 
     text = requests.get(f"{base}/metrics", timeout=2).text
-    for name in ("disco_consul_requests_total", "disco_consul_up", "disco_catalog_instances",
-                 "disco_backend_servers", "disco_instances_left_out", "disco_applies_total",
-                 "disco_render_duration_seconds_bucket", "disco_validate_duration_seconds_bucket",
-                 "disco_apply_duration_seconds_bucket", "disco_change_to_applied_seconds_bucket",
-                 "disco_last_apply_success_timestamp_seconds", "disco_pending", "disco_gate_held",
-                 "disco_build_info"):
+    for name in (
+        "disco_consul_requests_total",
+        "disco_consul_up",
+        "disco_catalog_instances",
+        "disco_backend_servers",
+        "disco_instances_left_out",
+        "disco_applies_total",
+        "disco_render_duration_seconds_bucket",
+        "disco_validate_duration_seconds_bucket",
+        "disco_apply_duration_seconds_bucket",
+        "disco_change_to_applied_seconds_bucket",
+        "disco_last_apply_success_timestamp_seconds",
+        "disco_pending",
+        "disco_gate_held",
+        "disco_build_info",
+    ):
         assert name in text, name
     assert "web-1" not in text  # no instance IDs as labels
 
     prom_port = take_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
-                      f"  - job_name: disco\n    static_configs:\n      - targets: ['{base.removeprefix('http://')}']\n")
-    stack.spawn([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{prom_port}"], "prometheus")
+    config.write_text(
+        f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+        f"  - job_name: disco\n    static_configs:\n      - targets: ['{base.removeprefix('http://')}']\n"
+    )
+    stack.spawn(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        "prometheus",
+    )
 
     def applies() -> float | None:
-        answer = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", timeout=2,
-                              params={"query": 'sum(disco_applies_total{result="success"})'}).json()
+        answer = requests.get(
+            f"http://127.0.0.1:{prom_port}/api/v1/query",
+            timeout=2,
+            params={"query": 'sum(disco_applies_total{result="success"})'},
+        ).json()
         result = answer["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    first = wait_until(lambda: [v for v in [applies()] if v is not None], 30, what="Prometheus to scrape the watcher")[0]
-    up = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up{job='disco'}"},
-                      timeout=2).json()["data"]["result"]
+    first = wait_until(lambda: [v for v in [applies()] if v is not None], 30, what="Prometheus to scrape the watcher")[
+        0
+    ]
+    up = requests.get(
+        f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up{job='disco'}"}, timeout=2
+    ).json()["data"]["result"]
     assert up and up[0]["value"][1] == "1"
 
     register(stack, "web-2", 9002)
     wait_until(lambda: (applies() or 0) > first, 20, what="the applies counter to grow in Prometheus")
-    live = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", timeout=2,
-                        params={"query": 'disco_applies_total{method="live",result="success"}'}).json()
+    live = requests.get(
+        f"http://127.0.0.1:{prom_port}/api/v1/query",
+        timeout=2,
+        params={"query": 'disco_applies_total{method="live",result="success"}'},
+    ).json()
     assert float(live["data"]["result"][0]["value"][1]) >= 1
     servers = requests.get(f"{base}/metrics", timeout=2).text
     assert 'disco_backend_servers{backend="web"} 2.0' in servers
@@ -78,8 +108,9 @@ def test_readyz_waits_for_the_first_apply_and_stays_ready_while_consul_is_away(s
     stack.consul.stop()
     bootstrap = stack.spawn(stack.watch_args("--bootstrap", "--once"), "bootstrap")
     assert bootstrap.popen.wait(30) == 0, bootstrap.output()
-    stack.haproxy = stack.spawn(["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f",
-                                 str(stack.output)], "haproxy")
+    stack.haproxy = stack.spawn(
+        ["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)], "haproxy"
+    )
     wait_until(stack.master_socket.exists, 10, what="HAProxy's master socket")
     stack.watch = stack.spawn(stack.watch_args("--master-socket", str(stack.master_socket)), "watch")
 
@@ -98,8 +129,11 @@ def test_readyz_waits_for_the_first_apply_and_stays_ready_while_consul_is_away(s
     assert body["consul_reachable"] is True and body["last_apply"] and body["pending"] is False
 
     stack.consul.stop()
-    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).json()["consul_reachable"] is False, 15,
-               what="readyz to say Consul is unreachable")
+    wait_until(
+        lambda: requests.get(f"{base}/readyz", timeout=1).json()["consul_reachable"] is False,
+        15,
+        what="readyz to say Consul is unreachable",
+    )
     answer = requests.get(f"{base}/readyz", timeout=2)
     assert answer.status_code == 200 and answer.json()["held_services"] == {}
     assert requests.get(f"{base}/healthz", timeout=2).status_code == 200

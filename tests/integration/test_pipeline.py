@@ -21,8 +21,11 @@ def three(stack: Stack) -> dict[str, object]:
     fails = {name: stack.add_webapp(name) for name in ("web-1", "web-2", "web-3")}
     wait_until(lambda: len(stack.consul.passing("web")) == 3, 20, what="3 passing instances in Consul")
     stack.start_balancer()
-    wait_until(lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-2", "web-3"}, 20,
-               what="all 3 instances answering through HAProxy")
+    wait_until(
+        lambda: set(instances_reached(stack.lb, 9)) == {"web-1", "web-2", "web-3"},
+        20,
+        what="all 3 instances answering through HAProxy",
+    )
     return fails
 
 
@@ -35,12 +38,16 @@ def test_three_registered_instances_are_all_reached(stack: Stack):
 
     def stats_page() -> list[tuple[str, str]]:
         csv = requests.get(f"http://127.0.0.1:{stack.stats_port}/;csv", timeout=3).text
-        return sorted((r[1], r[17]) for r in (row.split(",") for row in csv.splitlines()) if r[0] == "web"
-                      and r[1] != "BACKEND")
+        return sorted(
+            (r[1], r[17]) for r in (row.split(",") for row in csv.splitlines()) if r[0] == "web" and r[1] != "BACKEND"
+        )
 
     # HAProxy's own checks settle within a couple of intervals: "UP 1/2" first, then "UP".
-    wait_until(lambda: stats_page() == [("web-1", "UP"), ("web-2", "UP"), ("web-3", "UP")], 10,
-               what="3 servers UP on the stats page")
+    wait_until(
+        lambda: stats_page() == [("web-1", "UP"), ("web-2", "UP"), ("web-3", "UP")],
+        10,
+        what="3 servers UP on the stats page",
+    )
 
 
 def test_deregistered_instance_gets_no_more_traffic(stack: Stack):
@@ -110,8 +117,11 @@ def test_dry_run_prints_the_config_and_touches_nothing(stack: Stack):
     candidate.write_text("# a candidate being validated\n")
 
     def snapshot() -> dict[str, tuple[bytes, int]]:
-        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in stack.workdir.iterdir() if p.is_file()
-                and not p.name.endswith(".log")}
+        return {
+            p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in stack.workdir.iterdir()
+            if p.is_file() and not p.name.endswith(".log")
+        }
 
     before = snapshot()
     result = subprocess.run(stack.watch_args("--once", "--dry-run"), capture_output=True, text=True, timeout=60)
@@ -134,8 +144,11 @@ def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(
 
     template.write_text(template.read_text().replace('or "roundrobin"', 'or "no_such_algorithm"'))
     assert stack.watch is not None
-    wait_until(lambda: "HAProxy rejected the rendered config" in stack.watch.output(), 10,
-               what="the validation error in the watcher's log")
+    wait_until(
+        lambda: "HAProxy rejected the rendered config" in stack.watch.output(),
+        10,
+        what="the validation error in the watcher's log",
+    )
     assert f"{stack.output}:" in stack.watch.output()  # says where
     assert stack.output.read_text() == live
     assert set(instances_reached(stack.lb, 6)) == {"web-1"}

@@ -7,14 +7,15 @@ import subprocess
 from pathlib import Path
 
 from discovery.haproxy.render import DEFAULT_TEMPLATE
+from testkit import REPO, wait_until
 
 from .conftest import Stack
-from testkit import REPO, wait_until
 
 
 def register(stack: Stack, sid: str, port: int, **extra: object) -> None:
-    stack.consul.put("/v1/agent/service/register", {"Name": stack.service, "ID": sid, "Address": "127.0.0.1",
-                                                    "Port": port, **extra})
+    stack.consul.put(
+        "/v1/agent/service/register", {"Name": stack.service, "ID": sid, "Address": "127.0.0.1", "Port": port, **extra}
+    )
 
 
 def plan(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +55,12 @@ def test_plan_exit_status_for_no_change_a_new_instance_and_a_broken_template(sta
     broken = stack.workdir / "broken.cfg.j2"
     template = DEFAULT_TEMPLATE.read_text()
     assert "    http-request disable-l7-retry if !METH_GET\n" in template
-    broken.write_text(template.replace("    http-request disable-l7-retry if !METH_GET\n",
-                                       "    http-request disable-l7-retry if !METH_GET\n    balance nonsense\n"))
+    broken.write_text(
+        template.replace(
+            "    http-request disable-l7-retry if !METH_GET\n",
+            "    http-request disable-l7-retry if !METH_GET\n    balance nonsense\n",
+        )
+    )
     result = plan(stack, "--template", str(broken))
     assert result.returncode == 4, result.stdout + result.stderr
     assert "HAProxy rejected the rendered config" in result.stdout and "nonsense" in result.stdout

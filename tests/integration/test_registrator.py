@@ -28,8 +28,12 @@ docker = pytest.importorskip("docker")
 IMAGE = "disco-test/webapp-app"
 SOCKET = Path("/var/run/docker.sock")
 TIMINGS = REPO / "artifacts" / "registrator-timings.txt"
-HEALTHCHECK = {"test": ["CMD", "python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health')"],
-               "interval": 500_000_000, "timeout": 2_000_000_000, "retries": 1}
+HEALTHCHECK = {
+    "test": ["CMD", "python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health')"],
+    "interval": 500_000_000,
+    "timeout": 2_000_000_000,
+    "retries": 1,
+}
 
 
 def record(name: str, seconds: float) -> None:
@@ -46,8 +50,13 @@ def engine() -> Any:
     except docker.errors.DockerException as exc:
         pytest.fail(f"registrator tests need a Docker engine (make deps starts one): {exc}", pytrace=False)
     subprocess.run([str(REPO / "scripts/build-test-images.sh")], check=True, timeout=900)
-    subprocess.run(["docker", "build", "-q", "-t", IMAGE, "-f", "webapp/app.Dockerfile", "."], cwd=REPO,
-                   check=True, timeout=900, capture_output=True)
+    subprocess.run(
+        ["docker", "build", "-q", "-t", IMAGE, "-f", "webapp/app.Dockerfile", "."],
+        cwd=REPO,
+        check=True,
+        timeout=900,
+        capture_output=True,
+    )
     return client
 
 
@@ -64,19 +73,32 @@ class Run:
         self.containers: list[Any] = []
         self.procs: list[Proc] = []
 
-    def start(self, labels: dict[str, str] | None = None, env: dict[str, str] | None = None,
-              healthcheck: dict[str, Any] | None = None, publish: bool = True) -> Any:
+    def start(
+        self,
+        labels: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        healthcheck: dict[str, Any] | None = None,
+        publish: bool = True,
+    ) -> Any:
         container = self.client.containers.run(
-            IMAGE, detach=True, name=f"disco-regtest-{self.tag}-{len(self.containers)}",
-            labels={"disco-regtest": self.tag, **(labels or {})}, environment=env or {},
-            ports={"8080/tcp": ("127.0.0.1", None)} if publish else {}, network=self.network.name,
-            healthcheck=healthcheck)
+            IMAGE,
+            detach=True,
+            name=f"disco-regtest-{self.tag}-{len(self.containers)}",
+            labels={"disco-regtest": self.tag, **(labels or {})},
+            environment=env or {},
+            ports={"8080/tcp": ("127.0.0.1", None)} if publish else {},
+            network=self.network.name,
+            healthcheck=healthcheck,
+        )
         self.containers.append(container)
         return container
 
     def registrator(self, *args: str, env: dict[str, str] | None = None, name: str = "registrator") -> Proc:
-        proc = Proc([*DISCO, "registrator", "--consul-addr", self.consul.url, "--label", self.label, *args],
-                    self.workdir / f"{name}.log", env=env)
+        proc = Proc(
+            [*DISCO, "registrator", "--consul-addr", self.consul.url, "--label", self.label, *args],
+            self.workdir / f"{name}.log",
+            env=env,
+        )
         self.procs.append(proc)
         return proc
 
@@ -148,7 +170,7 @@ def test_network_address_with_several_networks(run: Run) -> None:
     try:
         c = run.start(web("web"), publish=False)
         wait_until(lambda: run.consul.passing("web"), 20, what="web passing at its network IP")
-        other.connect(c)             # a connect event: the container is read again
+        other.connect(c)  # a connect event: the container is read again
         c.reload()
         ip = c.attrs["NetworkSettings"]["Networks"][run.network.name]["IPAddress"]
         wait_until(lambda: reg.output().count("registered") >= 1 and run.agent(), 5, what="still registered")
@@ -220,8 +242,10 @@ def test_docker_healthcheck_drives_a_ttl_check(run: Run) -> None:
 
     c.exec_run(["touch", "/tmp/fail"])
     wait_until(lambda: docker_health() == "unhealthy", 20, interval=0.01, what="Docker says unhealthy")
-    record("Docker unhealthy -> not passing",
-           timed(lambda: not run.consul.passing("web"), 1.0, "not passing within a second of Docker's verdict"))
+    record(
+        "Docker unhealthy -> not passing",
+        timed(lambda: not run.consul.passing("web"), 1.0, "not passing within a second of Docker's verdict"),
+    )
     c.exec_run(["rm", "/tmp/fail"])
     wait_until(lambda: docker_health() == "healthy", 20, interval=0.01, what="Docker says healthy")
     timed(lambda: run.consul.passing("web"), 1.0, "passing within a second of Docker's verdict")
@@ -233,13 +257,15 @@ def test_missed_events_are_reconciled_at_restart(run: Run) -> None:
     wait_until(lambda: run.consul.passing("web"), 20, what="web passing")
     reg.signal(9)
     reg.popen.wait(5)
-    old.remove(force=True)          # the registrator never sees its kill, die or destroy
+    old.remove(force=True)  # the registrator never sees its kill, die or destroy
     new = run.start(web("web"))
-    assert len(run.agent()) == 1    # the stale one is still there
+    assert len(run.agent()) == 1  # the stale one is still there
     t0 = time.monotonic()
     run.registrator("--host-ip", "127.0.0.1", "--resync", "2s", name="registrator-2")
-    record("restart -> stale registration removed",
-           timed(lambda: all(new.id[:12] in sid for sid in run.agent()), 2 + 5, "stale registration removed"))
+    record(
+        "restart -> stale registration removed",
+        timed(lambda: all(new.id[:12] in sid for sid in run.agent()), 2 + 5, "stale registration removed"),
+    )
     wait_until(lambda: run.consul.passing("web"), 10, what="the new container passing")
     record("restart -> new container passing", time.monotonic() - t0)
 
@@ -317,8 +343,9 @@ class DockerProxy:
 def test_event_stream_cut_and_restored(run: Run) -> None:
     proxy = DockerProxy()
     try:
-        reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "30s",
-                              env={"DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"})
+        reg = run.registrator(
+            "--host-ip", "127.0.0.1", "--resync", "30s", env={"DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
+        )
         old = run.start(web("web"))
         wait_until(lambda: run.consul.passing("web"), 20, what="web passing through the proxy")
         proxy.cut()
@@ -328,8 +355,10 @@ def test_event_stream_cut_and_restored(run: Run) -> None:
         wait_until(lambda: "; retrying" in reg.output(), 15, what="a reconnection refused while cut")
         assert reg.alive() and old.id[:12] in "".join(run.agent())
         proxy.restore()
-        record("event stream restored -> reconciled", timed(
-            lambda: [sid.split(":")[2] for sid in run.agent()] == [new.id[:12]], 15, "reconciled after restore"))
+        record(
+            "event stream restored -> reconciled",
+            timed(lambda: [sid.split(":")[2] for sid in run.agent()] == [new.id[:12]], 15, "reconciled after restore"),
+        )
         wait_until(lambda: run.consul.passing("web"), 10, what="the new container passing")
         assert reg.alive()
     finally:
@@ -338,9 +367,18 @@ def test_event_stream_cut_and_restored(run: Run) -> None:
 
 def test_registrator_variables(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s", "--explicit")
-    env_only = run.start(env={"SERVICE_NAME": "api", "SERVICE_TAGS": "x,y", "SERVICE_CHECK_HTTP": "/health",
-                              "SERVICE_CHECK_INTERVAL": "1s", "SERVICE_VERSION": "3"})
-    by_port = run.start(labels={"SERVICE_8080_NAME": "admin", "SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "1s"})
+    env_only = run.start(
+        env={
+            "SERVICE_NAME": "api",
+            "SERVICE_TAGS": "x,y",
+            "SERVICE_CHECK_HTTP": "/health",
+            "SERVICE_CHECK_INTERVAL": "1s",
+            "SERVICE_VERSION": "3",
+        }
+    )
+    by_port = run.start(
+        labels={"SERVICE_8080_NAME": "admin", "SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "1s"}
+    )
     run.start(env={"SERVICE_NAME": "hidden", "SERVICE_IGNORE": "true"})
     run.start()  # no name: skipped with --explicit
     wait_until(lambda: run.consul.passing("api") and run.consul.passing("admin"), 20, what="api and admin passing")
@@ -353,10 +391,13 @@ def test_registrator_variables(run: Run) -> None:
 
 def test_hostile_labels_are_refused_with_one_line_each(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "2s", "--verbose")
-    bad = [run.start(web("web\nbackend evil")), run.start(web("web", **{"disco.port": "0"})),
-           run.start(web("web", **{"disco.check": "/health check"})),
-           run.start(web("web", **{"disco.check": "http://169.254.169.254/"})),
-           run.start(web("web", **{"disco.tags": "ok,bad tag"}))]
+    bad = [
+        run.start(web("web\nbackend evil")),
+        run.start(web("web", **{"disco.port": "0"})),
+        run.start(web("web", **{"disco.check": "/health check"})),
+        run.start(web("web", **{"disco.check": "http://169.254.169.254/"})),
+        run.start(web("web", **{"disco.tags": "ok,bad tag"})),
+    ]
     good = run.start(web("web"))
     wait_until(lambda: run.consul.passing("web"), 20, what="the good container passing")
     wait_until(lambda: reg.output().count("not registered") >= len(bad), 10, what="one line per bad container")
@@ -388,11 +429,11 @@ def test_consul_agent_away_and_back(run: Run) -> None:
     old = run.start(web("web"))
     wait_until(lambda: run.consul.passing("web"), 20, what="web passing")
     run.consul.stop()
-    new = run.start(web("web"))         # its registration fails: retried with backoff, forever
+    new = run.start(web("web"))  # its registration fails: retried with backoff, forever
     old.remove(force=True)
     wait_until(lambda: "reconciling in" in reg.output(), 15, what="a failed write scheduled a reconcile")
     t0 = time.monotonic()
-    run.consul.start()                  # a dev agent comes back empty
+    run.consul.start()  # a dev agent comes back empty
     wait_until(lambda: [sid.split(":")[2] for sid in run.agent()] == [new.id[:12]], 20, what="reconciled")
     record("Consul agent answering again -> reconciled (backoff at most 10s)", time.monotonic() - t0)
     wait_until(lambda: run.consul.passing("web"), 10, what="the new container passing")

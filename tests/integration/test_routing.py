@@ -23,18 +23,18 @@ def apps(stack: Stack) -> Iterator[Apps]:
 
 
 def test_host_rules_wildcard_host_and_default_backend(stack: Stack, apps: Apps):
-    apps.start("web", "web-1")                                        # no route tag: Host "web", and default
+    apps.start("web", "web-1")  # no route tag: Host "web", and default
     apps.start("shop", "shop-1", ("urlprefix-shop.example.com/",))
     apps.start("blog", "blog-1", ("urlprefix-blog.example.com/",))
     apps.start("tenants", "tenant-1", ("urlprefix-*.example.com/",))
     start_routed(stack, ["web", "shop", "blog", "tenants"], expect=4)
     assert reached(stack, 3, host="shop.example.com") == {"shop-1": 3}
-    assert reached(stack, 3, host="SHOP.example.com:80") == {"shop-1": 3}   # case and port do not matter
+    assert reached(stack, 3, host="SHOP.example.com:80") == {"shop-1": 3}  # case and port do not matter
     assert reached(stack, 3, host="blog.example.com") == {"blog-1": 3}
-    assert reached(stack, 3, host="acme.example.com") == {"tenant-1": 3}   # the wildcard
+    assert reached(stack, 3, host="acme.example.com") == {"tenant-1": 3}  # the wildcard
     assert reached(stack, 3, host="a.b.example.com") == {"tenant-1": 3}
-    assert reached(stack, 3, host="example.com") == {"web-1": 3}           # *.example.com is not example.com
-    assert reached(stack, 3, host="elsewhere.org") == {"web-1": 3}         # the first service is the default
+    assert reached(stack, 3, host="example.com") == {"web-1": 3}  # *.example.com is not example.com
+    assert reached(stack, 3, host="elsewhere.org") == {"web-1": 3}  # the first service is the default
 
 
 def test_path_prefix_with_strip_and_the_most_specific_route_wins(stack: Stack, apps: Apps):
@@ -47,9 +47,9 @@ def test_path_prefix_with_strip_and_the_most_specific_route_wins(stack: Stack, a
 
     response = get(stack, "/api/users?id=7")
     assert (response.headers["X-Instance"], response.headers["X-Path"]) == ("api-1", "/users?id=7")
-    assert get(stack, "/api").headers["X-Path"] == "/"                      # stripped to the root
-    assert get(stack, "/apix").headers["X-Instance"] == "web-1"             # a prefix ends at a segment
-    response = get(stack, "/api/v2/items")                                  # longest path prefix wins
+    assert get(stack, "/api").headers["X-Path"] == "/"  # stripped to the root
+    assert get(stack, "/apix").headers["X-Instance"] == "web-1"  # a prefix ends at a segment
+    response = get(stack, "/api/v2/items")  # longest path prefix wins
     assert (response.headers["X-Instance"], response.headers["X-Path"]) == ("apiv2-1", "/api/v2/items")
     assert get(stack, "/api/v2/items", host="shop.example.com").headers["X-Instance"] == "shopapi-1"  # exact host
     assert get(stack, "/api/v2/items", host="x.example.com").headers["X-Instance"] == "tenant-1"  # then wildcard
@@ -58,8 +58,14 @@ def test_path_prefix_with_strip_and_the_most_specific_route_wins(stack: Stack, a
 
 def test_redirect_route(stack: Stack, apps: Apps):
     apps.start("web", "web-1")
-    apps.start("legacy", "legacy-1", ("urlprefix-/old redirect=301,https://new.example.com/v2$path",
-                                      "urlprefix-/moved redirect=308,https://new.example.com/here"))
+    apps.start(
+        "legacy",
+        "legacy-1",
+        (
+            "urlprefix-/old redirect=301,https://new.example.com/v2$path",
+            "urlprefix-/moved redirect=308,https://new.example.com/here",
+        ),
+    )
     start_routed(stack, ["web", "legacy"], expect=2)
     response = get(stack, "/old/page")
     assert (response.status_code, response.headers["Location"]) == (301, "https://new.example.com/v2/old/page")
@@ -74,8 +80,11 @@ def test_conflict_is_logged_and_the_lowest_service_name_wins(stack: Stack, apps:
     start_routed(stack, ["web", "beta", "alpha"], expect=3)
     assert reached(stack, 4, "/same") == {"alpha-1": 4}
     assert stack.watch is not None
-    wait_until(lambda: "route conflict on /same: claimed by alpha (/same), beta (/same); alpha wins"
-               in stack.watch.output(), 5, what="the conflict logged")
+    wait_until(
+        lambda: "route conflict on /same: claimed by alpha (/same), beta (/same); alpha wins" in stack.watch.output(),
+        5,
+        what="the conflict logged",
+    )
     apps.start("web", "web-2")  # another change: the conflict is not logged again
     wait_until(lambda: "web-2" in stack.servers_in_config(), 10, what="web-2 in the config")
     assert stack.watch.output().count("route conflict on /same") == 1
@@ -86,7 +95,7 @@ def test_bad_route_tag_drops_that_route_with_one_line_not_the_service(stack: Sta
     apps.start("api", "api-1", ("urlprefix-/api", "urlprefix-/admin allow=10.0.0.0/8", "urlprefix-/x\nbind :1"))
     start_routed(stack, ["web", "api"], expect=2)
     assert get(stack, "/api").headers["X-Instance"] == "api-1"
-    assert get(stack, "/admin").headers["X-Instance"] == "web-1"   # an unsupported allow= is not ignored
+    assert get(stack, "/admin").headers["X-Instance"] == "web-1"  # an unsupported allow= is not ignored
     assert stack.watch is not None
     log = stack.watch.output()
     assert "route dropped from api instance 'api-1'" in log and "'allow' is not supported" in log

@@ -7,9 +7,9 @@ import json
 import subprocess
 
 from discovery.haproxy.runtime import RuntimeAPI
+from testkit import DISCO, REPO, wait_until
 
 from .conftest import Stack
-from testkit import DISCO, REPO, wait_until
 
 
 def register(stack: Stack, sid: str, port: int) -> None:
@@ -17,8 +17,19 @@ def register(stack: Stack, sid: str, port: int) -> None:
 
 
 def status(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [*DISCO, "status", "--service", "web", "--consul-addr", stack.consul.url, "--output", str(stack.output),
-            "--runtime-socket", str(stack.admin_socket), *extra]
+    argv = [
+        *DISCO,
+        "status",
+        "--service",
+        "web",
+        "--consul-addr",
+        stack.consul.url,
+        "--output",
+        str(stack.output),
+        "--runtime-socket",
+        str(stack.admin_socket),
+        *extra,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
 
 

@@ -34,12 +34,14 @@ def with_cookie(stack: Stack, cookie: str, count: int = 20) -> set[str]:
 
 def cookie_of(stack: Stack, instance: str) -> str:
     """Fresh requests (round robin) until ``instance`` answers; the cookie it was given."""
+
     def attempt() -> str | None:
         response = get(stack, "/")
         if response.headers.get("X-Instance") != instance:
             return None
         assert response.cookies.get("SRV"), f"{instance} gave no cookie: {response.headers}"
         return response.cookies["SRV"]
+
     return str(wait_until(attempt, 10, interval=0, what=f"a request answered by {instance}"))
 
 
@@ -62,6 +64,7 @@ def test_sticky_cookie_holds_and_a_gone_instance_hands_over(stack: Stack, apps: 
     def left() -> bool:  # draining, in maintenance or deleted (deletion waits for idle connections)
         state = RuntimeAPI(stack.admin_socket).servers("web").get(instance)
         return state is None or state.draining or state.in_maintenance
+
     wait_until(left, 10, what=f"{instance} taken out of HAProxy's rotation")
     response = get(stack, "/", cookies={"SRV": cookie}, timeout=10)
     assert response.status_code == 200 and response.headers["X-Instance"] != instance

@@ -10,12 +10,23 @@ from discovery.consul.watch import Update, WatchTiming
 
 
 def chk(node, check, service="", sid="", status="passing", tags=()):
-    return {"Node": node, "CheckID": check, "ServiceName": service, "ServiceID": sid, "Status": status,
-            "ServiceTags": list(tags), "Output": "anything"}
+    return {
+        "Node": node,
+        "CheckID": check,
+        "ServiceName": service,
+        "ServiceID": sid,
+        "Status": status,
+        "ServiceTags": list(tags),
+        "Output": "anything",
+    }
 
 
-BASE = [chk("n1", "serfHealth"), chk("n1", "service:web-1", "web", "web-1"), chk("n2", "serfHealth"),
-        chk("n2", "service:api-1", "api", "api-1")]
+BASE = [
+    chk("n1", "serfHealth"),
+    chk("n1", "service:web-1", "web", "web-1"),
+    chk("n2", "serfHealth"),
+    chk("n2", "service:api-1", "api", "api-1"),
+]
 NODES = {"n1": {"web"}, "n2": {"api"}}
 
 
@@ -51,8 +62,11 @@ def test_service_list_changes():
 
 
 def entry(sid, port):
-    return {"Node": {"Node": "n1", "Address": "10.0.0.1"},
-            "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": [], "Meta": {}}, "Checks": []}
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": [], "Meta": {}},
+        "Checks": [],
+    }
 
 
 class Catalog:
@@ -60,7 +74,7 @@ class Catalog:
 
     def __init__(self):
         self.lock = threading.Condition()
-        self.index = 10                      # Raft index
+        self.index = 10  # Raft index
         self.table = {"checks": 10, "services": 10}  # each endpoint answers with its table's index
         self.checks = list(BASE)
         self.services = {"web": [], "api": []}
@@ -103,8 +117,9 @@ class Catalog:
 
 def test_loop_reads_only_the_service_that_changed():
     catalog, updates, stop = Catalog(), [], threading.Event()
-    watch = CatalogWatch(catalog, ["web", "api"], updates.append, stop, timing=WatchTiming(wait=2, min_interval=0),
-                         explain_within=0.2)
+    watch = CatalogWatch(
+        catalog, ["web", "api"], updates.append, stop, timing=WatchTiming(wait=2, min_interval=0), explain_within=0.2
+    )
     thread = threading.Thread(target=watch.run, daemon=True)
     thread.start()
     try:
@@ -142,9 +157,16 @@ def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
     from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed
 
     catalog, seen, stop = Catalog(), [], threading.Event()
-    catalog.services = {"web": []}                       # explicit, no route tag
-    watch = CatalogWatch(catalog, ["web"], seen.append, stop, timing=WatchTiming(wait=2, min_interval=0),
-                         explain_within=0.2, discover=True)
+    catalog.services = {"web": []}  # explicit, no route tag
+    watch = CatalogWatch(
+        catalog,
+        ["web"],
+        seen.append,
+        stop,
+        timing=WatchTiming(wait=2, min_interval=0),
+        explain_within=0.2,
+        discover=True,
+    )
     thread = threading.Thread(target=watch.run, daemon=True)
     thread.start()
 
@@ -155,13 +177,26 @@ def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
         wait_for(lambda: names(Update) == ["web"])
         assert [m for m in seen if isinstance(m, Listed)] == [Listed(("web",))]
         catalog.instances["shop"] = [entry("shop-1", 82)]
-        catalog.change(services={"web": [], "shop": ["urlprefix-/shop strip=/shop"], "db": ["primary"],
-                                 "bad name": ["urlprefix-/x"]})
-        wait_for(lambda: names(Update) == ["web", "shop"])   # read at once; db has no route tag
+        catalog.change(
+            services={
+                "web": [],
+                "shop": ["urlprefix-/shop strip=/shop"],
+                "db": ["primary"],
+                "bad name": ["urlprefix-/x"],
+            }
+        )
+        wait_for(lambda: names(Update) == ["web", "shop"])  # read at once; db has no route tag
         assert seen[-2] == Listed(("shop", "web")) and watch.services == ("shop", "web")
         assert caplog.text.count("'bad name' has characters") == 1
-        catalog.change(services={"web": [], "shop": ["urlprefix-/shop strip=/shop"], "db": ["primary"],
-                                 "bad name": ["urlprefix-/x"], "other": []})
+        catalog.change(
+            services={
+                "web": [],
+                "shop": ["urlprefix-/shop strip=/shop"],
+                "db": ["primary"],
+                "bad name": ["urlprefix-/x"],
+                "other": [],
+            }
+        )
         catalog.change(services={"web": [], "shop": ["v2"]})  # drops its route tag
         wait_for(lambda: names(Gone) == ["shop"])
         assert [m for m in seen if isinstance(m, Gone)][0].reason == NO_ROUTE_TAG
@@ -169,7 +204,7 @@ def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
         catalog.change(services={"web": [], "shop": ["urlprefix-/shop"]})
         wait_for(lambda: names(Update) == ["web", "shop", "shop"])  # back: read again, even if unchanged
         del catalog.instances["shop"]
-        catalog.change(services={"web": []})                 # last instance deregistered
+        catalog.change(services={"web": []})  # last instance deregistered
         wait_for(lambda: names(Gone) == ["shop", "shop"])
         assert [m for m in seen if isinstance(m, Gone)][1].reason == DEREGISTERED
         assert seen[-1] == Listed(("web",)) and names(Update) == ["web", "shop", "shop"]
@@ -194,7 +229,7 @@ def test_a_follower_that_fails_stops_the_watch_with_its_error():
     def run() -> None:
         try:
             watch.run()
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+        except BaseException as exc:
             raised.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

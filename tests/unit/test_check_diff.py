@@ -19,11 +19,21 @@ TRICKY = st.sampled_from(["", "ok", '},{"Node":"n9"', '{\n    "Node": "x"', "]",
 def check(draw, i):
     service = draw(st.sampled_from(SERVICES))
     # (Node, CheckID) is unique in Consul's answer, as here (a node check: serfHealth on each node)
-    return {"Node": f"n{draw(st.integers(0, 3))}", "CheckID": f"c{i}" if service else f"serfHealth{i}",
-            "Name": "x", "Status": draw(st.sampled_from(["passing", "warning", "critical"])),
-            "Notes": draw(TRICKY), "Output": draw(TRICKY), "ServiceID": f"{service}-{i}" if service else "",
-            "ServiceName": service, "ServiceTags": draw(st.lists(TRICKY, max_size=2)), "Type": "ttl",
-            "Definition": {}, "CreateIndex": i, "ModifyIndex": draw(st.integers(i, i + 5))}
+    return {
+        "Node": f"n{draw(st.integers(0, 3))}",
+        "CheckID": f"c{i}" if service else f"serfHealth{i}",
+        "Name": "x",
+        "Status": draw(st.sampled_from(["passing", "warning", "critical"])),
+        "Notes": draw(TRICKY),
+        "Output": draw(TRICKY),
+        "ServiceID": f"{service}-{i}" if service else "",
+        "ServiceName": service,
+        "ServiceTags": draw(st.lists(TRICKY, max_size=2)),
+        "Type": "ttl",
+        "Definition": {},
+        "CreateIndex": i,
+        "ModifyIndex": draw(st.integers(i, i + 5)),
+    }
 
 
 @st.composite
@@ -59,8 +69,10 @@ def test_the_text_diff_finds_what_decoding_everything_finds(pair):
 
 
 def test_one_changed_check_in_many_decodes_one_check():
-    checks = [{"Node": f"n{i % 40}", "CheckID": f"service:i{i}", "Status": "passing", "ServiceName": f"svc{i % 500}"}
-              for i in range(10_000)]
+    checks = [
+        {"Node": f"n{i % 40}", "CheckID": f"service:i{i}", "Status": "passing", "ServiceName": f"svc{i % 500}"}
+        for i in range(10_000)
+    ]
     old = json.dumps(checks, indent=4)
     checks[5000] = dict(checks[5000], Status="critical")
     before, after = changed_checks(old, json.dumps(checks, indent=4))

@@ -25,8 +25,10 @@ def test_every_watch_flag_has_a_key():
 
 def test_flags_win_over_the_file_and_set_values_merge(tmp_path: Path):
     path = tmp_path / "watch.toml"
-    path.write_text('service = ["web", "api"]\noutput = "/tmp/x.cfg"\nwait = "1s"\ngate_share = 0.5\n'
-                    'once = true\n[set]\nfrontend_port = 80\nstats_port = 1936\n')
+    path.write_text(
+        'service = ["web", "api"]\noutput = "/tmp/x.cfg"\nwait = "1s"\ngate_share = 0.5\n'
+        "once = true\n[set]\nfrontend_port = 80\nstats_port = 1936\n"
+    )
     opts = resolve({"wait": "2s", "set": {"frontend_port": "8080"}, "once": False}, path)
     assert opts["service"] == ("web", "api") and opts["output"] == "/tmp/x.cfg"
     assert opts["wait"] == "2s" and opts["gate-share"] == 0.5 and opts["once"] is True
@@ -34,13 +36,16 @@ def test_flags_win_over_the_file_and_set_values_merge(tmp_path: Path):
     assert opts["drain-grace"] == "10s"  # the default
 
 
-@pytest.mark.parametrize("text, message", [
-    ('servce = ["web"]\n', "unknown key 'servce'"),
-    ('gate-share = "half"\n', "key 'gate-share' must be a number"),
-    ('service = [1]\n', "key 'service' must be a list of strings"),
-    ('once = "yes"\n', "key 'once' must be true or false"),
-    ('service = \n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('servce = ["web"]\n', "unknown key 'servce'"),
+        ('gate-share = "half"\n', "key 'gate-share' must be a number"),
+        ("service = [1]\n", "key 'service' must be a list of strings"),
+        ('once = "yes"\n', "key 'once' must be true or false"),
+        ("service = \n", "not valid TOML"),
+    ],
+)
 def test_bad_files_are_refused_naming_the_file_and_key(tmp_path: Path, text: str, message: str):
     path = tmp_path / "watch.toml"
     path.write_text(text)
@@ -54,8 +59,7 @@ def test_unknown_key_is_one_line_and_exit_2(tmp_path: Path):
     for command in ("watch", "plan"):
         result = runner.invoke(app, [command, "--config", str(path)])
         assert result.exit_code == 2, result.output
-        assert result.stderr.strip().splitlines() == [
-            f"disco: error: config file {path}: unknown key 'frontend_port'"]
+        assert result.stderr.strip().splitlines() == [f"disco: error: config file {path}: unknown key 'frontend_port'"]
 
 
 def test_missing_required_options_and_a_busy_listen_address(tmp_path: Path):
@@ -65,8 +69,9 @@ def test_missing_required_options_and_a_busy_listen_address(tmp_path: Path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"),
-                                     "--listen", f"127.0.0.1:{port}"])
+        result = runner.invoke(
+            app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"), "--listen", f"127.0.0.1:{port}"]
+        )
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1].startswith(f"disco: error: --listen 127.0.0.1:{port}: cannot listen")
     result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"), "--listen", "nope"])
@@ -82,7 +87,21 @@ def test_stale_and_max_stale_from_the_file_and_their_defaults(tmp_path: Path):
 
 
 def test_a_bad_max_stale_is_exit_2(tmp_path: Path):
-    result = runner.invoke(app, ["watch", "--service", "web", "--output", str(tmp_path / "x.cfg"), "--dry-run",
-                                 "--check-cmd", "true", "--stale", "--max-stale", "soon"])
+    result = runner.invoke(
+        app,
+        [
+            "watch",
+            "--service",
+            "web",
+            "--output",
+            str(tmp_path / "x.cfg"),
+            "--dry-run",
+            "--check-cmd",
+            "true",
+            "--stale",
+            "--max-stale",
+            "soon",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "invalid duration 'soon'" in result.stderr

@@ -28,7 +28,10 @@ def test_a_timeout_set_by_one_thread_is_not_seen_by_another():
             seen[name] = http.timeout
             both_inside.wait(5)
 
-    threads = [threading.Thread(target=call, args=("poll", 305.0)), threading.Thread(target=call, args=("leader", 10.0))]
+    threads = [
+        threading.Thread(target=call, args=("poll", 305.0)),
+        threading.Thread(target=call, args=("leader", 10.0)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -49,14 +52,17 @@ def test_each_thread_has_its_own_session():
 # -- ?stale and --max-stale (a fake transport: nothing is sent) ---------------------------------
 
 
-@pytest.mark.parametrize("last_contact_ms, max_stale, expected", [
-    (None, 2.0, False),   # no header: a leader's own answer, never too old
-    (0, 2.0, False),
-    (2000, 2.0, False),   # exactly max-stale is still fresh enough
-    (2001, 2.0, True),
-    (150, 0.1, True),
-    (50, 0.1, False),
-])
+@pytest.mark.parametrize(
+    "last_contact_ms, max_stale, expected",
+    [
+        (None, 2.0, False),  # no header: a leader's own answer, never too old
+        (0, 2.0, False),
+        (2000, 2.0, False),  # exactly max-stale is still fresh enough
+        (2001, 2.0, True),
+        (150, 0.1, True),
+        (50, 0.1, False),
+    ],
+)
 def test_too_stale(last_contact_ms, max_stale, expected):
     assert too_stale(last_contact_ms, max_stale) is expected
 
@@ -95,7 +101,8 @@ def test_reads_ask_for_stale_when_told_and_only_then():
     assert http.asked == [
         ("/v1/health/service/web", {"passing": "1", "tag": "blue", "index": "5", "wait": "60s", "stale": "1"}),
         ("/v1/health/state/any", {"stale": "1"}),
-        ("/v1/catalog/services", {"index": "7", "wait": "1500ms", "stale": "1"})]
+        ("/v1/catalog/services", {"index": "7", "wait": "1500ms", "stale": "1"}),
+    ]
     assert client.stale_reasks == 0 and client.requests == 3
 
     client, http = client_with([fresh(7, last_contact=None)])
@@ -109,8 +116,10 @@ def test_a_too_old_stale_answer_is_asked_again_once_with_the_default_consistency
     client, http = client_with([old, new], stale=True, max_stale=2.0)
     index, entries = client.health_service("web", index=9, wait=30, passing=False)
     assert (index, entries) == (10, [{"Service": {"ID": "new"}}])
-    assert http.asked == [("/v1/health/service/web", {"index": "9", "wait": "30s", "stale": "1"}),
-                          ("/v1/health/service/web", {"index": "9", "wait": "30s"})]
+    assert http.asked == [
+        ("/v1/health/service/web", {"index": "9", "wait": "30s", "stale": "1"}),
+        ("/v1/health/service/web", {"index": "9", "wait": "30s"}),
+    ]
     assert client.stale_reasks == 1 and client.requests == 2
 
 
@@ -145,7 +154,7 @@ def test_interrupt_ends_a_long_poll_at_once():
     def poll() -> None:
         try:
             client.health_state_text(index=7, wait=300.0)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+        except BaseException as exc:
             failed.append(exc)
 
     reader = threading.Thread(target=poll, daemon=True)

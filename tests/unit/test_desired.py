@@ -5,12 +5,28 @@ import pytest
 from discovery.state.convert import convert
 
 
-def entry(sid="web-1", node="n1", address="10.0.0.1", port=8080, tags=(), meta=None, checks=("passing",),
-          node_address="10.9.9.9"):
-    return {"Node": {"Node": node, "Address": node_address},
-            "Service": {"ID": sid, "Service": "web", "Address": address, "Port": port, "Tags": list(tags),
-                        "Meta": meta or {}},
-            "Checks": [{"Status": s} for s in checks]}
+def entry(
+    sid="web-1",
+    node="n1",
+    address="10.0.0.1",
+    port=8080,
+    tags=(),
+    meta=None,
+    checks=("passing",),
+    node_address="10.9.9.9",
+):
+    return {
+        "Node": {"Node": node, "Address": node_address},
+        "Service": {
+            "ID": sid,
+            "Service": "web",
+            "Address": address,
+            "Port": port,
+            "Tags": list(tags),
+            "Meta": meta or {},
+        },
+        "Checks": [{"Status": s} for s in checks],
+    }
 
 
 def test_instances_are_sorted_and_complete():
@@ -30,11 +46,23 @@ def test_node_address_used_when_service_has_none():
     assert convert("web", [entry(address="")]).service.instances[0].address == "10.9.9.9"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("sid", "web\n    server evil 6.6.6.6:80"), ("sid", "has space"), ("sid", "x" * 10_000), ("sid", "#comment"),
-    ("node", 'quote"node'), ("address", "not an address!"), ("address", "1.2.3.4\nbind :1"), ("address", "999.1.1.1"),
-    ("port", 0), ("port", 70000), ("port", "80"), ("port", True),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sid", "web\n    server evil 6.6.6.6:80"),
+        ("sid", "has space"),
+        ("sid", "x" * 10_000),
+        ("sid", "#comment"),
+        ("node", 'quote"node'),
+        ("address", "not an address!"),
+        ("address", "1.2.3.4\nbind :1"),
+        ("address", "999.1.1.1"),
+        ("port", 0),
+        ("port", 70000),
+        ("port", "80"),
+        ("port", True),
+    ],
+)
 def test_unusable_instance_is_skipped_with_a_reason_and_others_kept(field, value):
     conv = convert("web", [entry(**{field: value}), entry("good", address="10.0.0.5")])
     assert [i.id for i in conv.service.instances] == ["good"]

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from discovery.config import resolve, watch_config
-from discovery.consul.discover import (DEREGISTERED, NO_ROUTE_TAG, Gone, Listed, discovered, gone_reason,
-                                       read_followed)
+from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed, discovered, gone_reason, read_followed
 from discovery.errors import ConfigError
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.observe.plan import read_state
@@ -23,9 +22,16 @@ from discovery.state.routing import table
 
 from .test_catalog_watch import Catalog, entry
 
-LIST = {"consul": [], "web": ["v1"], "api": ["urlprefix-/api strip=/api", "v2"], "shop": ["urlprefix-shop.example.com/"],
-        "redis": ["urlprefix-:6379 proto=tcp"], "db": ["primary"], "bad name": ["urlprefix-/x"],
-        "odd": ["urlprefix-/x allow=10.0.0.0/8"]}
+LIST = {
+    "consul": [],
+    "web": ["v1"],
+    "api": ["urlprefix-/api strip=/api", "v2"],
+    "shop": ["urlprefix-shop.example.com/"],
+    "redis": ["urlprefix-:6379 proto=tcp"],
+    "db": ["primary"],
+    "bad name": ["urlprefix-/x"],
+    "odd": ["urlprefix-/x allow=10.0.0.0/8"],
+}
 
 
 def test_route_tagged_and_explicit_services_are_followed_and_bad_names_refused():
@@ -65,7 +71,7 @@ def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
 
     assert not followed.complete
     followed.views["web"] = service("web", "w1")
-    assert not followed.complete                           # the catalog list not read yet
+    assert not followed.complete  # the catalog list not read yet
     assert followed.apply(Listed(("b", "web", "a")), leave, events.append)
     assert not followed.complete
     followed.views["b"], followed.views["a"] = service("b", "b1"), service("a")
@@ -77,7 +83,7 @@ def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
     assert isinstance(events[0], Counted) and all(n == 0 for _, n in events[0].statuses)
     assert followed.apply(Gone("a", NO_ROUTE_TAG), leave, events.append) and forgotten[-1] == ("a", False)
     assert followed.apply(Gone("web", "no longer has an instance tagged v2"), leave, events.append)
-    assert forgotten[-1] == ("web", True)                  # its routed instances went: gated
+    assert forgotten[-1] == ("web", True)  # its routed instances went: gated
     assert not followed.apply(Gone("never", DEREGISTERED), leave, events.append)
     empty = Followed([], discover=True)
     assert not empty.complete
@@ -88,7 +94,7 @@ def test_followed_set_completes_on_the_list_and_renders_in_a_stable_order():
 def test_a_service_whose_route_tag_is_taken_off_leaves_at_once_and_ends_its_hold():
     views, events = {"a": service("a", "a1")}, []
     gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
-    assert not gate.admit(service("a"))                    # every instance gone: held
+    assert not gate.admit(service("a"))  # every instance gone: held
     assert gate.leave("a", gated=False)
     assert "a" not in views and not gate.holds and not gate.probe_wanted.is_set()
 
@@ -100,7 +106,7 @@ def test_a_deregistered_service_is_gated_like_its_last_instance_going():
     now = [0.0]
     views, events = {"a": service("a", "a1"), "b": service("b")}, []
     gate = Gatekeeper(GatePolicy(grace=30.0, when_empty="keep"), views, events.append, lambda: now[0])
-    assert not gate.leave("a", gated=True)          # held, the probe asked
+    assert not gate.leave("a", gated=True)  # held, the probe asked
     assert views["a"] == service("a", "a1") and gate.probe_wanted.is_set()
     assert not gate.on_leader(LeaderStatus(healthy=False))
     assert "a" in views and isinstance(events[-1], Held) and events[-1].reason == "Consul has no leader"
@@ -122,7 +128,7 @@ def test_a_service_back_in_the_catalog_ends_the_hold_on_its_removal():
     gate = Gatekeeper(GatePolicy(), views, events.append, lambda: 0.0)
     assert not gate.leave("a", gated=True)
     assert not gate.on_leader(LeaderStatus(healthy=False))
-    assert gate.admit(service("a", "a1", "a2"))            # listed and read again
+    assert gate.admit(service("a", "a1", "a2"))  # listed and read again
     assert views["a"] == service("a", "a1", "a2") and not gate.holds
     assert isinstance(events[-1], Released) and events[-1].ended
 
@@ -132,7 +138,7 @@ def test_a_discovered_service_is_never_the_default_backend():
     web = service("web", "w1")
     assert table([api, web], {}, discovered={"api"}).default_backend == "web"
     assert table([api], {}, discovered={"api"}).default_backend is None
-    assert table([api, web]).default_backend == "api"      # without --discover, as before
+    assert table([api, web]).default_backend == "api"  # without --discover, as before
     text = Renderer(DEFAULT_TEMPLATE).render(DesiredState((api,), frozenset({"api"})), {}, {})
     assert "default_backend" not in text and "backend api" in text
 
@@ -171,8 +177,14 @@ def test_an_empty_catalog_is_a_complete_state_with_no_backend(tmp_path: Path):
     catalog = Leader()
     catalog.services, catalog.checks = {"consul": []}, []
     printed: list[str] = []
-    config = WatchConfig(services=(), template=DEFAULT_TEMPLATE, output=tmp_path / "haproxy.cfg", validator=None,
-                         discover=True, once_timeout=10)
+    config = WatchConfig(
+        services=(),
+        template=DEFAULT_TEMPLATE,
+        output=tmp_path / "haproxy.cfg",
+        validator=None,
+        discover=True,
+        once_timeout=10,
+    )
     watcher = Watcher(catalog, config, dry_run=True, output=printed.append)
     assert watcher.blocking_queries == 2
     watcher.run(once=True)

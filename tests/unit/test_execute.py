@@ -7,16 +7,18 @@ import threading
 
 import pytest
 
+from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
 from discovery.haproxy.files import LiveConfig
+from discovery.haproxy.validate import Validator
 from discovery.pipeline.decide import Action
 from discovery.pipeline.execute import Executor, Outcome, ReloadRetry
-from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
-from discovery.haproxy.validate import Validator
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
-GOOD = ("defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n"
-        "frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n")
+GOOD = (
+    "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n"
+    "frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n"
+)
 GOOD2 = GOOD + "  balance roundrobin\n"
 BAD = GOOD + "  no_such_keyword\n"
 
@@ -48,8 +50,13 @@ class Apply:
 
 def applier(tmp_path, reloader=None, attempts=3):
     live = LiveConfig(tmp_path / "haproxy.cfg")
-    executor = Executor(live, Validator(), reloader, threading.Event(),
-                        ReloadRetry(attempts=attempts, backoff_min=0.001, backoff_max=0.002))
+    executor = Executor(
+        live,
+        Validator(),
+        reloader,
+        threading.Event(),
+        ReloadRetry(attempts=attempts, backoff_min=0.001, backoff_max=0.002),
+    )
     executor.prepare()
     return live, Apply(executor)
 
@@ -212,18 +219,21 @@ def test_a_line_of_a_form_haproxy_accepted_goes_live_without_a_check(tmp_path):
     validator = CountingValidator()
     live, executor = known_forms_executor(tmp_path, validator)
     b = LIVE_BASE + "  server b 127.0.0.1:8002 check\n"
-    assert apply(executor, b) is Outcome.LIVE and len(validator.seen) == 1   # a new form: its delta is checked
+    assert apply(executor, b) is Outcome.LIVE and len(validator.seen) == 1  # a new form: its delta is checked
     c = b + "  server c 10.1.2.3:9000 check\n"
-    assert apply(executor, c) is Outcome.LIVE and len(validator.seen) == 1   # same form, other address and port
+    assert apply(executor, c) is Outcome.LIVE and len(validator.seen) == 1  # same form, other address and port
     assert live.read() == c and executor.known_good == 1
-    assert Validator().check(live.path) is None                              # and the file HAProxy reads is valid
+    assert Validator().check(live.path) is None  # and the file HAProxy reads is valid
 
 
-@pytest.mark.parametrize("line", [
-    "  server d 127.0.0.1:8004 check inter 2s",        # a new option
-    "  server d localhost:8004 check",                 # a host name: HAProxy resolves it while parsing
-    "  server d [::1]:8004 check",                     # another IP version
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  server d 127.0.0.1:8004 check inter 2s",  # a new option
+        "  server d localhost:8004 check",  # a host name: HAProxy resolves it while parsing
+        "  server d [::1]:8004 check",  # another IP version
+    ],
+)
 def test_a_line_of_an_unknown_form_is_checked(tmp_path, line):
     validator = CountingValidator()
     _, executor = known_forms_executor(tmp_path, validator)
@@ -260,6 +270,7 @@ def test_a_custom_check_command_sees_every_candidate(tmp_path):
 def test_a_live_install_reaches_the_disk_once_nothing_is_pending(tmp_path, monkeypatch):
     """The live path leaves fsync (milliseconds each) to the idle-time housekeeping, right after."""
     import os
+
     _, executor = known_forms_executor(tmp_path, Validator())
     calls = []
     real = os.fsync
@@ -270,4 +281,4 @@ def test_a_live_install_reaches_the_disk_once_nothing_is_pending(tmp_path, monke
     assert len(calls) >= 2  # the file and its directory (then the last good copy)
     calls.clear()
     executor.tick()
-    assert calls == []      # once is enough
+    assert calls == []  # once is enough

@@ -15,12 +15,19 @@ def test_address_port_name_and_weight_are_abstracted():
     assert form(line(options=("check", "weight", "3"))) == form(line(options=("check", "weight", "256")))
 
 
-@pytest.mark.parametrize("server", [
-    line(address="db.internal"),                      # resolved by HAProxy: never trusted by form
-    line(port=0), line(port=70000),
-    line(name="we b"), line(name=""),
-    line(options=("check", "weight", "257")), line(options=("check", "weight", "x")), line(options=("weight",)),
-])
+@pytest.mark.parametrize(
+    "server",
+    [
+        line(address="db.internal"),  # resolved by HAProxy: never trusted by form
+        line(port=0),
+        line(port=70000),
+        line(name="we b"),
+        line(name=""),
+        line(options=("check", "weight", "257")),
+        line(options=("check", "weight", "x")),
+        line(options=("weight",)),
+    ],
+)
 def test_values_outside_their_grammar_have_no_form(server):
     assert form(server) is None
 

@@ -75,12 +75,12 @@ def test_a_restarted_watcher_judges_its_first_view_against_what_haproxy_runs():
     assert services["web"] is None and gate.probe_wanted.is_set()
     assert not gate.on_leader(LeaderStatus(healthy=True))
     assert events == [Held("web", 2, 0, "every instance is gone", 30.0)]
-    assert gate.admit(service("b"))                        # instances back: the hold ends, the view is set
+    assert gate.admit(service("b"))  # instances back: the hold ends, the view is set
     assert services["web"] == service("b") and not gate.holds
     assert gate.admit(service("b", "c"))
-    assert not gate.admit(service("a"))                    # judged against the view (b, c), not the baseline
+    assert not gate.admit(service("a"))  # judged against the view (b, c), not the baseline
     api = Service("api", tuple(Instance(id=i, node="n", address="10.0.0.2", port=80) for i in ("x", "x2")))
-    assert gate.admit(api) and services["api"] == api      # keeps x: an ordinary first view
+    assert gate.admit(api) and services["api"] == api  # keeps x: an ordinary first view
 
 
 def test_without_a_running_config_the_first_view_is_taken_as_it_is():

@@ -17,34 +17,75 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.state.convert import convert
 from discovery.state.model import DesiredState
-from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
-NASTY = st.sampled_from(["\n", "\r", " ", "#", '"', "'", "\\", "${X}", "server evil 6.6.6.6:80", "bind :1",
-                         "backend x", "\x00", "\t", "x" * 10_000, "", "::", "[", "]", ":80", "%[src]"])
-TEXT = st.one_of(st.text(max_size=40), NASTY, st.lists(NASTY, max_size=4).map("".join),
-                 st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True))
+NASTY = st.sampled_from(
+    [
+        "\n",
+        "\r",
+        " ",
+        "#",
+        '"',
+        "'",
+        "\\",
+        "${X}",
+        "server evil 6.6.6.6:80",
+        "bind :1",
+        "backend x",
+        "\x00",
+        "\t",
+        "x" * 10_000,
+        "",
+        "::",
+        "[",
+        "]",
+        ":80",
+        "%[src]",
+    ]
+)
+TEXT = st.one_of(
+    st.text(max_size=40),
+    NASTY,
+    st.lists(NASTY, max_size=4).map("".join),
+    st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True),
+)
 PORT = st.one_of(st.integers(-5, 70_000), st.sampled_from(["80", None, 1.5, True]))
 ADDRESS = st.one_of(TEXT, st.ip_addresses().map(str))
-ENTRY = st.fixed_dictionaries({
-    "Node": st.fixed_dictionaries({"Node": TEXT, "Address": ADDRESS}),
-    "Service": st.fixed_dictionaries({"ID": TEXT, "Address": ADDRESS, "Port": PORT,
-                                      "Tags": st.lists(TEXT, max_size=3),
-                                      "Meta": st.dictionaries(TEXT, TEXT, max_size=3)}),
-    "Checks": st.lists(st.fixed_dictionaries({"Status": st.sampled_from(["passing", "warning", "critical"])}),
-                       max_size=2),
-})
+ENTRY = st.fixed_dictionaries(
+    {
+        "Node": st.fixed_dictionaries({"Node": TEXT, "Address": ADDRESS}),
+        "Service": st.fixed_dictionaries(
+            {
+                "ID": TEXT,
+                "Address": ADDRESS,
+                "Port": PORT,
+                "Tags": st.lists(TEXT, max_size=3),
+                "Meta": st.dictionaries(TEXT, TEXT, max_size=3),
+            }
+        ),
+        "Checks": st.lists(
+            st.fixed_dictionaries({"Status": st.sampled_from(["passing", "warning", "critical"])}), max_size=2
+        ),
+    }
+)
 RENDERER = Renderer(DEFAULT_TEMPLATE)
 VALUES = {"frontend_port": "18080", "stats_port": "18081"}
-SERVER_LINE = re.compile(r"^    server [A-Za-z0-9_.:-]+ (\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d+ check inter 1s fall 2 rise 1$")
+SERVER_LINE = re.compile(
+    r"^    server [A-Za-z0-9_.:-]+ (\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d+ check inter 1s fall 2 rise 1$"
+)
 
 
 # New cases on every developer run; the same cases in CI, so a landing is never decided by chance.
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          derandomize=os.environ.get("CI") == "true")
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
 @given(st.lists(ENTRY, max_size=6))
 def test_hostile_entries_render_a_valid_config_with_one_line_per_usable_instance(entries):
     conversion = convert("web", entries)
@@ -65,49 +106,125 @@ def test_hostile_entries_render_a_valid_config_with_one_line_per_usable_instance
 
 
 # Route tags and disco-* settings: fragments that form valid routes and settings, mixed with hostile ones.
-PIECE = st.sampled_from([
-    "urlprefix-", "/", "/api", "/a.b~c-d", "shop.example.com", "*.example.com", "SHOP.Example.com", "*.", "*",
-    " strip=/api", " strip=", " redirect=301,https://x.example.com/n$path", " redirect=308,", " proto=tcp",
-    " proto=http", ":5432", ":20005", " allow=10.0.0.0/8", "$path", "..", "%[src]", ",", "=", "-", "_", "a", "0",
-    "tcp", "none", "true", "leastconn", "source", "SRV", "256", "3", "-1", "1e3"]) | NASTY
+PIECE = (
+    st.sampled_from(
+        [
+            "urlprefix-",
+            "/",
+            "/api",
+            "/a.b~c-d",
+            "shop.example.com",
+            "*.example.com",
+            "SHOP.Example.com",
+            "*.",
+            "*",
+            " strip=/api",
+            " strip=",
+            " redirect=301,https://x.example.com/n$path",
+            " redirect=308,",
+            " proto=tcp",
+            " proto=http",
+            ":5432",
+            ":20005",
+            " allow=10.0.0.0/8",
+            "$path",
+            "..",
+            "%[src]",
+            ",",
+            "=",
+            "-",
+            "_",
+            "a",
+            "0",
+            "tcp",
+            "none",
+            "true",
+            "leastconn",
+            "source",
+            "SRV",
+            "256",
+            "3",
+            "-1",
+            "1e3",
+        ]
+    )
+    | NASTY
+)
 FRAGMENTS = st.lists(PIECE, min_size=1, max_size=6).map("".join)
 ROUTE_TAG = st.one_of(FRAGMENTS.map(lambda s: "urlprefix-" + s), FRAGMENTS)
-DISCO_META = st.dictionaries(st.sampled_from(["disco-check", "disco-balance", "disco-sticky", "disco-maxconn",
-                                              "disco-https-only", "disco-weight", "disco-other"]),
-                             FRAGMENTS, max_size=4)
-ROUTED_ENTRY = st.fixed_dictionaries({
-    "Node": st.just({"Node": "n1", "Address": "10.0.0.1"}),
-    "Service": st.fixed_dictionaries({"ID": st.sampled_from(["i-1", "i-2", "i-3"]), "Port": st.integers(1, 65535),
-                                      "Tags": st.lists(st.one_of(ROUTE_TAG, st.just("backup")), max_size=4),
-                                      "Meta": DISCO_META}),
-})
+DISCO_META = st.dictionaries(
+    st.sampled_from(
+        [
+            "disco-check",
+            "disco-balance",
+            "disco-sticky",
+            "disco-maxconn",
+            "disco-https-only",
+            "disco-weight",
+            "disco-other",
+        ]
+    ),
+    FRAGMENTS,
+    max_size=4,
+)
+ROUTED_ENTRY = st.fixed_dictionaries(
+    {
+        "Node": st.just({"Node": "n1", "Address": "10.0.0.1"}),
+        "Service": st.fixed_dictionaries(
+            {
+                "ID": st.sampled_from(["i-1", "i-2", "i-3"]),
+                "Port": st.integers(1, 65535),
+                "Tags": st.lists(st.one_of(ROUTE_TAG, st.just("backup")), max_size=4),
+                "Meta": DISCO_META,
+            }
+        ),
+    }
+)
 ROUTED_VALUES = {**VALUES, "tcp_ports": "20000-20010"}
 _W = r"[A-Za-z0-9._~/-]"
 ROUTE = r"\{ var\(txn\.route\) -m str r\d+ \}"
-ALLOWED = [re.compile(p) for p in (
-    r"    # [A-Za-z0-9._~/:*=,$ ()-]+ -> (web|api)",
-    r"    acl r\d+_host req\.hdr\(host\),field\(1,:\),lower -m (str [a-z0-9.-]+|end \.[a-z0-9.-]+)",
-    rf"    acl r\d+_path path(_beg)? /{_W}*",
-    r"    http-request set-var\(txn\.route\) str\(r\d+\) if !route_found( r\d+_host)?( r\d+_path)?",
-    rf"    http-request redirect code 30[12378] location https?://[a-z0-9.-]+(:\d+)?{_W}*(%\[path\])? if {ROUTE}",
-    rf"    http-request redirect code 301 location https://%\[req\.hdr\(host\),field\(1,:\)\]%\[pathq\] if ({ROUTE}|!route_found)",
-    rf"    http-request set-path %\[path,regsub\(\^/{_W}*/\?,/\)\] if {ROUTE}",
-    rf"    use_backend (web|api) if {ROUTE}", r"    default_backend (web|api)",
-    r"frontend tcp-200(0\d|10)", r"    mode tcp", r"    bind \*:200(0\d|10)",
-    r"    server (n1:)?i-[123] 10\.0\.0\.1:\d+( check inter 1s fall 2 rise 1)?( weight \d+)?( backup)?( maxconn \d+)?",
-    r"    balance (roundrobin|leastconn|first|random|source)", r"    hash-type consistent",
-    rf"    option httpchk GET /{_W}*", r"    cookie [A-Za-z0-9_.-]+ insert indirect nocache dynamic",
-    r"    dynamic-cookie-key [0-9a-f]{32}", r"    # (Dynamic cookies|through the runtime API).*", r"")]
+ALLOWED = [
+    re.compile(p)
+    for p in (
+        r"    # [A-Za-z0-9._~/:*=,$ ()-]+ -> (web|api)",
+        r"    acl r\d+_host req\.hdr\(host\),field\(1,:\),lower -m (str [a-z0-9.-]+|end \.[a-z0-9.-]+)",
+        rf"    acl r\d+_path path(_beg)? /{_W}*",
+        r"    http-request set-var\(txn\.route\) str\(r\d+\) if !route_found( r\d+_host)?( r\d+_path)?",
+        rf"    http-request redirect code 30[12378] location https?://[a-z0-9.-]+(:\d+)?{_W}*(%\[path\])? if {ROUTE}",
+        rf"    http-request redirect code 301 location https://%\[req\.hdr\(host\),field\(1,:\)\]%\[pathq\] if ({ROUTE}|!route_found)",
+        rf"    http-request set-path %\[path,regsub\(\^/{_W}*/\?,/\)\] if {ROUTE}",
+        rf"    use_backend (web|api) if {ROUTE}",
+        r"    default_backend (web|api)",
+        r"frontend tcp-200(0\d|10)",
+        r"    mode tcp",
+        r"    bind \*:200(0\d|10)",
+        r"    server (n1:)?i-[123] 10\.0\.0\.1:\d+( check inter 1s fall 2 rise 1)?( weight \d+)?( backup)?( maxconn \d+)?",
+        r"    balance (roundrobin|leastconn|first|random|source)",
+        r"    hash-type consistent",
+        rf"    option httpchk GET /{_W}*",
+        r"    cookie [A-Za-z0-9_.-]+ insert indirect nocache dynamic",
+        r"    dynamic-cookie-key [0-9a-f]{32}",
+        r"    # (Dynamic cookies|through the runtime API).*",
+        r"",
+    )
+]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          derandomize=os.environ.get("CI") == "true")
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
 @given(st.lists(ROUTED_ENTRY, max_size=3), st.lists(ROUTED_ENTRY, max_size=2))
 def test_hostile_routes_and_settings_never_reach_the_config(web_entries, api_entries):
     web, api = convert("web", web_entries), convert("api", api_entries)
     text = RENDERER.render(DesiredState((web.service, api.service)), ROUTED_VALUES)
-    baseline = set(RENDERER.render(DesiredState((convert("web", []).service, convert("api", []).service)),
-                                   ROUTED_VALUES).splitlines())
+    baseline = set(
+        RENDERER.render(
+            DesiredState((convert("web", []).service, convert("api", []).service)), ROUTED_VALUES
+        ).splitlines()
+    )
     added = [ln for ln in text.splitlines() if ln not in baseline]
     assert [ln for ln in added if not any(p.fullmatch(ln) for p in ALLOWED)] == []
     assert all("\n" not in note and "\r" not in note for note in web.skipped + api.skipped)

@@ -12,9 +12,16 @@ HOST_IP = Placement(host="node-1", host_ip="127.0.0.1")
 
 
 def box(labels: dict[str, str] | None = None, env: dict[str, str] | None = None, **kw: object) -> Container:
-    base: dict[str, object] = {"id": CID, "name": "shop-1", "image": "registry.local/team/shop:1.2",
-                               "labels": labels or {}, "env": env or {}, "exposed": (8080,),
-                               "published": {8080: (("0.0.0.0", 32768),)}, "networks": {"front": "172.18.0.5"}}
+    base: dict[str, object] = {
+        "id": CID,
+        "name": "shop-1",
+        "image": "registry.local/team/shop:1.2",
+        "labels": labels or {},
+        "env": env or {},
+        "exposed": (8080,),
+        "published": {8080: (("0.0.0.0", 32768),)},
+        "networks": {"front": "172.18.0.5"},
+    }
     base.update(kw)
     return Container(**base)  # type: ignore[arg-type]
 
@@ -35,8 +42,19 @@ def refused(container: Container, placement: Placement = HOST_IP) -> str:
 
 
 def test_disco_labels():
-    reg = one(box({"disco.service": "web", "disco.port": "8080", "disco.check": "/health", "disco.interval": "2s",
-                   "disco.tags": "a, b", "disco.meta.version": "7", "disco.weight": "5"}))
+    reg = one(
+        box(
+            {
+                "disco.service": "web",
+                "disco.port": "8080",
+                "disco.check": "/health",
+                "disco.interval": "2s",
+                "disco.tags": "a, b",
+                "disco.meta.version": "7",
+                "disco.weight": "5",
+            }
+        )
+    )
     assert (reg.service, reg.address, reg.port) == ("web", "127.0.0.1", 32768)
     assert reg.id == f"disco-reg:node-1:{CID[:12]}:8080" and container_of(reg.id) == CID[:12]
     assert checks.check(checks.SERVER_NAME, reg.id, "id") is None
@@ -64,29 +82,37 @@ def test_network_and_default_addresses():
     assert "not published on 127.0.0.1" in refused(elsewhere)
 
 
-@pytest.mark.parametrize(("labels", "why"), [
-    ({"disco.service": "web\nbackend x", "disco.port": "8080"}, "service name"),
-    ({"disco.service": "web", "disco.port": "0"}, "port 0"),
-    ({"disco.service": "web", "disco.port": "99999"}, "outside"),
-    ({"disco.service": "web", "disco.port": "80 80"}, "not a number"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.check": "/a b"}, "check path"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.check": "/a\"b"}, "check path"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.check": "http://10.0.0.1/"}, "use /path"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.tags": "a,b c"}, "tag"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.meta.k": "v$x"}, "meta value"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.meta.k\ny": "v"}, "meta key"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.weight": "300"}, "weight"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.interval": "soon"}, "duration"),
-    ({"disco.service": "web", "disco.port": "8080", "disco.interval": "100ms"}, "minimum"),
-    ({"disco.service": "web"}, "disco.port"),
-])
+@pytest.mark.parametrize(
+    ("labels", "why"),
+    [
+        ({"disco.service": "web\nbackend x", "disco.port": "8080"}, "service name"),
+        ({"disco.service": "web", "disco.port": "0"}, "port 0"),
+        ({"disco.service": "web", "disco.port": "99999"}, "outside"),
+        ({"disco.service": "web", "disco.port": "80 80"}, "not a number"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.check": "/a b"}, "check path"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.check": '/a"b'}, "check path"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.check": "http://10.0.0.1/"}, "use /path"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.tags": "a,b c"}, "tag"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.meta.k": "v$x"}, "meta value"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.meta.k\ny": "v"}, "meta key"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.weight": "300"}, "weight"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.interval": "soon"}, "duration"),
+        ({"disco.service": "web", "disco.port": "8080", "disco.interval": "100ms"}, "minimum"),
+        ({"disco.service": "web"}, "disco.port"),
+    ],
+)
 def test_hostile_disco_labels_are_refused_with_the_value(labels, why):
     assert why in refused(box(labels, exposed=(8080, 9090)))
 
 
 def test_registrator_variables_env_and_labels():
-    env = {"SERVICE_NAME": "api", "SERVICE_TAGS": "x,y", "SERVICE_CHECK_HTTP": "/health", "SERVICE_CHECK_INTERVAL": "1s",
-           "SERVICE_VERSION": "3"}
+    env = {
+        "SERVICE_NAME": "api",
+        "SERVICE_TAGS": "x,y",
+        "SERVICE_CHECK_HTTP": "/health",
+        "SERVICE_CHECK_INTERVAL": "1s",
+        "SERVICE_VERSION": "3",
+    }
     reg = one(box({"SERVICE_TAGS": "z"}, env))  # labels win over the environment
     assert (reg.service, reg.tags, dict(reg.meta)) == ("api", ("z",), {"version": "3"})
     assert (reg.check.kind, reg.check.interval) == ("http", 1.0)
@@ -118,14 +144,35 @@ def test_ownership():
 
 
 def test_from_inspect():
-    attrs = {"Id": CID, "Name": "/shop-1", "State": {"Paused": True, "Health": {"Status": "starting"}},
-             "Config": {"Image": "shop", "Env": ["A=1", "B=x=y"], "Labels": {"l": "v"}, "StopSignal": "SIGQUIT",
-                        "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}, "Healthcheck": {"Test": ["CMD", "true"]}},
-             "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}], "53/udp": None},
-                                 "Networks": {"front": {"IPAddress": "172.18.0.5"}}}}
+    attrs = {
+        "Id": CID,
+        "Name": "/shop-1",
+        "State": {"Paused": True, "Health": {"Status": "starting"}},
+        "Config": {
+            "Image": "shop",
+            "Env": ["A=1", "B=x=y"],
+            "Labels": {"l": "v"},
+            "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
+            "Healthcheck": {"Test": ["CMD", "true"]},
+        },
+        "NetworkSettings": {
+            "Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}], "53/udp": None},
+            "Networks": {"front": {"IPAddress": "172.18.0.5"}},
+        },
+    }
     c = from_inspect(attrs)
-    assert (c.name, c.env, c.exposed, c.published) == ("shop-1", {"A": "1", "B": "x=y"}, (8080,),
-                                                       {8080: (("127.0.0.1", 32768),)})
-    assert (c.healthcheck, c.health, c.paused, c.stop_signal, c.networks) == (True, "starting", True, "SIGQUIT",
-                                                                              {"front": "172.18.0.5"})
+    assert (c.name, c.env, c.exposed, c.published) == (
+        "shop-1",
+        {"A": "1", "B": "x=y"},
+        (8080,),
+        {8080: (("127.0.0.1", 32768),)},
+    )
+    assert (c.healthcheck, c.health, c.paused, c.stop_signal, c.networks) == (
+        True,
+        "starting",
+        True,
+        "SIGQUIT",
+        {"front": "172.18.0.5"},
+    )
     assert not from_inspect({**attrs, "Config": {"Healthcheck": {"Test": ["NONE"]}}}).healthcheck

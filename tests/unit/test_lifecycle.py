@@ -31,8 +31,13 @@ class BrokenCatalog:
 
 
 def test_a_dying_watch_thread_stops_the_watcher_with_an_error(tmp_path: Path):
-    config = WatchConfig(services=("web", "api"), template=DEFAULT_TEMPLATE, output=tmp_path / "haproxy.cfg",
-                         validator=None, watch_mode="service")
+    config = WatchConfig(
+        services=("web", "api"),
+        template=DEFAULT_TEMPLATE,
+        output=tmp_path / "haproxy.cfg",
+        validator=None,
+        watch_mode="service",
+    )
     watcher = Watcher(BrokenCatalog(), config)
     started = time.monotonic()
     with pytest.raises(WorkerFailed, match="thread watch-(web|api) failed: RuntimeError: unexpected"):

@@ -38,7 +38,7 @@ class FakeAPI:
 
     def refresh_dynamic_cookies(self, backend, key):
         self.commands.append(f"refresh cookies {backend} {key}")
-        self.cookie.update({n: "c" for n in self.state[backend]})
+        self.cookie.update(dict.fromkeys(self.state[backend], "c"))
 
     def servers(self, backend):
         return self.state[backend]
@@ -54,8 +54,12 @@ def text(*servers):
 def test_the_key_is_re_sent_after_an_add_on_a_sticky_backend_only():
     old, new = text("w1 10.0.0.1:80"), text("w1 10.0.0.1:80", "w2 10.0.0.2:80")
     assert parse(new).cookie_keys == {"web": "0123abcd"}
-    api = FakeAPI({"web": {"w1": ServerState("w1", "10.0.0.1", 80, 2, 0)},
-                   "plain": {"p1": ServerState("p1", "10.0.0.9", 80, 2, 0)}})
+    api = FakeAPI(
+        {
+            "web": {"w1": ServerState("w1", "10.0.0.1", 80, 2, 0)},
+            "plain": {"p1": ServerState("p1", "10.0.0.9", 80, 2, 0)},
+        }
+    )
     api.cookie["w1"] = "c"
     plan = Planner().plan(old, new)
     LiveUpdater(api).execute(plan.ops, parse(new))  # type: ignore[arg-type]

@@ -9,14 +9,24 @@ import pytest
 import requests
 from prometheus_client import generate_latest
 
-from testkit import take_port
 from discovery.errors import ConfigError, ValidationError
 from discovery.haproxy.plan import Add, ServerLine
 from discovery.observe.health import Health, Server
 from discovery.observe.metrics import Metrics
 from discovery.pipeline.decide import Action, Decision
-from discovery.pipeline.events import (Applied, ChangeSeen, ConsulRequest, Counted, Decided, Failed, Heartbeat, Held,
-                                       Released, Stopping)
+from discovery.pipeline.events import (
+    Applied,
+    ChangeSeen,
+    ConsulRequest,
+    Counted,
+    Decided,
+    Failed,
+    Heartbeat,
+    Held,
+    Released,
+    Stopping,
+)
+from testkit import take_port
 
 
 class Clock:

@@ -7,6 +7,7 @@ def plan(old, new):
     """A fresh Planner each time, as `disco plan` uses it."""
     return Planner().plan(old, new)
 
+
 BASE = """global
     maxconn 100
 
@@ -37,8 +38,12 @@ def test_added_and_removed_servers_become_ops():
     kinds = sorted((type(op).__name__, getattr(op, "name", None) or op.server.name) for op in p.ops)
     assert kinds == [("Add", "c"), ("Remove", "a")]
     add = next(op for op in p.ops if isinstance(op, Add))
-    assert (add.server.address, add.server.port, add.server.options, add.server.addr_port) == \
-        ("fd00::3", 81, ("check",), "[fd00::3]:81")
+    assert (add.server.address, add.server.port, add.server.options, add.server.addr_port) == (
+        "fd00::3",
+        81,
+        ("check",),
+        "[fd00::3]:81",
+    )
 
 
 def test_address_and_weight_changes_are_live():

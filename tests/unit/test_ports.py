@@ -42,9 +42,14 @@ sys.stdin.read()
 
 
 def child(low: int, high: int, lock_dir: Path, count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(low), str(high), str(lock_dir), str(count)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(low), str(high), str(lock_dir), str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_public_names_exist_once():

@@ -29,7 +29,7 @@ def test_change_after_a_quiet_min_never_waits_on_a_timer():
     q.change(10.2)
     assert q.due(10.2)
     q.flushed(10.2)
-    q.change(10.26)          # after a quiet min, even though the last apply was recent
+    q.change(10.26)  # after a quiet min, even though the last apply was recent
     assert q.due(10.26)
 
 
@@ -81,9 +81,9 @@ def test_burst_of_separate_changes_is_applied_at_once_then_spaced():
         times.append(round(t, 3))
         q.flushed(t)
         t += 0.01
-    assert times[:3] == [0.0, 0.06, 0.12]       # the burst: the first at once, then each after MIN
-    assert times[3] - times[2] > 0.3            # the bucket runs dry (it refilled a little meanwhile)
-    assert times[4] - times[3] >= 0.49          # then one per spacing
+    assert times[:3] == [0.0, 0.06, 0.12]  # the burst: the first at once, then each after MIN
+    assert times[3] - times[2] > 0.3  # the bucket runs dry (it refilled a little meanwhile)
+    assert times[4] - times[3] >= 0.49  # then one per spacing
 
 
 def test_budget_refills_after_a_quiet_spell():

@@ -24,23 +24,30 @@ def test_http_path_is_on_the_instance_and_url_is_taken_as_is():
 
 def test_ttl_check():
     body = build_registration("web", 80, address="10.0.0.7", check_ttl=10).payload()
-    assert body["Check"] == {"CheckID": "service:" + body["ID"], "Name": "web ttl check", "TTL": "10s",
-                             "DeregisterCriticalServiceAfter": "60s"}
+    assert body["Check"] == {
+        "CheckID": "service:" + body["ID"],
+        "Name": "web ttl check",
+        "TTL": "10s",
+        "DeregisterCriticalServiceAfter": "60s",
+    }
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"port": 0}, "outside 1..65535"),
-    ({"port": 65536}, "outside 1..65535"),
-    ({"service": "web app"}, "service name"),
-    ({"service": "web\nbackend x"}, "service name"),
-    ({"tags": ["ok", "a b"]}, "tag"),
-    ({"meta": {"k": "v\n"}}, "meta value"),
-    ({"address": "nope nope"}, "address"),
-    ({"id": "id#1"}, "service ID"),
-    ({"check_http": "health"}, "path starting with /"),
-    ({"check_http": "/h", "check_ttl": 5.0}, "at most one"),
-    ({"interval": 0.5}, "minimum of 1s"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"port": 0}, "outside 1..65535"),
+        ({"port": 65536}, "outside 1..65535"),
+        ({"service": "web app"}, "service name"),
+        ({"service": "web\nbackend x"}, "service name"),
+        ({"tags": ["ok", "a b"]}, "tag"),
+        ({"meta": {"k": "v\n"}}, "meta value"),
+        ({"address": "nope nope"}, "address"),
+        ({"id": "id#1"}, "service ID"),
+        ({"check_http": "health"}, "path starting with /"),
+        ({"check_http": "/h", "check_ttl": 5.0}, "at most one"),
+        ({"interval": 0.5}, "minimum of 1s"),
+    ],
+)
 def test_bad_input_is_refused_with_one_clear_reason(kwargs, message):
     args = {"service": "web", "port": 8080, "address": "10.0.0.7"} | kwargs
     service, port = args.pop("service"), args.pop("port")
@@ -59,6 +66,7 @@ class StartingAgent:
         self.calls.append("register")
         self.stop.set()  # SIGTERM arrives while the first attempt is failing
         from discovery.errors import CatalogUnavailable
+
         raise CatalogUnavailable("agent starting")
 
     def agent_services(self):

@@ -72,8 +72,14 @@ class FakeEngine:
 
 
 def container(cid: str = CID, **kw: Any) -> Container:
-    return Container(id=cid, name="shop", labels={"disco.service": "web", "disco.port": "8080"},
-                     published={8080: (("", 32768),)}, exposed=(8080,), **kw)
+    return Container(
+        id=cid,
+        name="shop",
+        labels={"disco.service": "web", "disco.port": "8080"},
+        published={8080: (("", 32768),)},
+        exposed=(8080,),
+        **kw,
+    )
 
 
 def setup(*containers: Container) -> tuple[Registrator, FakeAgent]:
@@ -93,7 +99,7 @@ def sid(cid: str = CID) -> str:
 
 def test_reconcile_adds_missing_and_removes_only_its_own_stale_entries():
     reg, agent = setup(container())
-    agent.services[sid(OTHER)] = {"Service": "web"}                      # ours, container gone
+    agent.services[sid(OTHER)] = {"Service": "web"}  # ours, container gone
     agent.services["disco-reg:other-host:bbbbbbbbbbbb:80"] = {"Service": "web"}  # another registrator's
     reg.reconcile()
     assert set(agent.services) == {"web-by-hand", sid(), "disco-reg:other-host:bbbbbbbbbbbb:80"}
@@ -105,13 +111,13 @@ def test_reconcile_adds_missing_and_removes_only_its_own_stale_entries():
 def test_stopping_signal_drains_until_start_other_signals_do_not():
     reg, agent = setup(container())
     reg.reconcile()
-    reg._on_event(event("kill", signal="1"))   # SIGHUP: a reload, not a stop
+    reg._on_event(event("kill", signal="1"))  # SIGHUP: a reload, not a stop
     assert sid() in agent.services
     reg._on_event(event("kill", signal="15"))
     assert sid() not in agent.services
-    reg.reconcile()                            # still running, but draining: not registered again
+    reg.reconcile()  # still running, but draining: not registered again
     assert sid() not in agent.services
-    for action in ("die", "stop", "start"):    # docker restart
+    for action in ("die", "stop", "start"):  # docker restart
         reg._on_event(event(action))
     assert sid() in agent.services
 
@@ -144,7 +150,7 @@ def test_consul_failure_makes_a_reconcile_due_and_events_only_update_bookkeeping
     agent.down = True
     reg._on_event(event("start"))
     assert reg._dirty and reg._attempt == 1
-    reg._on_event(event("kill", signal="15"))   # noted (draining) though not sent
+    reg._on_event(event("kill", signal="15"))  # noted (draining) though not sent
     agent.down = False
     reg._try_reconcile()
     assert not reg._dirty and sid() not in agent.services
@@ -164,7 +170,7 @@ def test_a_dying_events_thread_stops_the_registrator_with_an_error():
 def _capture(fn, outcome: list[BaseException]) -> None:
     try:
         fn()
-    except BaseException as exc:  # noqa: BLE001 - handed to the test
+    except BaseException as exc:
         outcome.append(exc)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from discovery.errors import TemplateError, ValidationError
-from discovery.state.model import DesiredState, Instance, Service
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.haproxy.validate import Validator
+from discovery.state.model import DesiredState, Instance, Service
 
 needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -76,8 +76,10 @@ def test_syntax_errors_name_file_and_line(tmp_path: Path):
 
 def test_template_sees_meta_tags_and_env(tmp_path: Path):
     tpl = tmp_path / "t.j2"
-    tpl.write_text("{% for i in service.web.instances %}{{ i.name }} {{ i.meta.get('weight', '1') }} "
-                   "{{ i.tags | join(',') }} {{ env.ZONE }}\n{% endfor %}")
+    tpl.write_text(
+        "{% for i in service.web.instances %}{{ i.name }} {{ i.meta.get('weight', '1') }} "
+        "{{ i.tags | join(',') }} {{ env.ZONE }}\n{% endfor %}"
+    )
     web = Service("web", (Instance("a", "n", "10.0.0.1", 80, tags=("x", "y"), meta=(("weight", "5"),)),))
     assert Renderer(tpl).render(state(web), env={"ZONE": "z1"}) == "a 5 x,y z1\n"
 

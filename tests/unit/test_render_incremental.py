@@ -12,8 +12,12 @@ from discovery.state.convert import convert
 from discovery.state.model import DesiredState
 
 NAMES = ("web", "api", "shop", "redis")
-TAGS = {"web": [], "api": ["urlprefix-/api strip=/api"], "shop": ["urlprefix-shop.example.com/"],
-        "redis": ["urlprefix-:6379 proto=tcp"]}
+TAGS = {
+    "web": [],
+    "api": ["urlprefix-/api strip=/api"],
+    "shop": ["urlprefix-shop.example.com/"],
+    "redis": ["urlprefix-:6379 proto=tcp"],
+}
 VALUES = {"frontend_port": "80", "tcp_ports": "6379", "admin_socket": "/run/admin.sock"}
 
 
@@ -22,15 +26,22 @@ def entry(service: str, i: int, weight: int | None, backup: bool, extra_tag: boo
     if service == "shop":
         meta["disco-sticky"] = "SHOPID"
     tags = TAGS[service] + (["backup"] if backup else []) + (["urlprefix-/extra"] if extra_tag else [])
-    return {"Node": {"Node": f"n{i % 3}", "Address": "10.0.0.1"},
-            "Service": {"ID": f"{service}-{i}", "Service": service, "Address": f"10.0.{i // 200}.{i % 200 + 1}",
-                        "Port": 8000 + i, "Tags": tags, "Meta": meta},
-            "Checks": [{"CheckID": f"c{i}", "Status": "passing", "ServiceID": f"{service}-{i}"}]}
+    return {
+        "Node": {"Node": f"n{i % 3}", "Address": "10.0.0.1"},
+        "Service": {
+            "ID": f"{service}-{i}",
+            "Service": service,
+            "Address": f"10.0.{i // 200}.{i % 200 + 1}",
+            "Port": 8000 + i,
+            "Tags": tags,
+            "Meta": meta,
+        },
+        "Checks": [{"CheckID": f"c{i}", "Status": "passing", "ServiceID": f"{service}-{i}"}],
+    }
 
 
 instance = st.tuples(st.integers(0, 30), st.none() | st.integers(0, 256), st.booleans())
-change = st.tuples(st.sampled_from(NAMES), st.lists(instance, max_size=6, unique_by=lambda t: t[0]),
-                   st.integers(0, 9))
+change = st.tuples(st.sampled_from(NAMES), st.lists(instance, max_size=6, unique_by=lambda t: t[0]), st.integers(0, 9))
 
 
 def state_after(services: dict, step: tuple) -> dict:

@@ -11,53 +11,100 @@ from discovery.state.routes import parse_tag
 from discovery.state.routing import parse_ports, table
 
 
-@pytest.mark.parametrize("tag, route", [
-    ("urlprefix-/api", Route(path="/api")),
-    ("urlprefix-/", Route(path="/")),
-    ("urlprefix-/api/", Route(path="/api/")),
-    ("urlprefix-shop.example.com/", Route(host="shop.example.com", path="/")),
-    ("urlprefix-Shop.Example.COM/api", Route(host="shop.example.com", path="/api")),
-    ("urlprefix-*.example.com/", Route(host="*.example.com", path="/")),
-    ("urlprefix-/api strip=/api", Route(path="/api", strip="/api")),
-    ("urlprefix-/api/v1 strip=/api/", Route(path="/api/v1", strip="/api")),
-    ("urlprefix-/old redirect=301,https://example.com/new$path",
-     Route(path="/old", redirect_code=301, redirect_url="https://example.com/new$path")),
-    ("urlprefix-/x redirect=308,http://example.com:8443", Route(path="/x", redirect_code=308,
-                                                                 redirect_url="http://example.com:8443")),
-    ("urlprefix-:5432 proto=tcp", Route(path="", tcp_port=5432)),
-    ("urlprefix-/a proto=http", Route(path="/a")),
-])
+@pytest.mark.parametrize(
+    "tag, route",
+    [
+        ("urlprefix-/api", Route(path="/api")),
+        ("urlprefix-/", Route(path="/")),
+        ("urlprefix-/api/", Route(path="/api/")),
+        ("urlprefix-shop.example.com/", Route(host="shop.example.com", path="/")),
+        ("urlprefix-Shop.Example.COM/api", Route(host="shop.example.com", path="/api")),
+        ("urlprefix-*.example.com/", Route(host="*.example.com", path="/")),
+        ("urlprefix-/api strip=/api", Route(path="/api", strip="/api")),
+        ("urlprefix-/api/v1 strip=/api/", Route(path="/api/v1", strip="/api")),
+        (
+            "urlprefix-/old redirect=301,https://example.com/new$path",
+            Route(path="/old", redirect_code=301, redirect_url="https://example.com/new$path"),
+        ),
+        (
+            "urlprefix-/x redirect=308,http://example.com:8443",
+            Route(path="/x", redirect_code=308, redirect_url="http://example.com:8443"),
+        ),
+        ("urlprefix-:5432 proto=tcp", Route(path="", tcp_port=5432)),
+        ("urlprefix-/a proto=http", Route(path="/a")),
+    ],
+)
 def test_route_tags_in_fabios_syntax(tag, route):
     assert parse_tag(tag) == route
 
 
-@pytest.mark.parametrize("tag", [
-    "urlprefix-", "urlprefix-api", "urlprefix-/api\nbind :1", "urlprefix-/api  strip=/api", "urlprefix-/a#b",
-    "urlprefix-/a b", "urlprefix-/api allow=10.0.0.0/8", "urlprefix-/api prepend=/x", "urlprefix-/api weight=0.5",
-    "urlprefix-/api strip=/api strip=/api", "urlprefix-/api strip=/other", "urlprefix-/api strip=/ap",
-    "urlprefix-/api strip=/", "urlprefix-/../etc", "urlprefix-/a/./b", "urlprefix-/a//b", "urlprefix-/a%20b",
-    "urlprefix-/a?x=1", "urlprefix-/${X}", "urlprefix-/a\\b", "urlprefix-/" + "a" * 300,
-    "urlprefix-ex ample.com/", "urlprefix--bad.example.com/", "urlprefix-bad-.example.com/",
-    "urlprefix-a..b/", "urlprefix-*/", "urlprefix-*.*.example.com/", "urlprefix-a.*.example.com/",
-    "urlprefix-a_b.example.com/", "urlprefix-" + "a" * 64 + ".com/", "urlprefix-127.0.0.1:80/",
-    "urlprefix-/x redirect=300,https://example.com/", "urlprefix-/x redirect=301",
-    "urlprefix-/x redirect=301,ftp://example.com/", "urlprefix-/x redirect=301,https://example.com/a%[src]",
-    "urlprefix-/x redirect=301,https://example.com/$path/x", "urlprefix-/x redirect=301,https://exa$mple.com/",
-    "urlprefix-/x redirect=301,https://example.com:99999/", "urlprefix-/x redirect=301,/relative",
-    "urlprefix-/x redirect=301,https://example.com/../a", "urlprefix-/x strip=/x redirect=301,https://a.com/",
-    "urlprefix-:0 proto=tcp", "urlprefix-:70000 proto=tcp", "urlprefix-:5432", "urlprefix-:54a proto=tcp",
-    "urlprefix-:5432 proto=tcp strip=/a", "urlprefix-/a proto=tcp", "urlprefix-/a proto=https",
-    "urlprefix-/a proto=grpc", "urlprefix-/a strip", "urlprefix-/a =x",
-])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "urlprefix-",
+        "urlprefix-api",
+        "urlprefix-/api\nbind :1",
+        "urlprefix-/api  strip=/api",
+        "urlprefix-/a#b",
+        "urlprefix-/a b",
+        "urlprefix-/api allow=10.0.0.0/8",
+        "urlprefix-/api prepend=/x",
+        "urlprefix-/api weight=0.5",
+        "urlprefix-/api strip=/api strip=/api",
+        "urlprefix-/api strip=/other",
+        "urlprefix-/api strip=/ap",
+        "urlprefix-/api strip=/",
+        "urlprefix-/../etc",
+        "urlprefix-/a/./b",
+        "urlprefix-/a//b",
+        "urlprefix-/a%20b",
+        "urlprefix-/a?x=1",
+        "urlprefix-/${X}",
+        "urlprefix-/a\\b",
+        "urlprefix-/" + "a" * 300,
+        "urlprefix-ex ample.com/",
+        "urlprefix--bad.example.com/",
+        "urlprefix-bad-.example.com/",
+        "urlprefix-a..b/",
+        "urlprefix-*/",
+        "urlprefix-*.*.example.com/",
+        "urlprefix-a.*.example.com/",
+        "urlprefix-a_b.example.com/",
+        "urlprefix-" + "a" * 64 + ".com/",
+        "urlprefix-127.0.0.1:80/",
+        "urlprefix-/x redirect=300,https://example.com/",
+        "urlprefix-/x redirect=301",
+        "urlprefix-/x redirect=301,ftp://example.com/",
+        "urlprefix-/x redirect=301,https://example.com/a%[src]",
+        "urlprefix-/x redirect=301,https://example.com/$path/x",
+        "urlprefix-/x redirect=301,https://exa$mple.com/",
+        "urlprefix-/x redirect=301,https://example.com:99999/",
+        "urlprefix-/x redirect=301,/relative",
+        "urlprefix-/x redirect=301,https://example.com/../a",
+        "urlprefix-/x strip=/x redirect=301,https://a.com/",
+        "urlprefix-:0 proto=tcp",
+        "urlprefix-:70000 proto=tcp",
+        "urlprefix-:5432",
+        "urlprefix-:54a proto=tcp",
+        "urlprefix-:5432 proto=tcp strip=/a",
+        "urlprefix-/a proto=tcp",
+        "urlprefix-/a proto=https",
+        "urlprefix-/a proto=grpc",
+        "urlprefix-/a strip",
+        "urlprefix-/a =x",
+    ],
+)
 def test_hostile_or_unsupported_route_tags_are_refused_with_one_line(tag):
     reason = parse_tag(tag)
     assert isinstance(reason, str) and "\n" not in reason and len(reason) < 300
 
 
 def entry(sid, tags=(), meta=None, port=8080):
-    return {"Node": {"Node": "n1", "Address": "10.0.0.1"},
-            "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": list(tags), "Meta": meta or {}},
-            "Checks": []}
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": list(tags), "Meta": meta or {}},
+        "Checks": [],
+    }
 
 
 def test_a_bad_route_is_dropped_with_a_line_naming_instance_and_value_not_the_service():
@@ -85,12 +132,23 @@ def order(t):
 
 
 def test_most_specific_route_first_exact_host_wildcard_then_no_host_longest_path():
-    t = table([svc("web"), svc("api", "urlprefix-/api", "urlprefix-/api/v2/"),
-               svc("shop", "urlprefix-shop.example.com/", "urlprefix-shop.example.com/cart"),
-               svc("any", "urlprefix-*.example.com/", "urlprefix-*.eu.example.com/")])
-    assert order(t) == [("shop", "shop.example.com", "/cart"), ("shop", "shop.example.com", "/"),
-                        ("web", "web", "/"), ("any", "*.eu.example.com", "/"), ("any", "*.example.com", "/"),
-                        ("api", "", "/api/v2/"), ("api", "", "/api")]
+    t = table(
+        [
+            svc("web"),
+            svc("api", "urlprefix-/api", "urlprefix-/api/v2/"),
+            svc("shop", "urlprefix-shop.example.com/", "urlprefix-shop.example.com/cart"),
+            svc("any", "urlprefix-*.example.com/", "urlprefix-*.eu.example.com/"),
+        ]
+    )
+    assert order(t) == [
+        ("shop", "shop.example.com", "/cart"),
+        ("shop", "shop.example.com", "/"),
+        ("web", "web", "/"),
+        ("any", "*.eu.example.com", "/"),
+        ("any", "*.example.com", "/"),
+        ("api", "", "/api/v2/"),
+        ("api", "", "/api"),
+    ]
     assert [r.id for r in t.http] == [f"r{i}" for i in range(1, 8)]
     assert t.default_backend == "web" and t.notes == ()
 
@@ -105,8 +163,11 @@ def test_conflicts_lowest_service_name_wins_and_are_reported():
 
 
 def test_tcp_routes_need_an_allowed_port_not_haproxys_own():
-    db, cache, other = svc("db", "urlprefix-:5432 proto=tcp"), svc("cache", "urlprefix-:6379 proto=tcp"), \
-        svc("zz", "urlprefix-:5432 proto=tcp")
+    db, cache, other = (
+        svc("db", "urlprefix-:5432 proto=tcp"),
+        svc("cache", "urlprefix-:6379 proto=tcp"),
+        svc("zz", "urlprefix-:5432 proto=tcp"),
+    )
     t = table([svc("web"), db, cache, other], {"tcp_ports": "5000-5500", "frontend_port": "6379"})
     assert t.tcp == ((5432, "db"),)
     assert any("6379" in n and "frontend_port" in n for n in t.notes)

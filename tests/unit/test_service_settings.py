@@ -11,46 +11,84 @@ from discovery.state.model import DesiredState, ServiceSettings
 
 
 def entry(sid, meta=None, tags=(), port=8080):
-    return {"Node": {"Node": "n1", "Address": "10.0.0.1"},
-            "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": list(tags), "Meta": meta or {}},
-            "Checks": []}
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": list(tags), "Meta": meta or {}},
+        "Checks": [],
+    }
 
 
 def test_settings_and_instance_settings_are_read():
-    conv = convert("web", [entry("a", {"disco-check": "/ping", "disco-balance": "leastconn", "disco-sticky": "SRV",
-                                       "disco-maxconn": "50", "disco-https-only": "true", "disco-weight": "7"},
-                                 ["backup"])])
+    conv = convert(
+        "web",
+        [
+            entry(
+                "a",
+                {
+                    "disco-check": "/ping",
+                    "disco-balance": "leastconn",
+                    "disco-sticky": "SRV",
+                    "disco-maxconn": "50",
+                    "disco-https-only": "true",
+                    "disco-weight": "7",
+                },
+                ["backup"],
+            )
+        ],
+    )
     assert conv.service.settings == ServiceSettings("/ping", "leastconn", "SRV", 50, True)
     inst = conv.service.instances[0]
     assert (inst.weight, inst.backup, inst.tags) == (7, True, ("backup",))
     assert conv.skipped == ()
 
 
-@pytest.mark.parametrize("key, value", [
-    ("disco-check", "health"), ("disco-check", "/a/../b"), ("disco-check", "/a%20"), ("disco-balance", "uri"),
-    ("disco-balance", "roundrobin\nbind"), ("disco-sticky", "a=b"), ("disco-sticky", ".x"), ("disco-sticky", "x" * 65),
-    ("disco-maxconn", "0"), ("disco-maxconn", "-1"), ("disco-maxconn", "100001"), ("disco-maxconn", "07"),
-    ("disco-https-only", "yes"), ("disco-weight", "257"), ("disco-weight", "-1"), ("disco-weight", "1.5"),
-    ("disco-weight", ""),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("disco-check", "health"),
+        ("disco-check", "/a/../b"),
+        ("disco-check", "/a%20"),
+        ("disco-balance", "uri"),
+        ("disco-balance", "roundrobin\nbind"),
+        ("disco-sticky", "a=b"),
+        ("disco-sticky", ".x"),
+        ("disco-sticky", "x" * 65),
+        ("disco-maxconn", "0"),
+        ("disco-maxconn", "-1"),
+        ("disco-maxconn", "100001"),
+        ("disco-maxconn", "07"),
+        ("disco-https-only", "yes"),
+        ("disco-weight", "257"),
+        ("disco-weight", "-1"),
+        ("disco-weight", "1.5"),
+        ("disco-weight", ""),
+    ],
+)
 def test_a_bad_setting_is_dropped_from_that_instance_with_one_line(key, value):
-    conv = convert("web", [entry("a", {key: value, "disco-balance": "first"} if key != "disco-balance"
-                                 else {key: value})])
+    conv = convert(
+        "web", [entry("a", {key: value, "disco-balance": "first"} if key != "disco-balance" else {key: value})]
+    )
     assert len(conv.service.instances) == 1
     assert conv.service.instances[0].weight is None
     assert len(conv.skipped) == 1 and "'a'" in conv.skipped[0] and "\n" not in conv.skipped[0]
 
 
 def test_disagreeing_instances_majority_wins_and_both_sides_are_named():
-    conv = convert("web", [entry("a", {"disco-balance": "leastconn"}), entry("b", {"disco-balance": "first"}),
-                           entry("c", {"disco-balance": "first"})])
+    conv = convert(
+        "web",
+        [
+            entry("a", {"disco-balance": "leastconn"}),
+            entry("b", {"disco-balance": "first"}),
+            entry("c", {"disco-balance": "first"}),
+        ],
+    )
     assert conv.service.settings.balance == "first"
     assert conv.skipped == ("web: instances disagree on disco-balance: first (b, c); leastconn (a); using first",)
 
 
 def test_a_tie_goes_to_the_lowest_instance_id_and_unset_counts_as_a_side():
     conv = convert("web", [entry("b", {"disco-maxconn": "10"}), entry("a")])
-    assert conv.service.settings.maxconn == 0   # a (unset) is the lowest ID
+    assert conv.service.settings.maxconn == 0  # a (unset) is the lowest ID
     assert "unset (a); 10 (b)" in conv.skipped[0]
     conv = convert("web", [entry("a", {"disco-maxconn": "10"}), entry("b")])
     assert conv.service.settings.maxconn == 10
@@ -61,10 +99,27 @@ def render(*services, **values):
 
 
 def test_template_server_options_and_backend_settings():
-    web = convert("web", [entry("a", {"disco-weight": "3", "disco-maxconn": "20", "disco-balance": "source",
-                                      "disco-sticky": "SRV", "disco-check": "/ping"}),
-                          entry("b", {"disco-maxconn": "20", "disco-balance": "source", "disco-sticky": "SRV",
-                                      "disco-check": "/ping"}, ["backup"], port=8081)]).service
+    web = convert(
+        "web",
+        [
+            entry(
+                "a",
+                {
+                    "disco-weight": "3",
+                    "disco-maxconn": "20",
+                    "disco-balance": "source",
+                    "disco-sticky": "SRV",
+                    "disco-check": "/ping",
+                },
+            ),
+            entry(
+                "b",
+                {"disco-maxconn": "20", "disco-balance": "source", "disco-sticky": "SRV", "disco-check": "/ping"},
+                ["backup"],
+                port=8081,
+            ),
+        ],
+    ).service
     text = render(web)
     assert "    server a 10.0.0.1:8080 check inter 1s fall 2 rise 1 weight 3 maxconn 20\n" in text
     assert "    server b 10.0.0.1:8081 check inter 1s fall 2 rise 1 backup maxconn 20\n" in text
@@ -73,8 +128,14 @@ def test_template_server_options_and_backend_settings():
     assert f"dynamic-cookie-key {web.cookie_key}" in text and len(web.cookie_key) == 32
 
 
-@pytest.mark.parametrize("check, server_tail, httpchk", [
-    ("tcp", " check inter 1s fall 2 rise 1", False), ("none", "", False), ("/up", " check inter 1s fall 2 rise 1", True)])
+@pytest.mark.parametrize(
+    "check, server_tail, httpchk",
+    [
+        ("tcp", " check inter 1s fall 2 rise 1", False),
+        ("none", "", False),
+        ("/up", " check inter 1s fall 2 rise 1", True),
+    ],
+)
 def test_check_kinds(check, server_tail, httpchk):
     text = render(convert("web", [entry("a", {"disco-check": check})]).service)
     assert f"    server a 10.0.0.1:8080{server_tail}\n" in text
@@ -83,8 +144,9 @@ def test_check_kinds(check, server_tail, httpchk):
 
 def test_a_weight_change_is_planned_as_a_runtime_weight_change():
     before = render(convert("web", [entry("a", {"disco-weight": "3"}), entry("b", port=8081)]).service)
-    after = render(convert("web", [entry("a", {"disco-weight": "1"}), entry("b", {"disco-weight": "0"},
-                                                                          port=8081)]).service)
+    after = render(
+        convert("web", [entry("a", {"disco-weight": "1"}), entry("b", {"disco-weight": "0"}, port=8081)]).service
+    )
     plan = Planner().plan(before, after)
     assert plan.live and {type(op) for op in plan.ops} == {SetWeight}
     assert sorted((op.server.name, op.server.weight) for op in plan.ops) == [("a", "1"), ("b", "0")]

@@ -6,8 +6,9 @@ from discovery.errors import ConfigError
 from discovery.settings import consul_settings, format_duration, parse_duration, parse_pairs, parse_wait
 
 
-@pytest.mark.parametrize("text, seconds", [("250ms", 0.25), ("5s", 5), ("1m30s", 90), ("2h", 7200), ("3", 3),
-                                           ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    "text, seconds", [("250ms", 0.25), ("5s", 5), ("1m30s", 90), ("2h", 7200), ("3", 3), ("1.5s", 1.5)]
+)
 def test_durations_parse_like_consul(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 

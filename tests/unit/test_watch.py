@@ -7,13 +7,16 @@ import time
 
 import pytest
 
-from discovery.errors import AccessDenied, CatalogUnavailable
 from discovery.consul.watch import ServiceWatch, Update, WatchTiming, next_index
+from discovery.errors import AccessDenied, CatalogUnavailable
 
 
 def entry(sid, port=8080):
-    return {"Node": {"Node": "n1", "Address": "10.0.0.1"},
-            "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": [], "Meta": {}}, "Checks": []}
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": [], "Meta": {}},
+        "Checks": [],
+    }
 
 
 class ScriptedCatalog:
@@ -78,8 +81,9 @@ def test_zero_index_is_treated_as_one_so_the_loop_blocks():
 
 
 def test_errors_are_retried_and_do_not_lose_the_index():
-    catalog, updates = run([(3, [entry("a")]), CatalogUnavailable("down"), CatalogUnavailable("down"),
-                            (5, [entry("b")])])
+    catalog, updates = run(
+        [(3, [entry("a")]), CatalogUnavailable("down"), CatalogUnavailable("down"), (5, [entry("b")])]
+    )
     assert catalog.calls[:4] == [0, 3, 3, 3]
     assert [u.service.instances[0].id for u in updates] == ["a", "b"]
 
