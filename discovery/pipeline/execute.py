@@ -111,6 +111,10 @@ class Executor:
         self.running: str | None = None
         self._at_start: str | None = None  # the config HAProxy ran when prepare() looked
         self.in_sync = True
+        #: The running config was written while no HAProxy answered: a HAProxy (re)started at that
+        #: moment may have read the file before it, so it is not known to run until one answers
+        #: and is reloaded (``in_sync`` stays false until then).
+        self.awaiting_haproxy = False
         self._good_unsaved: str | None = None
 
     def prepare(self) -> None:
@@ -158,6 +162,8 @@ class Executor:
         """
         if decision.action is Action.NOTHING:
             return Outcome.UNCHANGED
+        if self.awaiting_haproxy and text == self.running:
+            return self._reload(text, mark)  # validated and in place already: only HAProxy must take it
         self._install(decision, text, mark)
         if decision.action is Action.LIVE:
             assert self.updater is not None
@@ -201,6 +207,7 @@ class Executor:
 
     def _ran(self, text: str) -> None:
         self.running, self.in_sync, self._good_unsaved = text, True, text
+        self.awaiting_haproxy = False
 
     def _reload(self, text: str, mark: Callable[[str], None] = no_mark) -> Outcome:
         if self.reloader is None:
@@ -209,9 +216,12 @@ class Executor:
         try:
             what = self._reload_with_retry()
         except HAProxyUnavailable as exc:
-            # Nothing runs yet (or it is being restarted): it reads the new file when it starts.
-            log.info("%s; config written, HAProxy reads it when it starts", exc)
-            self._ran(text)
+            # Nothing runs yet (or it is being restarted): a HAProxy that starts now reads the new
+            # file, but one restarted a moment ago may have read the older one.  Not known to run
+            # until a HAProxy answers and takes it (the watcher retries).
+            if not self.awaiting_haproxy:
+                log.info("%s; config written, HAProxy reads it when it starts (reloaded once one answers)", exc)
+            self.running, self.in_sync, self.awaiting_haproxy = text, False, True
             if self.updater is not None:
                 self.updater.forget()
             return Outcome.WRITTEN

@@ -98,6 +98,9 @@ Message = Update | Listed | Gone | ConsulRequest | LeaderStatus | _Stop | _Wake
 
 #: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+#: The ceiling while no HAProxy answers (asking costs one failed connect): a restarted HAProxy
+#: that read an older file is reloaded within this long of answering.
+RETRY_MAX_UNANSWERED = 5.0
 
 
 class Watcher:
@@ -383,5 +386,7 @@ class Watcher:
         if not (out_of_step or isinstance(error, OutputError)):
             self._retry_at, self._retry_delay = None, RETRY_MIN
             return
+        awaiting = self.executor is not None and self.executor.awaiting_haproxy
+        self._retry_delay = min(RETRY_MAX_UNANSWERED, self._retry_delay) if awaiting else self._retry_delay
         self._retry_at = self.clock() + self._retry_delay
-        self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
+        self._retry_delay = min(RETRY_MAX_UNANSWERED if awaiting else RETRY_MAX, self._retry_delay * 2)

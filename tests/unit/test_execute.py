@@ -107,6 +107,24 @@ def test_no_haproxy_yet_means_written_not_retried(tmp_path):
     assert reloader.calls == 1 and live.read() == GOOD
 
 
+def test_a_file_written_while_no_haproxy_answers_is_reloaded_once_one_does(tmp_path):
+    """A HAProxy restarted as the file is written may have read the older file: the watcher does
+    not count the config as running (nor as last good) until a HAProxy answers and takes it."""
+    reloader = Reloader("ok", HAProxyUnavailable("no socket"), HAProxyUnavailable("no socket"), "ok")
+    live, app = applier(tmp_path, reloader)
+    app.apply(GOOD)
+    assert app.apply(GOOD2) is Outcome.WRITTEN
+    assert live.read() == GOOD2 and live.last_good.read_text() == GOOD
+    assert not app.executor.in_sync and app.executor.awaiting_haproxy
+    decision = app.executor.decide(GOOD2)
+    assert decision.action is Action.RELOAD
+    assert app.apply(GOOD2) is Outcome.WRITTEN  # still none answers: asked again, nothing rewritten
+    assert app.apply(GOOD2) is Outcome.RELOADED
+    assert app.executor.in_sync and not app.executor.awaiting_haproxy and reloader.calls == 4
+    assert live.last_good.read_text() == GOOD2
+    assert app.apply(GOOD2) is Outcome.UNCHANGED
+
+
 def test_existing_file_is_adopted_as_last_good(tmp_path):
     (tmp_path / "haproxy.cfg").write_text(GOOD)
     live = LiveConfig(tmp_path / "haproxy.cfg")
