@@ -55,6 +55,9 @@ WATCH_KEYS: dict[str, Key] = {
     "discover": Key(_BOOL, False),
     "stale": Key(_BOOL, False),
     "max-stale": Key(_STR, "2s"),
+    # How long Consul holds a blocking query (it caps it at 10 min).  A half-open connection is
+    # noticed after this plus its jitter and a margin.
+    "blocking-wait": Key(_STR, "5m"),
     "once": Key(_BOOL, False),
     "bootstrap": Key(_BOOL, False),
     "dry-run": Key(_BOOL, False),
@@ -140,6 +143,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def watch_config(options: Mapping[str, Any]) -> Any:
     """Resolved options -> WatchConfig (checked: every error is a ConfigError naming the flag)."""
+    from .consul.watch import WatchTiming
     from .haproxy.master import CommandReloader, MasterSocket, Reloader
     from .haproxy.render import DEFAULT_TEMPLATE
     from .haproxy.validate import Validator
@@ -181,6 +185,9 @@ def watch_config(options: Mapping[str, Any]) -> Any:
     validator.ensure_available()
     values = parse_pairs([f"{k}={v}" for k, v in options["set"].items()], "--set")
     runtime_socket = Path(options["runtime-socket"]) if options.get("runtime-socket") else None
+    blocking_wait = parse_duration(options["blocking-wait"])
+    if not 1.0 <= blocking_wait <= 600.0:
+        raise ConfigError(f"invalid --blocking-wait {options['blocking-wait']!r}: use 1s to 10m")
     if runtime_socket is not None:
         values.setdefault("admin_socket", str(runtime_socket))
     return WatchConfig(
@@ -197,4 +204,5 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         watch_mode=watch_mode,
         discover=bool(options.get("discover")),
         gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty),
+        timing=WatchTiming(wait=blocking_wait),
     )

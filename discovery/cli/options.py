@@ -110,6 +110,14 @@ MaxStale = Annotated[
         "longer than this is asked again with the default consistency. Default: 2s.",
     ),
 ]
+BlockingWait = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DURATION",
+        help="How long Consul holds each blocking query (1s-10m); a silent (half-open) connection is "
+        "noticed after this plus a sixteenth and 5s. Default: 5m.",
+    ),
+]
 Listen = Annotated[
     str | None,
     typer.Option(metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address."),

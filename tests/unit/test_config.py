@@ -105,3 +105,16 @@ def test_a_bad_max_stale_is_exit_2(tmp_path: Path):
     )
     assert result.exit_code == 2, result.output
     assert "invalid duration 'soon'" in result.stderr
+
+
+def test_blocking_wait_reaches_the_watches_and_is_bounded(tmp_path: Path):
+    from discovery.config import watch_config
+
+    path = tmp_path / "watch.toml"
+    path.write_text(f'service = "web"\noutput = "{tmp_path / "x.cfg"}"\ncheck_cmd = "true"\nblocking_wait = "10s"\n')
+    assert watch_config(resolve({}, path)).timing.wait == 10.0
+    assert (
+        watch_config(resolve({}, None) | {"service": ("web",), "output": "x", "check-cmd": "true"}).timing.wait == 300
+    )
+    with pytest.raises(ConfigError, match="invalid --blocking-wait '20m'"):
+        watch_config(resolve({"blocking-wait": "20m"}, path))
