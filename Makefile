@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make demo` and `make test`.  Both install what is missing first.
-.PHONY: deps bench-deps demo test unit integration bench plots clean
+.PHONY: deps bench-deps demo test unit integration bench plots soak clean
 
 WEBAPPS ?= 3
 
@@ -26,6 +26,11 @@ bench: bench-deps
 	.venv/bin/python bench/compare.py
 	.venv/bin/python bench/scale.py
 	.venv/bin/python bench/fanin.py
+
+# The seeded fault soak (issue 19): SOAK_MINUTES of faults, a random seed unless SOAK_SEED is given.
+SOAK_MINUTES ?= 10
+soak: deps
+	.venv/bin/python bench/soak.py --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 # Re-draw docs/img/*.png from bench/results/*.json (each benchmark also draws its own at the end).
 plots: bench-deps
