@@ -156,11 +156,14 @@ def wait_for_agreement(
     admin: Path,
     deadline: float,
     since: float,
+    each_turn: Callable[[], None] = lambda: None,
 ) -> Agreement:
-    """Poll until both checks agree (seconds counted from ``since``), or ``deadline`` seconds pass."""
+    """Poll until both checks agree (seconds counted from ``since``), or ``deadline`` seconds pass;
+    ``each_turn`` runs before every look (the runner restarts a watcher that exited meanwhile)."""
     end = since + deadline
     report = "never looked"
     while True:
+        each_turn()
         try:
             views = independent_views(consul_url(), services, output, admin)
             differences = views.differences()

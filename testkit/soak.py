@@ -165,7 +165,9 @@ class SoakStack:
     def start_balancer(self) -> None:
         """First config by ``disco watch --once``, then HAProxy, then the watcher."""
         once = Proc(self.watch_argv("--once"), self.paths.root / "watch-once.log")
-        if once.popen.wait(120) != 0:
+        code = once.popen.wait(120)
+        once.stop()
+        if code != 0:
             raise AssertionError(f"disco watch --once failed:\n{once.output()}")
         self.start_haproxy()
         self.start_watch()

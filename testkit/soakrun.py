@@ -104,8 +104,8 @@ class _Run:
             stack.paths.admin,
             deadline,
             since,
+            self.watcher_alive,
         )
-        self.watcher_alive()
         if agreement.ok:
             return agreement.seconds
         text = f"seed {self.result.seed}: no agreement {deadline:.0f}s after {label}\n{agreement.report}"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import tenacity
 
-from ..errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError
+from ..errors import HAProxyUnavailable, LiveUpdateFailed, OutputError, ReloadError
 from ..haproxy.files import LiveConfig
 from ..haproxy.forms import KnownForms
 from ..haproxy.master import Reloader
@@ -203,7 +203,11 @@ class Executor:
         self.live.sync()
         if self._good_unsaved is not None:
             text, self._good_unsaved = self._good_unsaved, None
-            self.live.keep_as_last_good(text)
+            try:
+                self.live.keep_as_last_good(text)
+            except OutputError:
+                self._good_unsaved = text  # a full disk, say: saved on a later idle turn
+                raise
 
     def _ran(self, text: str) -> None:
         self.running, self.in_sync, self._good_unsaved = text, True, text

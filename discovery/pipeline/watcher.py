@@ -134,6 +134,7 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
+        self._tick_error: str | None = None  # the last housekeeping failure reported
         self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
@@ -272,7 +273,7 @@ class Watcher:
                             raise error
                         return last
                 if not timer.pending and self.executor is not None:
-                    self.executor.tick()
+                    self._tick()
         finally:
             self.events.emit(Stopping())
             if self.executor is not None:
@@ -284,6 +285,19 @@ class Watcher:
             if stuck:
                 log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))
         return last
+
+    def _tick(self) -> None:
+        """The executor's idle-time housekeeping; a file it cannot write (a full disk) is reported
+        once and tried again on later turns: HAProxy already runs the config, the loop goes on."""
+        assert self.executor is not None
+        try:
+            self.executor.tick()
+        except OutputError as exc:
+            if str(exc) != self._tick_error:
+                self.events.emit(Failed("save", exc, "HAProxy runs the config already; saving it again when idle"))
+            self._tick_error = str(exc)
+        else:
+            self._tick_error = None
 
     def _receive(self, timer: Quiescence) -> bool:
         """Take messages off the inbox until something is due; False when asked to stop."""
