@@ -65,15 +65,15 @@ class Views:
             if f != h:
                 out.append(f"{backend}: file {sorted(f.items())} != HAProxy {sorted(h.items())}")
             for name, state in self.haproxy_not_ready.get(backend, {}).items():
-                if name in f:
-                    out.append(f"{backend}/{name}: {state} in HAProxy while the file lists it")
+                # A removed server drains, then is deleted: once the dust settled, none is left.
+                where = "while the file lists it" if name in f else "and the file does not list it"
+                out.append(f"{backend}/{name}: {state} in HAProxy {where}")
         return out
 
     def show(self) -> str:
-        return "\n".join(
-            f"  {label}: {dict(sorted(view.items()))}"
-            for label, view in (("consul", self.consul), ("file", self.file), ("haproxy", self.haproxy))
-        )
+        views = (("consul", self.consul), ("file", self.file), ("haproxy", self.haproxy))
+        lines = [f"  {label}: {dict(sorted(view.items()))}" for label, view in views]
+        return "\n".join([*lines, f"  haproxy, not ready: {self.haproxy_not_ready}"])
 
 
 def consul_passing(url: str, services: Sequence[str]) -> Servers:

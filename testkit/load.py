@@ -90,7 +90,7 @@ class Load:
             i += 1
             started = time.monotonic()
             result = self._one(path)
-            self._count(started, path, result)
+            self._count(started, time.monotonic(), path, result)
             next_at = max(next_at + self.interval, time.monotonic() - 1.0)
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -111,13 +111,13 @@ class Load:
             return f"not HTTP: {head[:60]!r}"
         return words[1].decode()
 
-    def _count(self, started: float, path: str, result: str) -> None:
+    def _count(self, started: float, finished: float, path: str, result: str) -> None:
         with self._lock:
             self.counts.sent += 1
             if result == "503":
                 self.counts.unavailable += 1
             elif result[:1] not in ("2", "3", "4") or result in ("502", "504"):
-                if self.windows.inside(started):
+                if self.windows.inside(started) or self.windows.inside(finished):
                     self.counts.failed_inside += 1
                 else:
                     self.counts.failed_outside += 1

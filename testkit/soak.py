@@ -284,3 +284,9 @@ class SoakStack:
                     return True
             time.sleep(0.002)
         return False
+
+    def watch_log_tail(self, lines: int) -> str:
+        log = self.paths.root / "watch.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        kept = [line for line in text.splitlines() if "discovery.consul.watch" not in line]
+        return "\n".join(kept[-lines:])

@@ -107,8 +107,15 @@ class _Run:
             self.watcher_alive,
         )
         if agreement.ok:
+            # Nothing half-written: no temporary file left beside the output once all agree.
+            left = sorted(p.name for p in stack.paths.out_dir.glob(f".{stack.paths.output.name}.*.tmp"))
+            if left:
+                self.result.problems.append(f"after {label}: temporary files left in the output directory: {left}")
             return agreement.seconds
-        text = f"seed {self.result.seed}: no agreement {deadline:.0f}s after {label}\n{agreement.report}"
+        text = (
+            f"seed {self.result.seed}: no agreement {deadline:.0f}s after {label}\n{agreement.report}\n"
+            f"the watcher's last lines (Consul watch lines left out):\n{self.stack.watch_log_tail(40)}"
+        )
         self.result.divergences.append(text)
         self.say("DIVERGENCE " + text)
         return None
