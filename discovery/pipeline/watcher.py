@@ -401,6 +401,10 @@ class Watcher:
             self._retry_at, self._retry_delay = None, RETRY_MIN
             return
         awaiting = self.executor is not None and self.executor.awaiting_haproxy
-        self._retry_delay = min(RETRY_MAX_UNANSWERED, self._retry_delay) if awaiting else self._retry_delay
-        self._retry_at = self.clock() + self._retry_delay
-        self._retry_delay = min(RETRY_MAX_UNANSWERED if awaiting else RETRY_MAX, self._retry_delay * 2)
+        ceiling = RETRY_MAX_UNANSWERED if awaiting else RETRY_MAX
+        self._retry_delay = min(ceiling, self._retry_delay)
+        now = self.clock()
+        if self._retry_at is not None and now < self._retry_at <= now + self._retry_delay:
+            return  # a retry is due already: a pass that a new change started neither moves nor backs it off
+        self._retry_at = now + self._retry_delay
+        self._retry_delay = min(ceiling, self._retry_delay * 2)

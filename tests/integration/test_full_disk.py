@@ -106,3 +106,44 @@ def test_a_last_good_copy_the_disk_cannot_take_does_not_stop_the_watcher(
         assert stack.watch.alive() and stack.watch.output().count("last-good: No space left") == 1
     finally:
         stack.close()
+
+
+def test_changes_while_the_disk_is_full_do_not_back_the_retry_off(
+    consul: ConsulAgent, tmp_path: Path, small_disk: Path
+):
+    """Found by the soak (seed 824473741: a disk full for 4.7 s, the change out 30 s after space
+    returned).  Each change that arrived while the file could not be written started a pass that
+    failed and doubled the retry delay, so a few changes pushed the retry to its 30 s ceiling.
+    Only a failed retry backs off now: the change goes out within seconds of space returning."""
+    stack = OutputOnTmpfs(consul, tmp_path)
+    try:
+        port = webapp(stack, "app")
+
+        def register(n: int) -> None:
+            consul.put(
+                "/v1/agent/service/register", {"ID": f"web-{n}", "Name": "web", "Address": "127.0.0.1", "Port": port}
+            )
+
+        register(1)
+        wait_until(lambda: consul.passing("web") == ["web-1"], 10, what="web-1 passing")
+        stack.start_balancer(live=True)
+        api = RuntimeAPI(stack.admin_socket)
+        wait_until(lambda: set(api.servers("web")) == {"web-1"}, 20, what="HAProxy serving web-1")
+        assert stack.watch is not None
+
+        filler = fill_leaving(small_disk, 0)
+        for n in range(2, 10):  # eight changes, each seen while nothing can be written
+            register(n)
+            seen = f"{n} servers"
+            wait_until(lambda seen=seen: seen in stack.watch.output(), 10, what=f"the watcher rendering {seen}")
+        last = "rendered 1 backends, 9 servers"
+        wait_until(
+            lambda: "No space left" in stack.watch.output().split(last, 1)[-1],
+            10,
+            what="the last change's apply failed",
+        )
+        filler.unlink()
+        names = {f"web-{n}" for n in range(1, 10)}
+        wait_until(lambda: set(api.servers("web")) == names, 8, what="the changes out within 8 s of space returning")
+    finally:
+        stack.close()
