@@ -193,8 +193,8 @@ class Executor:
 
     def tick(self) -> None:
         """Housekeeping while nothing is pending: delete drained servers, save the last good copy."""
-        if self.updater is not None and self.updater.draining:
-            self.updater.tick()
+        if self.updater is not None and self.updater.draining and self.updater.tick():
+            self.in_sync = False  # HAProxy keeps a server the file does not list: a reload repairs that
         self.save_last_good()
 
     def save_last_good(self) -> None:

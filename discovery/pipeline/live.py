@@ -111,9 +111,11 @@ class LiveUpdater:
                 if missing:
                     raise LiveUpdateFailed(f"sticky backend {backend}: no cookie for {', '.join(missing)}")
 
-    def tick(self) -> None:
-        """Delete drained servers whose connections are done or whose grace time is up."""
+    def tick(self) -> bool:
+        """Delete drained servers whose connections are done or whose grace time is up; True when
+        HAProxy refused to delete one for too long: it stays (in maintenance) until a reload."""
         now = self.clock()
+        stranded = False
         for (backend, name), deadline in list(self.draining.items()):
             try:
                 if now < deadline and self.api.used_connections(backend, name) > 0:
@@ -125,5 +127,7 @@ class LiveUpdater:
                 # purges after pool-purge-delay (5 s by default): keep trying at least that long.
                 if now < deadline + max(self.drain_grace, IDLE_PURGE):
                     continue  # try again on the next tick
-                log.warning("could not delete drained server %s/%s: %s", backend, name, exc)
+                log.warning("could not delete drained server %s/%s: %s; a reload will remove it", backend, name, exc)
+                stranded = True
             del self.draining[(backend, name)]
+        return stranded

@@ -298,6 +298,8 @@ class Watcher:
             self._tick_error = str(exc)
         else:
             self._tick_error = None
+        if not self.executor.in_sync and self._retry_at is None:
+            self._schedule_retry(None)  # a drained server HAProxy would not delete: reload
 
     def _receive(self, timer: Quiescence) -> bool:
         """Take messages off the inbox until something is due; False when asked to stop."""

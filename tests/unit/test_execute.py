@@ -7,11 +7,13 @@ import threading
 
 import pytest
 
-from discovery.errors import HAProxyUnavailable, ReloadError, ValidationError
+from discovery.errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
 from discovery.haproxy.files import LiveConfig
+from discovery.haproxy.runtime import ServerState
 from discovery.haproxy.validate import Validator
 from discovery.pipeline.decide import Action
 from discovery.pipeline.execute import Executor, Outcome, ReloadRetry
+from discovery.pipeline.live import LiveUpdater
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -300,3 +302,38 @@ def test_a_live_install_reaches_the_disk_once_nothing_is_pending(tmp_path, monke
     calls.clear()
     executor.tick()
     assert calls == []  # once is enough
+
+
+class RefusingDeletes:
+    """HAProxy's runtime API as the soak met it (seed 564439984): a drained server whose deletion
+    HAProxy refuses ("Server still has connections attached to it") for longer than disco tries."""
+
+    def servers(self, backend):
+        return {"a": ServerState("a", "127.0.0.1", 8001, 2, 0)} if backend == "b" else {}
+
+    def used_connections(self, backend, name):
+        return 0
+
+    def delete_server(self, backend, name):
+        raise LiveUpdateFailed(f"runtime API refused 'del server {backend}/{name}': Server still has connections")
+
+
+def test_a_drained_server_haproxy_will_not_delete_is_removed_by_a_reload(tmp_path):
+    now = [0.0]
+    updater = LiveUpdater(RefusingDeletes(), drain_grace=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    live = LiveConfig(tmp_path / "haproxy.cfg")
+    live.path.write_text(LIVE_BASE)
+    reloader = Reloader()
+    executor = Executor(live, Validator(), reloader, threading.Event(), ReloadRetry(attempts=1), updater)
+    executor.prepare()
+    assert executor.in_sync
+    updater.draining[("b", "gone")] = 1.0  # removed from the file, draining in HAProxy
+    now[0] = 2.0
+    executor.tick()  # refused, but still within the time disco keeps trying
+    assert executor.in_sync and ("b", "gone") in updater.draining
+    now[0] = 10.0
+    executor.tick()  # refused past it: HAProxy keeps a server the file does not list
+    assert not executor.in_sync and not updater.draining
+    decision = executor.decide(LIVE_BASE)
+    assert decision.action is Action.RELOAD
+    assert executor.execute(decision, LIVE_BASE) is Outcome.RELOADED and executor.in_sync and reloader.calls == 1
