@@ -8,8 +8,9 @@
 - ``/metrics``: the watcher's own registry in Prometheus' text format.
 
 :class:`Health` is an event subscriber; :class:`Server` binds at once (a ConfigError naming
-the address when it cannot) and serves from one of the watcher's worker threads
-(:meth:`Server.serve`, which returns once the watcher's stop event is set).
+the address when it cannot) and accepts on one of the watcher's worker threads (:meth:`Server.serve`,
+which returns once the watcher's stop event is set); each request is answered on a bounded worker
+thread of its own, so a slow client cannot starve the probes (:mod:`.httpd`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..errors import ConfigError
-from ..pipeline.events import Applied, ChangeSeen, ConsulRequest, Event, Failed, Heartbeat, Held, Released, Stopping
+from ..consul.watch import ConsulRequest
+from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Heartbeat, Held, Released, Stopping
 from ..pipeline.execute import Outcome
+from .httpd import BoundedHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -95,36 +98,42 @@ class Health:
 
 
 class Server:
-    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``, served one request at a time."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``: at most ``workers`` requests at a time,
+    each of which must send its request line and headers within ``read_timeout`` seconds."""
 
-    def __init__(self, address: tuple[str, int], health: Health, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        health: Health,
+        registry: CollectorRegistry,
+        *,
+        workers: int = 16,
+        read_timeout: float = 5.0,
+    ) -> None:
         self.health = health
         self.registry = registry
         try:
-            self.httpd = HTTPServer(address, self._handler())
+            self.httpd = BoundedHTTPServer(address, self._handler(), workers=workers, read_timeout=read_timeout)
         except OSError as exc:
             raise ConfigError(
                 f"--listen {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}"
             ) from exc
-        self.httpd.timeout = 0.2
         self.address = f"{address[0]}:{self.httpd.server_address[1]}"
 
     def serve(self, stop: threading.Event) -> None:
-        """Answer requests until ``stop`` is set (the watcher's Workers run this)."""
+        """Answer requests until ``stop`` is set (the watcher's Workers run this); joins its request threads."""
         log.info("serving /metrics, /healthz and /readyz on http://%s/", self.address)
-        try:
-            while not stop.is_set():
-                self.httpd.handle_request()
-        finally:
-            self.httpd.server_close()
+        self.httpd.serve(stop)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            timeout = 5.0  # a client that sends nothing cannot hold the server
+            timeout = None  # the server sets the socket's timeout, and cuts off a head that takes too long
+            server_version = "disco"
 
             def do_GET(self) -> None:
+                server.httpd.head_read(self.connection)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
