@@ -25,8 +25,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ..errors import ConfigError
 from ..consul.watch import ConsulRequest
+from ..errors import ConfigError
 from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Heartbeat, Held, Released, Stopping
 from ..pipeline.execute import Outcome
 from .httpd import BoundedHTTPServer
