@@ -29,6 +29,8 @@ from ..consul.watch import ConsulRequest
 from ..errors import ConfigError
 from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Heartbeat, Held, Released, Stopping
 from ..pipeline.execute import Outcome
+from .auth import CHALLENGE, Credential
+from .dashboard import Dashboard, send
 from .httpd import BoundedHTTPServer
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,10 @@ class Health:
 
 
 class Server:
-    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``: at most ``workers`` requests at a time,
-    each of which must send its request line and headers within ``read_timeout`` seconds."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address`` (and the dashboard, when given one):
+    at most ``workers`` requests at a time, each of which must send its request line and headers
+    within ``read_timeout`` seconds, and at most ``streams`` open dashboards besides.  With
+    ``auth``, everything but ``/healthz`` and ``/readyz`` asks for it (:mod:`.auth`)."""
 
     def __init__(
         self,
@@ -108,12 +112,19 @@ class Server:
         registry: CollectorRegistry,
         *,
         workers: int = 16,
+        streams: int = 32,
         read_timeout: float = 5.0,
+        dashboard: Dashboard | None = None,
+        auth: Credential | None = None,
     ) -> None:
         self.health = health
         self.registry = registry
+        self.dashboard = dashboard
+        self.auth = auth
         try:
-            self.httpd = BoundedHTTPServer(address, self._handler(), workers=workers, read_timeout=read_timeout)
+            self.httpd = BoundedHTTPServer(
+                address, self._handler(), workers=workers, streams=streams, read_timeout=read_timeout
+            )
         except OSError as exc:
             raise ConfigError(
                 f"--listen {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}"
@@ -122,7 +133,12 @@ class Server:
 
     def serve(self, stop: threading.Event) -> None:
         """Answer requests until ``stop`` is set (the watcher's Workers run this); joins its request threads."""
-        log.info("serving /metrics, /healthz and /readyz on http://%s/", self.address)
+        log.info(
+            "serving %s/metrics, /healthz and /readyz on http://%s/%s",
+            "the dashboard at /, " if self.dashboard else "",
+            self.address,
+            " (/ and /metrics ask for --listen-auth-file's credential)" if self.auth else "",
+        )
         self.httpd.serve(stop)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -135,20 +151,17 @@ class Server:
             def do_GET(self) -> None:
                 server.httpd.head_read(self.connection)
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
-                elif path in ("/healthz", "/readyz"):
+                if path in ("/healthz", "/readyz"):  # open: probes carry no credential
                     ok, body = server.health.live() if path == "/healthz" else server.health.ready()
-                    self._send(200 if ok else 503, "application/json", json.dumps(body).encode() + b"\n")
+                    send(self, 200 if ok else 503, "application/json", json.dumps(body).encode() + b"\n")
+                elif server.auth is not None and not server.auth.allows(self.headers.get("Authorization")):
+                    send(self, 401, "text/plain; charset=utf-8", b"unauthorized\n", **{"WWW-Authenticate": CHALLENGE})
+                elif path == "/metrics":
+                    send(self, 200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
+                elif server.dashboard is not None and server.dashboard.handles(path):
+                    server.dashboard.answer(self, path)
                 else:
-                    self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send(self, 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /healthz, /readyz\n")
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)

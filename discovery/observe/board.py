@@ -1,0 +1,198 @@
+"""The dashboard's live state: an event subscriber, one thread that builds snapshots, and their subscribers.
+
+- As a subscriber of the watcher's events (:meth:`Board.__call__`, on the pipeline's thread) it
+  keeps the recent events as a timeline (changes seen, holds, applies with live/reload and their
+  latency, failures, Consul lost and back), and marks the snapshot out of date.  Quick, no I/O.
+- :meth:`Board.run`, a thread the watcher owns, builds a snapshot (the adapter in
+  :mod:`.board_data`: Consul, the file, HAProxy) when something changed and a dashboard is open,
+  at most every ``min_gap`` seconds, and every ``refresh`` seconds while one is open (HAProxy's
+  checks and sessions change without an event).  With no dashboard open it builds nothing.
+- Each open dashboard (a Server-Sent Events stream, :meth:`Board.next`) waits for a newer
+  snapshot; one snapshot is built and encoded once, whatever the number of dashboards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..consul.watch import ConsulRequest
+from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Held, Released
+from ..pipeline.timeline import Timed
+
+log = logging.getLogger(__name__)
+
+Snapshot = Callable[[list[str], dict[str, str]], dict[str, Any]]
+
+
+class Board:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        services: tuple[str, ...],
+        about: dict[str, Any],
+        *,
+        refresh: float = 5.0,
+        min_gap: float = 0.05,
+        keep: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        """``snapshot(services, held)``: the adapter; ``services``: the ``--service`` names (always shown);
+        ``about``: what the page says about this watcher (version, Consul, HAProxy)."""
+        self.snapshot, self.about = snapshot, about
+        self.refresh, self.min_gap = refresh, min_gap
+        self.clock, self.wall = clock, wall
+        self._explicit = services
+        self._services: dict[str, None] = dict.fromkeys(services)
+        self._events: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._held: dict[str, str] = {}
+        self._consul_up: bool | None = None
+        self._last_apply: float | None = None
+        self._cond = threading.Condition()
+        self._dirty = True
+        self._clients = 0
+        self._version = 0
+        self._payload = b""
+        self._stopped = False
+
+    # -- events (the pipeline's thread) ------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            match event:
+                case ChangeSeen(service, instances):
+                    self._services.setdefault(service)
+                    self._add("change", service, f"Consul lists {instances} instances to route")
+                case Held(service, before, after, reason, grace):
+                    self._held[service] = reason
+                    self._add(
+                        "hold",
+                        service,
+                        f"held by the sanity gate: {reason} ({before} → {after} instances, up to {grace:.0f}s)",
+                    )
+                case Released(service, instances, waited, ended):
+                    self._held.pop(service, None)
+                    text = (
+                        f"hold ended: {instances} instances"
+                        if ended
+                        else f"held change let through after {waited:.1f}s: {instances} instances"
+                    )
+                    self._add("release", service, text)
+                case Applied(summary, outcome, seconds, in_sync, servers):
+                    self._services = {**dict.fromkeys(self._explicit), **dict.fromkeys(name for name, _ in servers)}
+                    if outcome != "rolled back" and in_sync:
+                        self._last_apply = self.wall()
+                    if outcome != "unchanged":
+                        more = "" if in_sync else "; HAProxy may differ from the file, a reload follows"
+                        self._add(
+                            "apply", None, f"{outcome}: {summary} in {seconds * 1000:.1f} ms{more}", method=outcome
+                        )
+                case Timed():
+                    last = self._events[-1] if self._events else None
+                    if last is not None and last["kind"] == "apply" and "latency_ms" not in last:
+                        last["latency_ms"] = round(event.total * 1000, 1)
+                        last["text"] += f" (change → applied {event.total * 1000:.1f} ms)"
+                case Failed(stage, error, kept):
+                    self._add("failure", None, f"{stage} failed: {error}; {kept}")
+                case ConsulRequest(_, result):
+                    up = result != "error"
+                    if up != self._consul_up and self._consul_up is not None:
+                        self._add("consul", None, "Consul answers again" if up else "Consul does not answer")
+                    self._consul_up = up
+                    if up:
+                        return  # an answer with nothing new: the snapshot is still current
+                case _:
+                    return
+            self._dirty = True
+            self._cond.notify_all()
+
+    def _add(self, kind: str, service: str | None, text: str, **extra: Any) -> None:
+        self._events.append({"at": self.wall(), "kind": kind, "service": service, "text": text, **extra})
+
+    # -- the snapshot thread -----------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Build and publish snapshots until ``stop`` is set (the watcher's Workers run this)."""
+        built = -self.refresh
+        try:
+            while not stop.is_set():
+                with self._cond:
+                    due = self._clients > 0 and (self._dirty or self.clock() - built >= self.refresh)
+                    if not due:
+                        self._cond.wait(0.25)
+                        continue
+                    self._dirty = False
+                    services, held = list(self._services), dict(self._held)
+                built = self.clock()
+                self._publish(self._build(services, held))
+                stop.wait(self.min_gap)
+        finally:
+            with self._cond:
+                self._stopped = True
+                self._cond.notify_all()
+
+    def _build(self, services: list[str], held: dict[str, str]) -> dict[str, Any]:
+        try:
+            data = self.snapshot(services, held)
+        except Exception as exc:  # the dashboard must not take the watcher down; say it on the page
+            log.exception("building the dashboard's snapshot failed")
+            data = {"services": [], "notes": [f"building the dashboard failed: {exc}"]}
+        with self._cond:
+            data["timeline"] = list(self._events)
+            data["held"] = dict(self._held)
+            data["consul_up"] = self._consul_up if data.get("consul_error") is None else False
+            data["last_apply"] = self._last_apply
+        data["about"] = self.about
+        data["generated_at"] = self.wall()
+        return data
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        with self._cond:
+            self._version += 1
+            self._payload = payload
+            self._cond.notify_all()
+
+    # -- dashboards (the HTTP server's threads) ----------------------------------------
+
+    def opened(self) -> None:
+        with self._cond:
+            self._clients += 1
+            self._dirty = True  # what the new page sees first is built now
+            self._cond.notify_all()
+
+    def closed(self) -> None:
+        with self._cond:
+            self._clients -= 1
+
+    @property
+    def clients(self) -> int:
+        return self._clients
+
+    def next(self, seen: int, timeout: float) -> tuple[int, bytes] | None:
+        """A snapshot newer than version ``seen``, waiting up to ``timeout``; None if there is none by then."""
+        deadline = self.clock() + timeout
+        with self._cond:
+            while self._version <= seen and not self._stopped:
+                left = deadline - self.clock()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return (self._version, self._payload) if self._version > seen else None
+
+    def current(self, timeout: float = 5.0) -> bytes | None:
+        """A fresh snapshot for a one-off request (``/state.json``)."""
+        with self._cond:
+            seen = self._version
+        self.opened()
+        try:
+            got = self.next(seen, timeout)
+        finally:
+            self.closed()
+        return got[1] if got else None

@@ -1,0 +1,247 @@
+"""The dashboard at `disco watch --listen`'s `/`, in a real Chromium (Selenium) against a real watcher,
+Consul and HAProxy: it lists services and servers, follows a registration, a health flip and a weight
+change without a reload, flags drift and gate holds in words, and says when the watcher is gone.
+`--listen-auth-file` over plain HTTP.
+
+With ``DISCO_SCREENSHOTS=DIR`` set, the browser test saves dashboard-*.png there (docs/img holds two).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from discovery.haproxy.runtime import RuntimeAPI
+from testkit import REPO, take_port, wait_until
+
+from .conftest import Stack
+from .test_observe import listen
+
+#: The contract is "within a second"; the deadline leaves room for a loaded test machine.
+LIVE_DEADLINE = 1.5
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("the dashboard test needs chromium and chromium-driver: run `make deps`", pytrace=False)
+    from selenium import webdriver
+
+    monkeypatch.setenv("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def webapps(stack: Stack, count: int) -> list[int]:
+    """``count`` webapps on free ports (HAProxy's checks pass against them); their ports."""
+    ports = [take_port() for _ in range(count)]
+    for i, port in enumerate(ports, 1):
+        stack.spawn(
+            [
+                sys.executable,
+                str(REPO / "webapp/app.py"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--id",
+                f"web-{i}",
+            ],
+            f"webapp-{i}",
+        )
+    return ports
+
+
+def register(stack: Stack, sid: str, port: int, weight: int | None = None) -> None:
+    """An instance with a TTL check that starts passing (fail it with :func:`check`)."""
+    body = {
+        "Name": stack.service,
+        "ID": sid,
+        "Address": "127.0.0.1",
+        "Port": port,
+        "Check": {"CheckID": f"service:{sid}", "TTL": "600s", "Status": "passing"},
+    }
+    if weight is not None:
+        body["Meta"] = {"disco-weight": str(weight)}
+    stack.consul.put("/v1/agent/service/register", body)
+
+
+def text_of(driver: object, css: str) -> str:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return str(driver.find_element(By.CSS_SELECTOR, css).text)  # type: ignore[attr-defined]
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
+def row(driver: object, server: str) -> str:
+    return text_of(driver, f'section[data-service="web"] tr[data-server="{server}"]')
+
+
+def cell(driver: object, server: str, column: int) -> str:
+    return text_of(driver, f'section[data-service="web"] tr[data-server="{server}"] td:nth-of-type({column})')
+
+
+def seen_within(change: Callable[[], None], shown: Callable[[], bool], what: str) -> float:
+    """Make ``change`` in Consul, then poll the page (no reload) until ``shown``; the seconds it took."""
+    started = time.monotonic()
+    change()
+    try:
+        wait_until(shown, LIVE_DEADLINE, interval=0.02, what=what)
+    except AssertionError:
+        wait_until(shown, 10, interval=0.02, what=what)
+        raise AssertionError(f"{what}: took {time.monotonic() - started:.3f}s, more than {LIVE_DEADLINE}s") from None
+    return time.monotonic() - started
+
+
+def screenshot(driver: object, name: str) -> None:
+    folder = os.environ.get("DISCO_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / f"dashboard-{name}.png"))  # type: ignore[attr-defined]
+
+
+def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_gone(stack: Stack, browser):
+    driver: object = browser
+    base = listen(stack)
+    ports = webapps(stack, 3)
+    register(stack, "web-1", ports[0])
+    register(stack, "web-2", ports[1])
+    wait_until(lambda: stack.consul.passing("web") == ["web-1", "web-2"], 10, what="two instances in Consul")
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+
+    driver.get(base + "/")  # type: ignore[attr-defined]
+    wait_until(lambda: "web-2" in row(driver, "web-2"), 10, what="the page to list web-1 and web-2")
+    assert "passing" in cell(driver, "web-1", 1) and "In step" in row(driver, "web-1")
+    assert "Live" in text_of(driver, "#connection")
+    assert text_of(driver, 'section[data-service="web"] caption').startswith("Servers of web")
+    driver.execute_script("window.notReloaded = 42")  # type: ignore[attr-defined]
+    screenshot(driver, "normal")
+
+    took = {
+        "registration": seen_within(
+            lambda: register(stack, "web-3", ports[2]),
+            lambda: "passing" in cell(driver, "web-3", 1) and f"127.0.0.1:{ports[2]}" in cell(driver, "web-3", 4),
+            "web-3 on the page, in Consul and HAProxy",
+        ),
+        "health flip": seen_within(
+            lambda: stack.consul.put("/v1/agent/check/fail/service:web-1"),
+            lambda: cell(driver, "web-1", 1).startswith("critical"),
+            "web-1 critical on the page",
+        ),
+        "weight change": seen_within(
+            lambda: register(stack, "web-2", ports[1], weight=5),
+            lambda: cell(driver, "web-2", 6) == "5",
+            "web-2's weight 5 in HAProxy's column",
+        ),
+    }
+    print("dashboard: change in Consul -> shown on the page:", {k: f"{v * 1000:.0f} ms" for k, v in took.items()})
+    assert driver.execute_script("return window.notReloaded") == 42  # type: ignore[attr-defined]
+    wait_until(lambda: "check 'service:web-1'" in cell(driver, "web-1", 2), 5, what="why web-1 is not routed")
+    timeline = text_of(driver, "#timeline tbody")
+    assert "applied live" in timeline and "Consul lists 3 instances" in timeline
+
+    # Drift: HAProxy runs web-3 in maintenance while the file lists it (no event: the periodic refresh shows it).
+    RuntimeAPI(stack.admin_socket).set_state("web", "web-3", "maint")
+    wait_until(lambda: "DRIFT: in maintenance in HAProxy" in row(driver, "web-3"), 10, what="the drift flagged")
+    screenshot(driver, "drift")
+    # A gate hold: every instance of web gone at once is suspect; the gate keeps the servers HAProxy had.
+    for sid in ("web-1", "web-2", "web-3"):
+        stack.consul.put(f"/v1/agent/service/deregister/{sid}")
+    wait_until(lambda: "Held:" in text_of(driver, 'section[data-service="web"]'), 10, what="the gate hold on the page")
+    assert "held by the sanity gate" in text_of(driver, "#timeline tbody")
+    screenshot(driver, "held")
+
+    assert stack.watch is not None
+    stack.watch.stop()
+    wait_until(lambda: "The watcher does not answer" in text_of(driver, "#alerts"), 10, what="the page to say so")
+    assert "Disconnected" in text_of(driver, "#connection")
+    screenshot(driver, "lost")
+
+
+def test_the_auth_file_protects_the_page_and_metrics_but_not_the_probes(stack: Stack, tmp_path: Path):
+    token = "s3cret-token-for-the-test"
+    secret = tmp_path / "listen-token"
+    secret.write_text(token + "\n")
+    base = listen(stack)
+    stack.watch_args = (lambda orig: lambda *extra: orig("--listen-auth-file", str(secret), *extra))(stack.watch_args)
+    register(stack, "web-1", 9001)
+    wait_until(lambda: stack.consul.passing("web") == ["web-1"], 10, what="web-1 in Consul")
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+
+    assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
+    bearer = {"Authorization": f"Bearer {token}"}
+    for path in ("/", "/metrics", "/state.json", "/dashboard.js", "/events"):
+        refused = requests.get(base + path, timeout=2)
+        assert refused.status_code == 401, path
+        assert refused.headers["WWW-Authenticate"].startswith("Basic")
+        assert token not in refused.text
+        assert requests.get(base + path, timeout=2, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert requests.get(f"{base}/", timeout=2, headers=bearer).status_code == 200
+    assert "disco_applies_total" in requests.get(f"{base}/metrics", timeout=2, headers=bearer).text
+    state = wait_until(lambda: requests.get(f"{base}/state.json", timeout=6, auth=("anyone", token)).json(), 10)
+    assert [s["name"] for s in state["services"]] == ["web"]
+    assert [s["name"] for s in state["services"][0]["servers"]] == ["web-1"]
+    basic = base64.b64encode(f"admin:{token}".encode()).decode()
+    with requests.get(f"{base}/events", timeout=6, stream=True, headers={"Authorization": f"Basic {basic}"}) as sse:
+        assert sse.status_code == 200 and sse.headers["Content-Type"] == "text/event-stream"
+        first, deadline = b"", time.monotonic() + 10
+        for chunk in sse.iter_content(chunk_size=64):
+            first += chunk
+            if b'"name":"web-1"' in first or time.monotonic() > deadline:
+                break
+        assert b"event: state" in first and b'"name":"web-1"' in first
+
+
+def test_more_dashboards_than_allowed_are_refused_and_the_probes_still_answer(stack: Stack):
+    from discovery.observe import MAX_DASHBOARDS
+
+    base = listen(stack)
+    register(stack, "web-1", 9001)
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+    session = requests.Session()
+    streams = []
+    try:
+        for _ in range(MAX_DASHBOARDS):
+            streams.append(session.get(f"{base}/events", timeout=5, stream=True))
+        assert all(s.status_code == 200 for s in streams)
+        extra = requests.get(f"{base}/events", timeout=5, stream=True)
+        assert extra.status_code == 503 and "too many dashboards" in extra.text
+        for _ in range(5):
+            started = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
+            assert time.monotonic() - started < 1.0
+    finally:
+        for s in streams:
+            s.close()
