@@ -3,6 +3,8 @@
 - As a subscriber of the watcher's events (:meth:`Board.__call__`, on the pipeline's thread) it
   keeps the recent events as a timeline (changes seen, holds, applies with live/reload and their
   latency, failures, Consul lost and back), and marks the snapshot out of date.  Quick, no I/O.
+  A change seen is shown with the apply (or hold) that follows it, so that the snapshot is not
+  built beside the pass it would slow down; at most ``SETTLE`` seconds later if none follows.
 - :meth:`Board.run`, a thread the watcher owns, builds a snapshot (the adapter in
   :mod:`.board_data`: Consul, the file, HAProxy) when something changed and a dashboard is open,
   at most every ``min_gap`` seconds, and every ``refresh`` seconds while one is open (HAProxy's
@@ -26,6 +28,9 @@ from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Held, Released
 from ..pipeline.timeline import Timed
 
 log = logging.getLogger(__name__)
+
+#: Seconds a change seen waits for the apply that follows it before the snapshot is built anyway.
+SETTLE = 0.25
 
 Snapshot = Callable[[list[str], dict[str, str]], dict[str, Any]]
 
@@ -56,6 +61,7 @@ class Board:
         self._last_apply: float | None = None
         self._cond = threading.Condition()
         self._dirty = True
+        self._soon: float | None = None  # build then, unless an event makes it due sooner
         self._clients = 0
         self._version = 0
         self._payload = b""
@@ -69,6 +75,10 @@ class Board:
                 case ChangeSeen(service, instances):
                     self._services.setdefault(service)
                     self._add("change", service, f"Consul lists {instances} instances to route")
+                    # An apply (or a hold) follows within milliseconds: build after it, not beside it.
+                    if self._soon is None:
+                        self._soon = self.clock() + SETTLE
+                    return
                 case Held(service, before, after, reason, grace):
                     self._held[service] = reason
                     self._add(
@@ -98,6 +108,7 @@ class Board:
                     if last is not None and last["kind"] == "apply" and "latency_ms" not in last:
                         last["latency_ms"] = round(event.total * 1000, 1)
                         last["text"] += f" (change → applied {event.total * 1000:.1f} ms)"
+                    return  # right behind its apply, which made the snapshot due already
                 case Failed(stage, error, kept):
                     self._add("failure", None, f"{stage} failed: {error}; {kept}")
                 case ConsulRequest(_, result):
@@ -123,11 +134,16 @@ class Board:
         try:
             while not stop.is_set():
                 with self._cond:
-                    due = self._clients > 0 and (self._dirty or self.clock() - built >= self.refresh)
-                    if not due:
+                    if self._clients == 0:  # nobody looks: nothing to build (the first to look gets a fresh one)
                         self._cond.wait(0.25)
                         continue
-                    self._dirty = False
+                    now = self.clock()
+                    soon = self._soon is not None and now >= self._soon
+                    due = self._dirty or soon or now - built >= self.refresh
+                    if not due:
+                        self._cond.wait(0.25 if self._soon is None else max(0.0, min(0.25, self._soon - now)))
+                        continue
+                    self._dirty, self._soon = False, None
                     services, held = list(self._services), dict(self._held)
                 built = self.clock()
                 self._publish(self._build(services, held))

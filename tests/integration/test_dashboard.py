@@ -126,7 +126,10 @@ def screenshot(driver: object, name: str) -> None:
     folder = os.environ.get("DISCO_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+        driver.set_window_size(1280, min(2000, max(800, int(height) + 20)))  # type: ignore[attr-defined]
         driver.save_screenshot(str(Path(folder) / f"dashboard-{name}.png"))  # type: ignore[attr-defined]
+        driver.set_window_size(1400, 1000)  # type: ignore[attr-defined]
 
 
 def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_gone(stack: Stack, browser):
@@ -180,6 +183,10 @@ def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_g
     wait_until(lambda: "Held:" in text_of(driver, 'section[data-service="web"]'), 10, what="the gate hold on the page")
     assert "held by the sanity gate" in text_of(driver, "#timeline tbody")
     screenshot(driver, "held")
+
+    stack.consul.stop()  # Consul gone: the page says so instead of showing its last answer as current
+    wait_until(lambda: "Consul does not answer" in text_of(driver, "#alerts"), 15, what="the page to say so")
+    assert "unknown" in cell(driver, "web-3", 1)
 
     assert stack.watch is not None
     stack.watch.stop()

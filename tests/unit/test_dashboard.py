@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,21 @@ def test_the_page_is_small_self_contained_and_puts_no_markup_from_data():
     assert "http://" not in html + js and "https://" not in html + js  # nothing from elsewhere
     assert "innerHTML" not in js and "insertAdjacentHTML" not in js and "document.write" not in js
     assert 'aria-live="polite"' in html and 'role="alert"' in html and "<caption>" in html
+
+
+def test_a_change_seen_while_no_dashboard_is_open_does_not_spin_the_thread():
+    turns = []
+
+    def clock() -> float:
+        turns.append(1)
+        return time.monotonic()
+
+    board = Board(lambda services, held: {"services": []}, ("web",), {}, clock=clock)
+    board(ChangeSeen("web", 1))  # due to be shown soon, but nobody looks
+    stop = threading.Event()
+    thread = threading.Thread(target=board.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    stop.set()
+    thread.join(2)
+    assert len(turns) < 20, f"{len(turns)} turns in a second"

@@ -166,7 +166,7 @@
       const x = s.haproxy;
       const verdict = s.drift ? h("span", { class: "flag drift" }, "DRIFT: " + s.drift)
         : s.pending ? h("span", { class: "flag pending" }, "Pending: " + s.pending)
-        : h("span", { class: "flag ok" }, "In step");
+        : h("span", { class: "flag ok" }, c.routed || s.file || x ? "In step" : "In step: not routed");
       return h("tr", { "data-server": s.name },
         h("th", { scope: "row" }, s.name),
         h("td", { class: "status-" + c.status }, (STATUS[c.status] || c.status) + (c.routed ? " (routed)" : "")),
