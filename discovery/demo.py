@@ -46,6 +46,7 @@ class DemoSpec:
     lb_port: int = 8080
     stats_port: int = 1936
     consul_port: int = 8500
+    dashboard_port: int = 9120
     first_webapp_port: int = 9001
     workdir: Path = Path("run/demo")
     consul_bin: str | None = None
@@ -58,6 +59,7 @@ class DemoSpec:
             "load balancer": f"http://127.0.0.1:{self.lb_port}/",
             "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
             "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/",
+            "disco dashboard": f"http://127.0.0.1:{self.dashboard_port}/",
         }
 
 
@@ -66,6 +68,7 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
         Port(spec.lb_port, "load balancer", "--lb-port"),
         Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
         Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port"),
+        Port(spec.dashboard_port, "disco's dashboard and metrics", "--dashboard-port"),
     ]
     ports += [
         Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
@@ -237,6 +240,7 @@ def watch_toml(spec: DemoSpec) -> str:
         "master-socket": str(work / "master.sock"),
         "runtime-socket": str(work / "admin.sock"),
         "consul-addr": f"http://127.0.0.1:{spec.consul_port}",
+        "listen": f"127.0.0.1:{spec.dashboard_port}",
     }
     lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
     lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
