@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import TemplateError
 from .model import Route, Service
+from .routes import redirect_target
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,19 @@ class Rule:
             "https_only": self.https_only,
             "default": self.default,
             "exact_path": not self.route.path.endswith("/"),
+            **self.redirect_context(),
         }
+
+    def redirect_context(self) -> dict[str, Any]:
+        """``redirect_location`` (an HAProxy log-format string) and ``redirect_self``: on the
+        frontend of scheme ``scheme``, a request whose Host is one of ``hosts`` and whose path is
+        ``path`` ("": any) would be redirected onto itself, so the route does not take it."""
+        if not self.route.redirect_code:
+            return {"redirect_location": "", "redirect_self": None}
+        target = redirect_target(self.route.redirect_url)
+        path = target.self_path
+        loop = None if path is None else {"scheme": target.scheme, "hosts": list(target.hosts), "path": path}
+        return {"redirect_location": target.location, "redirect_self": loop}
 
 
 @dataclass(frozen=True)
