@@ -148,6 +148,8 @@ PIECE = (
             "3",
             "-1",
             "1e3",
+            "90s",
+            "25d",
         ]
     )
     | NASTY
@@ -162,6 +164,7 @@ DISCO_META = st.dictionaries(
             "disco-sticky",
             "disco-maxconn",
             "disco-https-only",
+            "disco-idle-timeout",
             "disco-weight",
             "disco-other",
         ]
@@ -203,6 +206,9 @@ ALLOWED = [
         r"    default_backend (web|api)",
         r"frontend tcp-200(0\d|10)",
         r"    mode tcp",
+        r"    # idle timeout: none unless asked for \(24d is HAProxy's longest\); keep-alive finds dead peers",
+        r"    timeout (client|server) (24d|[1-9][0-9]{0,9}(ms|s|m|h|d))",
+        r"    option (cli|srv)tcpka",
         r"    bind \*:200(0\d|10)",
         r"    server (n1:)?i-[123] 10\.0\.0\.1:\d+( check inter 1s fall 2 rise 1)?( weight \d+)?( backup)?( maxconn \d+)?",
         r"    balance (roundrobin|leastconn|first|random|source)",

@@ -225,3 +225,17 @@ def test_redirect_rules_skip_a_redirect_onto_the_request_itself():
         {"scheme": "http", "hosts": ["x.example", "x.example:80"], "path": "/b"},
     ]
     assert rules[0].as_context()["redirect_location"] == "https://x.example%[pathq]"
+
+
+@pytest.mark.parametrize("text", ["0", "30", "1m30s", "25d", "-1s", "1h;bind"])
+def test_bad_tcp_idle_timeout_value_is_an_operator_error(text):
+    with pytest.raises(TemplateError, match="tcp_idle_timeout"):
+        table([svc("db", "urlprefix-:5432 proto=tcp")], {"tcp_ports": "5432", "tcp_idle_timeout": text})
+
+
+def test_every_tcp_service_has_an_idle_timeout_none_by_default():
+    db, other = svc("db", "urlprefix-:5432 proto=tcp"), svc("zz", "urlprefix-:5432 proto=tcp")
+    t = table([svc("web"), db, other], {"tcp_ports": "5432"})
+    assert t.tcp_timeouts == (("db", "24d"), ("zz", "24d"))  # the loser of a conflict keeps a backend
+    assert t.as_context()["tcp"] == [{"port": 5432, "service": "db", "idle_timeout": "24d"}]
+    assert table([db], {"tcp_ports": "5432", "tcp_idle_timeout": "2h"}).tcp_timeouts == (("db", "2h"),)
