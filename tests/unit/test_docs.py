@@ -23,7 +23,10 @@ def test_every_test_named_in_reliability_md_exists():
         for token in re.findall(r"`([^`]+)`", cell):
             if token.startswith("tests/"):
                 current = REPO / token.split("::")[0]
-            elif token.startswith("::") and current is not None:
-                if f"def {token[2:].split('[')[0]}(" not in current.read_text():
-                    missing.append(f"{current.name}{token}")
+            elif (
+                token.startswith("::")
+                and current is not None
+                and f"def {token[2:].split('[')[0]}(" not in current.read_text()
+            ):
+                missing.append(f"{current.name}{token}")
     assert missing == []
