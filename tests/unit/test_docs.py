@@ -8,8 +8,10 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import typer.rich_utils
 from typer.testing import CliRunner
 
 from discovery.cli import app
@@ -90,7 +92,10 @@ def broken_links(page: Path) -> list[str]:
 @functools.cache
 def help_flags(command: str | None) -> frozenset[str] | None:
     """The flags `disco [COMMAND] --help` lists, or None when there is no such command."""
-    result = CliRunner().invoke(app, [*([command] if command else []), "--help"])
+    # Wide enough that no option name is wrapped, whatever the terminal running the tests (Typer reads
+    # TERMINAL_WIDTH once at import, into MAX_WIDTH; Rich reads COLUMNS).
+    with mock.patch.object(typer.rich_utils, "MAX_WIDTH", 250, create=True):
+        result = CliRunner().invoke(app, [*([command] if command else []), "--help"], env={"COLUMNS": "250"})
     if result.exit_code != 0:
         return None
     flags: set[str] = set()
@@ -166,7 +171,8 @@ def unknown_commands_and_flags(page: Path) -> list[str]:
 
 @functools.cache
 def commands() -> tuple[str, ...]:
-    result = CliRunner().invoke(app, ["--help"])
+    with mock.patch.object(typer.rich_utils, "MAX_WIDTH", 250, create=True):
+        result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
     panel = result.output.split("Commands")[1]
     return tuple(re.findall(r"^│ ([a-z][a-z-]*)\s", panel, re.M))
 
