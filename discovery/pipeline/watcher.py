@@ -149,8 +149,8 @@ class Watcher:
         )
 
     def bootstrap(self) -> bool:
-        """See :func:`bootstrap`."""
-        return bootstrap(self.config, self.env)
+        """See :func:`bootstrap`; a dry run prints the bootstrap config instead of writing it."""
+        return bootstrap(self.config, self.env, self.output if self.dry_run else None)
 
     def own(self, name: str, target: Callable[[], None]) -> None:
         """Run ``target`` as one of the watcher's worker threads (started with the watches, stopped
