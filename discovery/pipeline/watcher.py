@@ -131,6 +131,7 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
+        self._refused: tuple[tuple[str, str], ...] = ()
         self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         # A dry run gets no executor: nothing that could write a file exists.
@@ -329,6 +330,8 @@ class Watcher:
         summary = state.summary()
         stage = "render"
         try:
+            state = self._admit(state)
+            summary = state.summary()
             self._report_routes(state)
             timeline.mark("state")
             started = self.clock()
@@ -361,6 +364,18 @@ class Watcher:
         self.events.emit(timeline.timed())
         self._schedule_retry(None)
         return outcome, None
+
+    def _admit(self, state: DesiredState) -> DesiredState:
+        """Discovered services that would take a name of the template's own sections are left out:
+        one line when a service is first refused; every other service goes on."""
+        admission = self._template.renderer.admit(state, self.config.values, self.env)
+        if admission.refused != self._refused:
+            before = dict(self._refused)
+            for name, reason in admission.refused:
+                if before.get(name) != reason:
+                    log.warning("discover: %s", reason)
+            self._refused = admission.refused
+        return admission.state
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""
