@@ -105,7 +105,7 @@ class Renderer:
         # service changes); any other argument (a flag, a string) by its value.
         key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
         hit = self._fragments.get(key)
-        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args)):
+        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=True)):
             return hit[1]
         text = str(macro(*args))
         self._fragments[key] = (args, text)

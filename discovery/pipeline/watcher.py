@@ -65,10 +65,10 @@ class WatchConfig:
     tag: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     wait: tuple[float, float] = (0.01, 1.0)
-    validator: Validator | None = Validator()
+    validator: Validator | None = field(default_factory=Validator)
     reloader: Reloader | None = None
-    timing: WatchTiming = WatchTiming()
-    retry: ReloadRetry = ReloadRetry()
+    timing: WatchTiming = field(default_factory=WatchTiming)
+    retry: ReloadRetry = field(default_factory=ReloadRetry)
     #: HAProxy's admin socket: server-only changes go through the runtime API, without a reload.
     runtime_socket: Path | None = None
     #: How long a removed server may drain before it is deleted.
@@ -77,7 +77,7 @@ class WatchConfig:
     #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
     watch_mode: str = "auto"
     #: The sanity gate for changes that take away most of a service (:mod:`discovery.gate`).
-    gate: GatePolicy = GatePolicy()
+    gate: GatePolicy = field(default_factory=GatePolicy)
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
@@ -308,9 +308,8 @@ class Watcher:
                     if self._gate.admit(service):
                         timer.change(self.clock())
                         self._origin = self._origin or (message.answered_at or message.seen_at, message.seen_at)
-            elif isinstance(message, LeaderStatus):
-                if self._gate.on_leader(message):
-                    timer.change(self.clock())
+            elif isinstance(message, LeaderStatus) and self._gate.on_leader(message):
+                timer.change(self.clock())
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:

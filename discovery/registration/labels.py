@@ -208,9 +208,11 @@ def address(container: Container, port: int, placement: Placement) -> tuple[str,
                 return placement.host_ip, host_port
         return f"port {port}/tcp is not published on {placement.host_ip}"
     if placement.network:
-        ip = container.networks.get(placement.network)
+        network_ip = container.networks.get(placement.network)
         return (
-            (ip, port) if ip else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
+            (network_ip, port)
+            if network_ip
+            else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
         )
     reachable = {n: ip for n, ip in container.networks.items() if ip}
     if len(reachable) == 1:

@@ -8,6 +8,7 @@ the test itself.  Figures measured here are appended to artifacts/registrator-ti
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import subprocess
@@ -114,10 +115,8 @@ class Run:
         for proc in self.procs:
             proc.stop()
         for container in self.containers:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         self.network.remove()
 
 
@@ -148,7 +147,7 @@ def test_labelled_container_is_registered_and_passing(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
     wait_until(lambda: "following the Docker engine" in reg.output(), 15, what="registrator started")
     c = run.start(web("web", **{"disco.tags": "blue,v2", "disco.meta.version": "2", "disco.weight": "5"}))
-    wait_until(lambda: run.agent(), 15, interval=0.01, what="web registered")
+    wait_until(run.agent, 15, interval=0.01, what="web registered")
     registered = time.time()
     wait_until(lambda: run.consul.passing("web"), 15, interval=0.01, what="web passing")
     passing = time.time()
@@ -314,20 +313,16 @@ class DockerProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         self.cut_off.set()
         with self.lock:
             conns, self.open = self.open, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def restore(self) -> None:
@@ -437,7 +432,7 @@ def test_hostile_labels_are_refused_with_one_line_each(run: Run) -> None:
 def test_sigterm_leaves_registrations_or_removes_them(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
     run.start(web("web"))
-    wait_until(lambda: run.agent(), 20, what="registered")
+    wait_until(run.agent, 20, what="registered")
     assert reg.stop() == 0
     assert len(run.agent()) == 1
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s", "--deregister-on-exit", name="registrator-2")
