@@ -245,3 +245,79 @@ def test_hostile_routes_and_settings_never_reach_the_config(web_entries, api_ent
         cfg.write_text(text)
         result = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Service names (--discover takes them from the catalog): the names the template gives its own sections,
+# HAProxy keywords, near misses and hostile text.  Whatever the catalog lists, the config stays valid,
+# every other service keeps its backend, and a refused name is one line saying which section it would take.
+NAME = st.one_of(
+    st.sampled_from(
+        [
+            "stats",
+            "http",
+            "https",
+            "tcp-20000",
+            "tcp-20010",
+            "tcp-20011",
+            "tcp-80",
+            "web",
+            "STATS",
+            "stats.",
+            "defaults",
+            "global",
+            "frontend",
+            "backend",
+            "listen",
+            "r1",
+            "route_found",
+            "discoprobehttp",
+        ]
+    ),
+    TEXT,
+    st.from_regex(r"(tcp-200[0-9]|[a-z0-9][a-z0-9._-]{0,8})", fullmatch=True),
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
+@given(st.lists(NAME, max_size=5, unique=True), st.lists(st.booleans(), min_size=5, max_size=5))
+def test_hostile_service_names_never_take_a_section_of_the_template(names, tcp):
+    from discovery.consul.discover import discovered
+    from discovery.haproxy.sections import headers
+
+    listed = {
+        name: [f"urlprefix-:{20000 + i} proto=tcp" if tcp[i] else f"urlprefix-/p{i}"] for i, name in enumerate(names)
+    }
+    found = discovered(listed, ["web"])
+    services = [convert("web", [_entry("web-1", [])]).service]
+    for name in found.followed:
+        if name != "web":
+            services.append(convert(name, [_entry(f"{name}-1", listed[name])]).service)
+    state = DesiredState(tuple(services), frozenset(found.followed) - {"web"})
+    admission = RENDERER.admit(state, ROUTED_VALUES, {})
+    text = RENDERER.render(state, ROUTED_VALUES)
+    own = RENDERER.own_sections(state, ROUTED_VALUES, {})
+    assert {"http", "stats", "tcp-20000", "tcp-20010"} <= own.keys() and "tcp-20011" not in own
+    refused = dict(admission.refused)
+    assert set(refused) == {s.name for s in state.services if s.name in own} - {"web"}
+    assert all("\n" not in reason and own[name] in reason for name, reason in refused.items())
+    backends = [name for kind, name in headers(text) if kind == "backend"]
+    assert backends == [s.name for s in state.services if s.name not in refused]  # every other service goes on
+    proxies = [name for kind, name in headers(text) if kind in ("frontend", "backend", "listen")]
+    assert len(proxies) == len(set(proxies)), proxies  # one namespace: no name used twice
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "haproxy.cfg"
+        cfg.write_text(text)
+        result = subprocess.run(["haproxy", "-c", "-f", str(cfg)], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _entry(sid: str, tags: list[str]) -> dict[str, object]:
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid if re.fullmatch(r"[A-Za-z0-9_.:-]{1,127}", sid) else "i-1", "Port": 8080, "Tags": tags},
+    }
