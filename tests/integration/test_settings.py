@@ -83,7 +83,7 @@ def test_check_none_and_tcp_settings_reach_haproxy(stack: Stack, apps: Apps):
 
 
 def test_reloads_caused_by_100_weight_changes_and_100_instance_changes(stack: Stack, apps: Apps):
-    """The figure the README reports: weight and instance changes go through the runtime API."""
+    """The figure docs/routing.md reports: weight and instance changes go through the runtime API."""
     apps.start("web", "web-1", meta={"disco-weight": "1"})
     apps.start("web", "web-2")
     start_routed(stack, ["web"], expect=2)
