@@ -150,7 +150,8 @@ def status(
     held: Mapping[str, str] | None = None,
 ) -> Status:
     """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
-    backends, notes = [], []
+    backends: list[BackendStatus] = []
+    notes: list[str] = []
     for service in services:
         _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(service, list(entries), passing_only=True)

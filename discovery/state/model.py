@@ -65,6 +65,7 @@ class ServiceSettings:
     sticky: str = ""  # a cookie name: sticky sessions by cookie
     maxconn: int = 0  # per server; 0: no limit set
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
+    idle_timeout: str = ""  # TCP routes: "" (the operator's default), "none" or an HAProxy time ("90s")
 
     def as_context(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class ServiceSettings:
             "sticky": self.sticky,
             "maxconn": self.maxconn,
             "https_only": self.https_only,
+            "idle_timeout": self.idle_timeout,
         }
 
 
