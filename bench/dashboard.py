@@ -31,9 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.lib import summarize  # noqa: E402
-from bench.observe_overhead import Balancer, measure  # noqa: E402
-from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
+from bench.lib import summarize
+from bench.observe_overhead import Balancer, measure
+from testkit import ConsulAgent, take_port, wait_until
 
 
 class Dashboard(threading.Thread):
