@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,7 +32,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.fail("the dashboard test needs chromium and chromium-driver: run `make deps`", pytrace=False)
     from selenium import webdriver
@@ -92,21 +94,21 @@ def register(stack: Stack, sid: str, port: int, weight: int | None = None) -> No
     stack.consul.put("/v1/agent/service/register", body)
 
 
-def text_of(driver: object, css: str) -> str:
+def text_of(driver: Any, css: str) -> str:
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     try:
-        return str(driver.find_element(By.CSS_SELECTOR, css).text)  # type: ignore[attr-defined]
+        return str(driver.find_element(By.CSS_SELECTOR, css).text)
     except (NoSuchElementException, StaleElementReferenceException):
         return ""
 
 
-def row(driver: object, server: str) -> str:
+def row(driver: Any, server: str) -> str:
     return text_of(driver, f'section[data-service="web"] tr[data-server="{server}"]')
 
 
-def cell(driver: object, server: str, column: int) -> str:
+def cell(driver: Any, server: str, column: int) -> str:
     return text_of(driver, f'section[data-service="web"] tr[data-server="{server}"] td:nth-of-type({column})')
 
 
@@ -122,18 +124,18 @@ def seen_within(change: Callable[[], None], shown: Callable[[], bool], what: str
     return time.monotonic() - started
 
 
-def screenshot(driver: object, name: str) -> None:
+def screenshot(driver: Any, name: str) -> None:
     folder = os.environ.get("DISCO_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
-        driver.set_window_size(1280, min(2000, max(800, int(height) + 20)))  # type: ignore[attr-defined]
-        driver.save_screenshot(str(Path(folder) / f"dashboard-{name}.png"))  # type: ignore[attr-defined]
-        driver.set_window_size(1400, 1000)  # type: ignore[attr-defined]
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(2000, max(800, int(height) + 20)))
+        driver.save_screenshot(str(Path(folder) / f"dashboard-{name}.png"))
+        driver.set_window_size(1400, 1000)
 
 
 def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_gone(stack: Stack, browser):
-    driver: object = browser
+    driver: Any = browser
     base = listen(stack)
     ports = webapps(stack, 3)
     register(stack, "web-1", ports[0])
@@ -142,12 +144,12 @@ def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_g
     stack.start_balancer(live=True)
     wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
 
-    driver.get(base + "/")  # type: ignore[attr-defined]
+    driver.get(base + "/")
     wait_until(lambda: "web-2" in row(driver, "web-2"), 10, what="the page to list web-1 and web-2")
     assert "passing" in cell(driver, "web-1", 1) and "In step" in row(driver, "web-1")
     assert "Live" in text_of(driver, "#connection")
     assert text_of(driver, 'section[data-service="web"] caption').startswith("Servers of web")
-    driver.execute_script("window.notReloaded = 42")  # type: ignore[attr-defined]
+    driver.execute_script("window.notReloaded = 42")
     screenshot(driver, "normal")
 
     took = {
@@ -168,7 +170,7 @@ def test_the_page_follows_consul_and_haproxy_live_and_says_when_the_watcher_is_g
         ),
     }
     print("dashboard: change in Consul -> shown on the page:", {k: f"{v * 1000:.0f} ms" for k, v in took.items()})
-    assert driver.execute_script("return window.notReloaded") == 42  # type: ignore[attr-defined]
+    assert driver.execute_script("return window.notReloaded") == 42
     wait_until(lambda: "check 'service:web-1'" in cell(driver, "web-1", 2), 5, what="why web-1 is not routed")
     timeline = text_of(driver, "#timeline tbody")
     assert "applied live" in timeline and "Consul lists 3 instances" in timeline
@@ -252,3 +254,45 @@ def test_more_dashboards_than_allowed_are_refused_and_the_probes_still_answer(st
     finally:
         for s in streams:
             s.close()
+
+
+def test_prometheus_scrapes_with_the_auth_file_as_its_authorization_credentials_file(stack: Stack, tmp_path: Path):
+    """The scrape config docs/dashboard.md gives: Prometheus' `authorization` with `credentials_file`."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.fail("this test needs Prometheus: run `make deps` (apt-get install prometheus)", pytrace=False)
+    secret = tmp_path / "listen-token"
+    secret.write_text("prom-scrape-token\n")
+    base = listen(stack)
+    stack.watch_args = (lambda orig: lambda *extra: orig("--listen-auth-file", str(secret), *extra))(stack.watch_args)
+    register(stack, "web-1", 9001)
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+    prom_port = take_port()
+    target = base.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    jobs = ""
+    for job, auth in (
+        ("with", f"    authorization:\n      type: Bearer\n      credentials_file: {secret}\n"),
+        ("without", ""),
+    ):
+        jobs += f"  - job_name: {job}\n{auth}    static_configs:\n      - targets: ['{target}']\n"
+    config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n{jobs}")
+    stack.spawn(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        "prometheus",
+    )
+
+    def up() -> dict[str, str]:
+        answer = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up"}, timeout=2)
+        return {r["metric"]["job"]: r["value"][1] for r in answer.json()["data"]["result"]}
+
+    assert wait_until(lambda: (u := up()).keys() == {"with", "without"} and u, 30, what="both jobs scraped") == {
+        "with": "1",
+        "without": "0",
+    }
