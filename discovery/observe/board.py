@@ -112,12 +112,12 @@ class Board:
                 case Failed(stage, error, kept):
                     self._add("failure", None, f"{stage} failed: {error}; {kept}")
                 case ConsulRequest(_, result):
-                    up = result != "error"
-                    if up != self._consul_up and self._consul_up is not None:
-                        self._add("consul", None, "Consul answers again" if up else "Consul does not answer")
+                    up, was = result != "error", self._consul_up
                     self._consul_up = up
-                    if up:
-                        return  # an answer with nothing new: the snapshot is still current
+                    if up == was:
+                        return  # nothing new to show (a retry while Consul is away included)
+                    if was is not None:
+                        self._add("consul", None, "Consul answers again" if up else "Consul does not answer")
                 case _:
                     return
             self._dirty = True
