@@ -44,7 +44,7 @@ class Board:
         *,
         refresh: float = 5.0,
         min_gap: float = 0.05,
-        keep: int = 100,
+        keep: int = 50,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -65,6 +65,8 @@ class Board:
         self._clients = 0
         self._version = 0
         self._payload = b""
+        self._builds = 0  # snapshots built, published or not
+        self._last: dict[str, Any] | None = None  # the last one built, its time aside
         self._stopped = False
 
     # -- events (the pipeline's thread) ------------------------------------------------
@@ -169,10 +171,15 @@ class Board:
         return data
 
     def _publish(self, data: dict[str, Any]) -> None:
+        """Hand a snapshot to the open pages, unless it says what the last one did (a refresh found nothing new)."""
         payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        same = {**data, "generated_at": None} == self._last
+        self._last = {**data, "generated_at": None}
         with self._cond:
-            self._version += 1
-            self._payload = payload
+            self._builds += 1
+            if not same:
+                self._version += 1
+                self._payload = payload
             self._cond.notify_all()
 
     # -- dashboards (the HTTP server's threads) ----------------------------------------
@@ -204,11 +211,14 @@ class Board:
 
     def current(self, timeout: float = 5.0) -> bytes | None:
         """A fresh snapshot for a one-off request (``/state.json``)."""
+        deadline = self.clock() + timeout
         with self._cond:
-            seen = self._version
+            built = self._builds
         self.opened()
         try:
-            got = self.next(seen, timeout)
+            with self._cond:
+                while self._builds == built and not self._stopped and self.clock() < deadline:
+                    self._cond.wait(max(0.0, deadline - self.clock()))
+                return self._payload if self._builds > built else None
         finally:
             self.closed()
-        return got[1] if got else None

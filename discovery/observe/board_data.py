@@ -160,11 +160,12 @@ def _stats(runtime: RuntimeAPI, backend: str) -> dict[str, dict[str, str]]:
 
 
 def _haproxy(runtime: RuntimeAPI | None) -> dict[str, Any]:
-    """HAProxy's version and process, from ``show info`` (None values when it is not asked or does not answer)."""
+    """HAProxy's version and worker, from ``show info`` (None values when it is not asked or does not answer;
+    no uptime: a snapshot that changes every second would be pushed to every page every time)."""
     if runtime is None:
-        return {"version": None, "pid": None, "uptime": None, "error": None}
+        return {"version": None, "pid": None, "error": None}
     try:
         info = dict(line.split(": ", 1) for line in runtime.ask("show info").splitlines() if ": " in line)
     except LiveUpdateFailed as exc:
-        return {"version": None, "pid": None, "uptime": None, "error": str(exc)}
-    return {"version": info.get("Version"), "pid": info.get("Pid"), "uptime": info.get("Uptime"), "error": None}
+        return {"version": None, "pid": None, "error": str(exc)}
+    return {"version": info.get("Version"), "pid": info.get("Pid"), "error": None}

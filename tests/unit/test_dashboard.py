@@ -137,3 +137,21 @@ def test_a_change_seen_while_no_dashboard_is_open_does_not_spin_the_thread():
     stop.set()
     thread.join(2)
     assert len(turns) < 20, f"{len(turns)} turns in a second"
+
+
+def test_a_rebuild_that_finds_nothing_new_is_not_pushed_but_answers_a_one_off_request():
+    board = Board(lambda services, held: {"services": [{"name": s} for s in services]}, ("web",), {}, min_gap=0.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=board.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        first = board.current()
+        assert first is not None and json.loads(first)["services"] == [{"name": "web"}]
+        board.opened()
+        version = (board.next(0, 5) or (0, b""))[0]
+        board.opened()  # another page: a rebuild, with nothing new but its time
+        assert board.next(version, 1.0) is None
+        assert board.current() is not None  # state.json still answers at once
+    finally:
+        stop.set()
+        thread.join(2)

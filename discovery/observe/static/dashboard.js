@@ -93,7 +93,7 @@
     const facts = [
       ["disco", about.version],
       ["Consul", (about.consul || "?") + (consulDown ? " — not answering" : state.consul_up ? " — answering" : "")],
-      ["HAProxy", [hap.version ? "version " + hap.version : null, hap.pid ? "pid " + hap.pid : null, hap.uptime ? "up " + hap.uptime : null, hap.error].filter(Boolean).join(", ") || "not asked"],
+      ["HAProxy", [hap.version ? "version " + hap.version : null, hap.pid ? "worker pid " + hap.pid : null, hap.error].filter(Boolean).join(", ") || "not asked"],
       ["Config file", about.output],
       ["Reload through", about.reload || "nothing (file only)"],
       ["Live updates", about.runtime_socket ? "runtime API at " + about.runtime_socket : "off (no --runtime-socket)"],
