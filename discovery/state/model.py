@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .split import Split
 
 
 @dataclass(frozen=True, order=True)
@@ -65,6 +68,8 @@ class ServiceSettings:
     sticky: str = ""  # a cookie name: sticky sessions by cookie
     maxconn: int = 0  # per server; 0: no limit set
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
+    #: ``disco-split``: shares of new requests by tag (:mod:`discovery.state.split`); None: no split.
+    split: Split | None = None
 
     def as_context(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,7 @@ class ServiceSettings:
             "sticky": self.sticky,
             "maxconn": self.maxconn,
             "https_only": self.https_only,
+            "split": str(self.split) if self.split else "",
         }
 
 

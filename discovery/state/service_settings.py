@@ -8,6 +8,7 @@ letters, digits, ``_`` and ``-``):
     disco-sticky       a cookie name (an RFC 6265 token, restricted to letters, digits and ``._-``)
     disco-maxconn      per-server connection limit, 1-100000
     disco-https-only   ``true``: plain HTTP on the service's routes answers 301 to HTTPS
+    disco-split        traffic split by tag, ``v2=5`` or ``v2=5,v3=20`` (:mod:`discovery.state.split`)
 
 Instance settings: ``disco-weight`` (0-256) and the tag ``backup``.
 
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import split as splits
 from .checks import show
 from .model import Instance, Route, Service, ServiceSettings
 from .routes import check_path
@@ -67,6 +69,7 @@ SERVICE_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "disco-sticky": ("sticky", _sticky, "a cookie name of letters, digits and ._-"),
     "disco-maxconn": ("maxconn", _int_in(1, 100_000), "1..100000"),
     "disco-https-only": ("https_only", _boolean, "true or false"),
+    "disco-split": ("split", splits.parse, splits.ALLOWED),
 }
 _WEIGHT = _int_in(0, 256)
 
@@ -136,4 +139,7 @@ def build(name: str, instances: Sequence[Instance], notes: list[str]) -> Service
     if any(r.tcp for r in routes) and any(not r.tcp for r in routes):
         notes.append(f"{name}: a proto=tcp route makes it a TCP service; its HTTP routes are ignored")
         routes = tuple(r for r in routes if r.tcp)
-    return Service(name, tuple(final), routes, ServiceSettings(**settings))
+    result = ServiceSettings(**settings)
+    if result.split is not None:  # weights from the counts on each side, once the majority has spoken
+        final = list(splits.apply(name, result.split, final, notes))
+    return Service(name, tuple(final), routes, result)

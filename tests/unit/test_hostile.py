@@ -146,6 +146,8 @@ PIECE = (
             "3",
             "-1",
             "1e3",
+            "v2=10",
+            "v3=95",
         ]
     )
     | NASTY
@@ -161,6 +163,7 @@ DISCO_META = st.dictionaries(
             "disco-maxconn",
             "disco-https-only",
             "disco-weight",
+            "disco-split",
             "disco-other",
         ]
     ),
@@ -174,7 +177,7 @@ ROUTED_ENTRY = st.fixed_dictionaries(
             {
                 "ID": st.sampled_from(["i-1", "i-2", "i-3"]),
                 "Port": st.integers(1, 65535),
-                "Tags": st.lists(st.one_of(ROUTE_TAG, st.just("backup")), max_size=4),
+                "Tags": st.lists(st.one_of(ROUTE_TAG, st.sampled_from(["backup", "v2", "v3"])), max_size=4),
                 "Meta": DISCO_META,
             }
         ),
