@@ -120,6 +120,14 @@ LogFormat = Annotated[
 ]
 
 
+OverridesPrefix = Annotated[
+    str | None,
+    typer.Option(
+        help="Consul KV prefix of operator overrides (drain, disable, pin a weight, take a route out), one "
+        'JSON document per service, followed with one blocking query; "" turns them off. '
+        "Default: disco/overrides/.",
+    ),
+]
 Discover = Annotated[
     bool,
     typer.Option(

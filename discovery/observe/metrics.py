@@ -33,12 +33,14 @@ from ..pipeline.events import (
     Event,
     Failed,
     Held,
+    OverridesInForce,
     Released,
     Rendered,
     Validated,
 )
 from ..pipeline.execute import Outcome
 from ..state.convert import STATUSES
+from ..state.overrides import KINDS as OVERRIDE_KINDS
 
 #: Seconds: from a millisecond (a live apply) to a minute (a reload retried with backoff).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -125,6 +127,19 @@ class Metrics:
         self.held = Gauge(
             "disco_gate_held", "1 while the sanity gate holds back a change of the service.", ["service"], registry=r
         )
+        self.overrides = Gauge(
+            "disco_overrides_in_force",
+            "Operator overrides (Consul KV documents) in force, by kind (drain, disable, weight, disable_routes).",
+            ["kind"],
+            registry=r,
+        )
+        self.overrides_malformed = Gauge(
+            "disco_overrides_malformed",
+            "Override documents ignored as malformed (each logged with its key).",
+            registry=r,
+        )
+        for kind in OVERRIDE_KINDS:
+            self.overrides.labels(kind)
         Info("disco_build", "disco's version.", registry=r).info(
             {"version": version, "python": platform.python_version()}
         )
@@ -177,6 +192,10 @@ class Metrics:
                     self.applies.labels(self._action.value, "failure").inc()
             case Applied():
                 self._applied(event)
+            case OverridesInForce(kinds, malformed):
+                for kind, count in kinds:
+                    self.overrides.labels(kind).set(count)
+                self.overrides_malformed.set(malformed)
 
     def _applied(self, event: Applied) -> None:
         outcome = Outcome(event.outcome)

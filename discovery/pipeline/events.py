@@ -96,6 +96,14 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class OverridesInForce:
+    """Operator overrides read from Consul KV: documents in force per kind, and malformed ones."""
+
+    kinds: tuple[tuple[str, int], ...]
+    malformed: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """The loop turned (at least once a second while it runs): liveness for ``/healthz``."""
 
@@ -128,6 +136,7 @@ Event = (
     | Timed
     | Failed
     | ConsulRequest
+    | OverridesInForce
     | Heartbeat
     | Stopping
 )

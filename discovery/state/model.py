@@ -70,6 +70,8 @@ class ServiceSettings:
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
     #: ``disco-split``: shares of new requests by tag (:mod:`discovery.state.split`); None: no split.
     split: Split | None = None
+    #: Routes an operator override took out of the routing rules (:mod:`discovery.state.overrides`).
+    disabled_routes: tuple[Route, ...] = ()
 
     def as_context(self) -> dict[str, Any]:
         return {
