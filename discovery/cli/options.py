@@ -120,6 +120,15 @@ LogFormat = Annotated[
 ]
 
 
+FailoverDc = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--failover-dc",
+        metavar="DC",
+        help="Another Consul datacenter whose passing instances of each --service become backup servers "
+        "(served only while no local one is up); repeat for more, in order of preference.",
+    ),
+]
 OverridesPrefix = Annotated[
     str | None,
     typer.Option(

@@ -24,6 +24,7 @@ def status(
     tag: o.Tag = None,
     discover: o.Discover = False,
     overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
@@ -57,6 +58,7 @@ def status(
             tag=tag,
             discover=discover,
             overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             runtime_socket=runtime_socket,
             listen=listen,
             consul_addr=consul_addr,
@@ -82,6 +84,7 @@ def status(
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
             overrides=overrides,
+            failover=tuple(opts["failover-dc"] or ()),
         )
     except DiscoveryError as exc:
         raise fail(exc) from None

@@ -249,6 +249,16 @@ class ConsulClient:
         answer = self._read("/v1/health/state/any", [], index, wait, text=True)
         return answer.index, answer.body or "[]"
 
+    def health_service_dc(self, service: str, dc: str, *, index: int = 0, wait: float = 300.0) -> tuple[int, Entries]:
+        """Blocking query on a service's instances in another datacenter (``?dc=``), over the WAN."""
+        answer = self._read(f"/v1/health/service/{service}", [("dc", dc)], index, wait)
+        return answer.index, answer.body or []
+
+    def datacenters(self) -> list[str]:
+        """Every datacenter this Consul knows (``/v1/catalog/datacenters``)."""
+        body = self._call(lambda token=None: self._consul.catalog.datacenters())
+        return [str(dc) for dc in body or () if isinstance(dc, str)]
+
     def kv_prefix(self, prefix: str, *, index: int = 0, wait: float = 300.0) -> tuple[int, list[tuple[str, bytes]]]:
         """Blocking query on every key under ``prefix`` (``/v1/kv/PREFIX?recurse``): (key, value) pairs,
         values decoded from base64; none when the prefix holds no key (Consul answers 404)."""

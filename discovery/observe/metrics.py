@@ -32,6 +32,7 @@ from ..pipeline.events import (
     Decided,
     Event,
     Failed,
+    FailoverReached,
     Held,
     OverridesInForce,
     Released,
@@ -138,6 +139,18 @@ class Metrics:
             "Override documents ignored as malformed (each logged with its key).",
             registry=r,
         )
+        self.failover_up = Gauge(
+            "disco_failover_dc_up",
+            "1 while a failover datacenter answers for every service, 0 while it does not (WAN down).",
+            ["dc"],
+            registry=r,
+        )
+        self.failover_instances = Gauge(
+            "disco_failover_instances",
+            "Instances a failover datacenter lends as backup servers (the last known while it does not answer).",
+            ["dc"],
+            registry=r,
+        )
         for kind in OVERRIDE_KINDS:
             self.overrides.labels(kind)
         Info("disco_build", "disco's version.", registry=r).info(
@@ -192,6 +205,9 @@ class Metrics:
                     self.applies.labels(self._action.value, "failure").inc()
             case Applied():
                 self._applied(event)
+            case FailoverReached(dc, up, count):
+                self.failover_up.labels(dc).set(1 if up else 0)
+                self.failover_instances.labels(dc).set(count)
             case OverridesInForce(kinds, malformed):
                 for kind, count in kinds:
                     self.overrides.labels(kind).set(count)

@@ -22,6 +22,7 @@ from ..errors import LiveUpdateFailed
 from ..haproxy.plan import ParsedConfig
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import convert
+from .failover import with_failover
 from .overrides import Seen
 
 #: Exit status of ``disco status`` (1 and 2 as for every command).
@@ -156,6 +157,7 @@ def status(
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
     overrides: Seen | None = None,
+    failover: Sequence[str] = (),
 ) -> Status:
     """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
     backends, notes = [], []
@@ -163,10 +165,14 @@ def status(
         _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(service, list(entries), passing_only=True)
         notes += conversion.skipped
+        routed, kept = conversion.service, dict[str, str]()
+        if failover:  # other datacenters' instances are backups of this backend (or kept, if unreachable)
+            in_file = {n: s.addr_port for (b, n), s in (parsed.servers if parsed else {}).items() if b == service}
+            routed, kept = with_failover(catalog, routed, failover, in_file, notes)
         consul = {
             i.name: f"{i.address}:{i.port}" if ":" not in i.address else f"[{i.address}]:{i.port}"
-            for i in conversion.service.instances
-        }
+            for i in routed.instances
+        } | kept
         running, error = None, None
         if runtime is not None:
             try:

@@ -104,6 +104,15 @@ class OverridesInForce:
 
 
 @dataclass(frozen=True)
+class FailoverReached:
+    """A failover datacenter answers (``up``) or not, and how many instances it lends now."""
+
+    dc: str
+    up: bool
+    instances: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """The loop turned (at least once a second while it runs): liveness for ``/healthz``."""
 
@@ -137,6 +146,7 @@ Event = (
     | Failed
     | ConsulRequest
     | OverridesInForce
+    | FailoverReached
     | Heartbeat
     | Stopping
 )

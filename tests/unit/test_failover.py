@@ -1,0 +1,112 @@
+"""Failover datacenters: names, merging as backups (never touching local instances), the gate on their views."""
+
+from __future__ import annotations
+
+import pytest
+
+from discovery.consul.failover_watch import FailoverReach, FailoverUpdate, check_datacenters
+from discovery.errors import CatalogUnavailable, ConfigError
+from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
+from discovery.pipeline.events import FailoverReached
+from discovery.pipeline.failover import FailoverStage
+from discovery.state.convert import convert
+from discovery.state.failover import check_dc, is_failover, merge
+from discovery.state.gate import GatePolicy
+from discovery.state.model import DesiredState
+
+
+def entry(sid, port=8080, tags=()):
+    return {
+        "Node": {"Node": "n1", "Address": "10.0.0.1"},
+        "Service": {"ID": sid, "Address": "10.0.0.1", "Port": port, "Tags": list(tags), "Meta": {}},
+        "Checks": [],
+    }
+
+
+def service(*ids):
+    return convert("web", [entry(i) for i in ids]).service
+
+
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("dc2", True),
+        ("eu-west_1", True),
+        ("", False),
+        ("dc2:x", False),
+        ("dc.2", False),
+        ("dc2\n", False),
+        ("-dc", False),
+        (3, False),
+    ],
+)
+def test_datacenter_names(name, ok):
+    assert (check_dc(name) is None) is ok
+
+
+def test_failover_instances_are_appended_as_backups_in_order_and_never_replace_local_ones():
+    local = service("w1", "dc2:r1")  # a local ID that looks like a failover name
+    notes: list[str] = []
+    merged = merge(local, {"dc2": service("r1", "r2"), "dc3": service("r1")}, ("dc2", "dc3"), notes)
+    assert [(i.name, i.backup) for i in merged.instances] == [
+        ("dc2:r1", False),
+        ("w1", False),
+        ("dc2:r2", True),
+        ("dc3:r1", True),
+    ]
+    assert notes == ["web: failover instance 'r1' of dc2 left out: its name 'dc2:r1' is taken"]
+    assert merge(local, {"dc2": service()}, ("dc2",), []) is local
+    assert is_failover("dc3:r1", ("dc2", "dc3")) == "dc3" and is_failover("w1", ("dc2",)) is None
+
+
+def test_the_rendered_backend_lists_them_as_backup_servers():
+    merged = merge(service("w1"), {"dc2": service("r1")}, ("dc2",), [])
+    text = Renderer(DEFAULT_TEMPLATE).render(DesiredState((merged,)), {"frontend_port": "80", "stats_port": "81"})
+    assert "    server dc2:r1 10.0.0.1:8080 check inter 1s fall 2 rise 1 backup\n" in text
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_an_empty_answer_from_a_failover_dc_is_held_and_an_unreachable_one_changes_nothing():
+    clock, events = Clock(), []
+    stage = FailoverStage(("dc2",), GatePolicy(grace=30), events.append, clock)
+    state = DesiredState((service("w1"),))
+    assert stage.receive(FailoverUpdate(service("r1"), "dc2", 5))
+    assert [i.name for i in stage.merge(state).services[0].instances] == ["w1", "dc2:r1"]
+    assert not stage.receive(FailoverUpdate(service(), "dc2", 6))  # every instance gone at once: held
+    assert [i.name for i in stage.merge(state).services[0].instances] == ["w1", "dc2:r1"]
+    assert not stage.receive(FailoverReach("web", "dc2", False, "no answer"))
+    assert events[-1] == FailoverReached("dc2", False, 1)
+    clock.now = 31
+    assert stage.release_expired()
+    assert [i.name for i in stage.merge(state).services[0].instances] == ["w1"]
+    assert stage.local_only({"web": ("w1", "dc2:r1")}) == {"web": ("w1",)}
+
+
+def test_the_local_backend_is_never_emptied_by_a_failover_answer():
+    stage = FailoverStage(("dc2",), GatePolicy(), lambda e: None, Clock())
+    stage.receive(FailoverUpdate(service("r1", "r2"), "dc2", 5))
+    merged = stage.merge(DesiredState((service("w1", "w2"),)))
+    assert {i.name for i in merged.services[0].instances if not i.backup} == {"w1", "w2"}
+
+
+class DCs:
+    def __init__(self, known=None, error=None):
+        self.known, self.error = known, error
+
+    def datacenters(self):
+        if self.error:
+            raise self.error
+        return self.known
+
+
+def test_an_unknown_datacenter_is_a_config_error_and_an_unreachable_consul_is_not():
+    check_datacenters(DCs(["dc1", "dc2"]), ("dc2",))
+    with pytest.raises(ConfigError, match="--failover-dc dc9: Consul knows no such datacenter"):
+        check_datacenters(DCs(["dc1", "dc2"]), ("dc2", "dc9"))
+    check_datacenters(DCs(error=CatalogUnavailable("down")), ("dc9",))
