@@ -163,6 +163,11 @@ def test_the_wan_link_cut_keeps_local_traffic_and_dc2s_last_instances_and_is_rep
         start_routed(stack, ["web"], expect=2)
         result = status(stack, "--failover-dc", "dc2")
         assert result.returncode == 0, result.stdout + result.stderr
+        argv = stack.watch_args()
+        argv[argv.index("watch")] = "plan"
+        at = argv.index("--listen")
+        plan = subprocess.run(argv[:at] + argv[at + 2 :], capture_output=True, text=True, timeout=60, check=False)
+        assert plan.returncode == 0, plan.stdout + plan.stderr  # the backup from dc2 is what watch runs
 
         dcs[1].stop()  # dc2's only server: the WAN link to dc2 is gone
         assert stack.watch is not None

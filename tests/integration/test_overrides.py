@@ -85,6 +85,11 @@ def test_each_override_kind_applied_and_removed_a_malformed_one_ignored(stack: S
     assert "drained by operator override disco/overrides/web (INC-42)" in explain.stdout, explain.stdout
     metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
     assert 'disco_overrides_in_force{kind="drain"} 1.0' in metrics
+    argv = stack.watch_args()
+    argv[argv.index("watch")] = "plan"
+    at = argv.index("--listen")
+    plan = subprocess.run(argv[:at] + argv[at + 2 :], capture_output=True, text=True, timeout=60, check=False)
+    assert plan.returncode == 0, plan.stdout + plan.stderr  # plan sees what watch does: nothing to do
 
     # Disable (MAINT) and a pinned weight, in one document; the drain ends.
     put(stack.consul, "web", {"disable": ["w2"], "weight": {"w1": 3}})
