@@ -4,8 +4,9 @@ The answer is checked as the local ones are (:func:`discovery.state.convert.conv
 instances only) and handed to the pipeline's inbox as a :class:`FailoverUpdate`.  Whether the
 datacenter answers (the WAN link) is handed on as a :class:`FailoverReach` each time it changes:
 while it does not, the loop retries with backoff and the pipeline keeps the last instances it
-had (an error never becomes an empty answer).  :func:`check_datacenters` is the start-up check
-that every datacenter asked for exists.
+had (an error never becomes an empty answer); the first query after a failure does not block,
+so a datacenter that comes back with a lower index (restored, rebuilt) is seen at once.
+:func:`check_datacenters` is the start-up check that every datacenter asked for exists.
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ class FailoverWatch:
         self.service, self.dc, self.post = service, dc, post
         self._last: Service | None = None
         self._ok: bool | None = None
+        self._resync = False
 
         def fetch(index: int, wait: float) -> tuple[int, Any]:
+            # After a failure, ask without blocking first: the datacenter may come back restored or
+            # rebuilt with a lower index, and a blocking query on the old one would wait out its wait.
+            if self._resync:
+                self._resync, index = False, 0
             return reader.health_service_dc(service, dc, index=index, wait=wait)
 
         identity = f"health.service({service}|passing|dc={dc})"
@@ -80,19 +86,19 @@ class FailoverWatch:
     def _report(self, request: ConsulRequest) -> None:
         # Not handed on as a ConsulRequest: the local Consul's health (disco_consul_up) is another matter.
         ok = request.result != "error"
-        if ok != self._ok:
-            self._ok = ok
-            error = "" if ok else "no answer (WAN link or its servers down?)"
-            self.post(FailoverReach(self.service, self.dc, ok, error))
-            if self._last is not None or not ok:
-                log.log(
-                    logging.INFO if ok else logging.WARNING,
-                    "failover datacenter %s %s for %s%s",
-                    self.dc,
-                    "answers again" if ok else "does not answer",
-                    self.service,
-                    "" if ok else "; its last known instances are kept",
-                )
+        self._resync = self._resync or not ok
+        if ok == self._ok:
+            return
+        before, self._ok = self._ok, ok
+        self.post(FailoverReach(self.service, self.dc, ok, "" if ok else "no answer (WAN link or its servers down?)"))
+        if not ok:
+            log.warning(
+                "failover datacenter %s does not answer for %s; its last known instances are kept",
+                self.dc,
+                self.service,
+            )
+        elif before is False:
+            log.info("failover datacenter %s answers again for %s", self.dc, self.service)
 
     def _answer(self, index: int, entries: Any) -> bool:
         service = convert(self.service, list(entries), passing_only=True).service

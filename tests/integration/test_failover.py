@@ -179,6 +179,13 @@ def test_the_wan_link_cut_keeps_local_traffic_and_dc2s_last_instances_and_is_rep
         result = status(stack, "--failover-dc", "dc2")
         assert "failover datacenter dc2 does not answer for web" in result.stdout, result.stdout
         assert result.returncode == 0, result.stdout  # kept, not pending
+
+        dcs[1].start()  # back, empty (a dev agent forgets its registrations): the empty answer is held
+        wait_until(lambda: "failover datacenter dc2 answers again" in stack.watch.output(), 60, what="dc2 back")
+        wait_until(lambda: "holding the change of web in dc2: 1 -> 0" in stack.watch.output(), 20, what="held")
+        assert {"w1", "dc2:r1"} == stack.servers_in_config()
+        text = requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
+        assert 'disco_failover_dc_up{dc="dc2"} 1.0' in text
     finally:
         local.close()
         remote.close()

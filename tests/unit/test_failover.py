@@ -110,3 +110,33 @@ def test_an_unknown_datacenter_is_a_config_error_and_an_unreachable_consul_is_no
     with pytest.raises(ConfigError, match="--failover-dc dc9: Consul knows no such datacenter"):
         check_datacenters(DCs(["dc1", "dc2"]), ("dc2", "dc9"))
     check_datacenters(DCs(error=CatalogUnavailable("down")), ("dc9",))
+
+
+class Remote:
+    """A failover datacenter that answers, fails once (the WAN link), then answers from a lower index."""
+
+    def __init__(self, stop):
+        self.stop, self.asked = stop, []
+
+    def health_service_dc(self, service, dc, *, index, wait):
+        self.asked.append(index)
+        if len(self.asked) == 2:
+            raise CatalogUnavailable("500 rpc error")
+        if len(self.asked) == 4:
+            self.stop.set()
+        return (13, [entry("r1")]) if len(self.asked) == 1 else (4, [])
+
+
+def test_the_wan_link_down_is_reported_once_and_the_first_query_after_it_does_not_block():
+    import threading
+
+    from discovery.consul.failover_watch import FailoverWatch
+    from discovery.consul.watch import WatchTiming
+
+    stop = threading.Event()
+    remote, got = Remote(stop), []
+    timing = WatchTiming(min_interval=0, backoff_min=0.001, backoff_max=0.001)
+    FailoverWatch(remote, "web", "dc2", got.append, stop, timing=timing).run()
+    assert remote.asked == [0, 13, 0, 0]  # blocking on 13; after the failure, not blocking
+    kinds = [(m.ok,) if isinstance(m, FailoverReach) else (m.index, len(m.service.instances)) for m in got]
+    assert kinds == [(13, 1), (True,), (False,), (4, 0), (True,)]
