@@ -61,15 +61,24 @@ def stack(dcs: tuple[ConsulAgent, ConsulAgent], tmp_path: Path) -> Iterator[Stac
 
 
 class SteadyClient:
-    """New connections (Connection: close) one after the other, bounded in count and time; every
-    answer kept with its time (the instance, or the error)."""
+    """``clients`` threads making new connections (Connection: close) one after the other, bounded
+    in count and time; every answer kept with its time (the instance, or the error)."""
 
-    def __init__(self, stack: Stack, limit: int = 20_000, seconds: float = 120.0) -> None:
+    def __init__(self, stack: Stack, clients: int = 4, limit: int = 20_000, seconds: float = 120.0) -> None:
         self.stack, self.limit, self.seconds = stack, limit, seconds
         self.results: list[tuple[float, str]] = []
         self.slowest = (0.0, 0.0)  # (seconds, when it ended)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
 
     def run(self) -> None:
         end = time.monotonic() + self.seconds
@@ -91,7 +100,7 @@ class SteadyClient:
         return [w for t, w in self.results if t >= since and w.startswith(("error", "status"))]
 
     def first(self, instance: str, since: float) -> float:
-        return next(t for t, w in self.results if t >= since and w == instance)
+        return min(t for t, w in self.results if t >= since and w == instance)
 
 
 def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
@@ -109,7 +118,7 @@ def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
         reloads = stack.reloads()
 
         client = SteadyClient(stack)
-        client.thread.start()
+        client.start()
         wait_until(lambda: len(client.results) > 50, 10, what="the steady client going")
         down = time.monotonic()
         local.servers["w1"].shutdown()  # the local instance stops (crashes) and leaves Consul
@@ -125,8 +134,7 @@ def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
         local.register("web", "w1")
         wait_until(lambda: client.last(20) == {"w1"}, 30, what="traffic back on the local instance")
         returned = client.first("w1", back) - back
-        client.stop.set()
-        client.thread.join(15)
+        client.join()
         failed = client.failed()
         during = sum(1 for t, _ in client.results if down <= t < down + failover)
         print(
@@ -134,7 +142,8 @@ def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
             f"in that time, {len(failed)} failed; the slowest request took {client.slowest[0] * 1000:.0f} ms: "
             f"HAProxy's retries until its check marked the server down); back {returned * 1000:.0f} ms after it "
             "returned; "
-            f"{len(client.results)} requests in all; reloads: {stack.reloads() - reloads}"
+            f"{len(client.results)} requests by {len(client.threads)} clients in all; reloads: "
+            f"{stack.reloads() - reloads}"
         )
         assert failed == [], failed[:5]
         assert stack.reloads() == reloads
