@@ -79,9 +79,12 @@ def _typed(kind: str, value: Any) -> Any:
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list) and all(isinstance(i, str) for i in items):
             return tuple(items)
-    if kind == _TABLE and isinstance(value, Mapping):
-        if all(isinstance(v, (str, int, float, bool)) for v in value.values()):
-            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+    if (
+        kind == _TABLE
+        and isinstance(value, Mapping)
+        and all(isinstance(v, (str, int, float, bool)) for v in value.values())
+    ):
+        return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
     raise ValueError(kind)
 
 

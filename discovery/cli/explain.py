@@ -10,11 +10,11 @@ import typer
 
 from ..errors import ConfigError, DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
+@command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
 def explain(
     target: Annotated[
         str,

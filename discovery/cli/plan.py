@@ -8,11 +8,11 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(
+@command(
     epilog="Example: `disco plan --config /etc/disco/watch.toml`, or "
     "`disco plan --service web --output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
 )

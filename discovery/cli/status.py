@@ -9,11 +9,11 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(
+@command(
     epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
     "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
 )

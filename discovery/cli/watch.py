@@ -10,14 +10,14 @@ import typer
 from ..errors import DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
 SWITCH_INTERVAL = 0.0005
 
 
-@app.command(
+@command(
     epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
     "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
     "`disco watch --config /etc/disco/watch.toml`"

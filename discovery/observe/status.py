@@ -160,7 +160,8 @@ def status(
     failover: Sequence[str] = (),
 ) -> Status:
     """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
-    backends, notes = [], []
+    backends: list[BackendStatus] = []
+    notes: list[str] = []
     for service in services:
         _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(service, list(entries), passing_only=True)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..consul.watch import ConsulRequest
+from ..consul.watch import ConsulRequest as ConsulRequest  # re-exported: an event like the others
 from ..errors import DiscoveryError, ValidationError
 from .decide import Decision
 from .timeline import Timed

@@ -46,8 +46,8 @@ class LiveUpdater:
 
     def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None, mark: Callable[[str], None] = no_mark) -> int:
         """Run the operations, then read HAProxy back; return how many were applied."""
-        ops = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
-        for op in ops:
+        ordered = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
+        for op in ordered:
             if isinstance(op, Add):
                 self._add(op.server)
             elif isinstance(op, SetAddress):

@@ -70,10 +70,10 @@ class WatchConfig:
     tag: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     wait: tuple[float, float] = (0.01, 1.0)
-    validator: Validator | None = Validator()
+    validator: Validator | None = field(default_factory=Validator)
     reloader: Reloader | None = None
-    timing: WatchTiming = WatchTiming()
-    retry: ReloadRetry = ReloadRetry()
+    timing: WatchTiming = field(default_factory=WatchTiming)
+    retry: ReloadRetry = field(default_factory=ReloadRetry)
     #: HAProxy's admin socket: server-only changes go through the runtime API, without a reload.
     runtime_socket: Path | None = None
     #: How long a removed server may drain before it is deleted.
@@ -82,7 +82,7 @@ class WatchConfig:
     #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
     watch_mode: str = "auto"
     #: The sanity gate for changes that take away most of a service (:mod:`discovery.gate`).
-    gate: GatePolicy = GatePolicy()
+    gate: GatePolicy = field(default_factory=GatePolicy)
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
@@ -151,6 +151,7 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
+        self._refused: tuple[tuple[str, str], ...] = ()
         self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         self._failover = FailoverStage(config.failover_dcs, config.gate, self.events.emit, clock)
@@ -171,8 +172,8 @@ class Watcher:
         )
 
     def bootstrap(self) -> bool:
-        """See :func:`bootstrap`."""
-        return bootstrap(self.config, self.env)
+        """See :func:`bootstrap`; a dry run prints the bootstrap config instead of writing it."""
+        return bootstrap(self.config, self.env, self.output if self.dry_run else None)
 
     def own(self, name: str, target: Callable[[], None]) -> None:
         """Run ``target`` as one of the watcher's worker threads (started with the watches, stopped
@@ -353,9 +354,8 @@ class Watcher:
             elif isinstance(message, OverridesUpdate):
                 self._overrides.receive(message)
                 timer.change(self.clock())
-            elif isinstance(message, LeaderStatus):
-                if self._gate.on_leader(message):
-                    timer.change(self.clock())
+            elif isinstance(message, LeaderStatus) and self._gate.on_leader(message):
+                timer.change(self.clock())
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -377,6 +377,8 @@ class Watcher:
         summary = state.summary()
         stage = "render"
         try:
+            state = self._admit(state)
+            summary = state.summary()
             self._report_routes(state)
             timeline.mark("state")
             started = self.clock()
@@ -412,6 +414,18 @@ class Watcher:
         self.events.emit(timeline.timed())
         self._schedule_retry(None)
         return outcome, None
+
+    def _admit(self, state: DesiredState) -> DesiredState:
+        """Discovered services that would take a name of the template's own sections are left out:
+        one line when a service is first refused; every other service goes on."""
+        admission = self._template.renderer.admit(state, self.config.values, self.env)
+        if admission.refused != self._refused:
+            before = dict(self._refused)
+            for name, reason in admission.refused:
+                if before.get(name) != reason:
+                    log.warning("discover: %s", reason)
+            self._refused = admission.refused
+        return admission.state
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""

@@ -68,6 +68,7 @@ class ServiceSettings:
     sticky: str = ""  # a cookie name: sticky sessions by cookie
     maxconn: int = 0  # per server; 0: no limit set
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
+    idle_timeout: str = ""  # TCP routes: "" (the operator's default), "none" or an HAProxy time ("90s")
     #: ``disco-split``: shares of new requests by tag (:mod:`discovery.state.split`); None: no split.
     split: Split | None = None
     #: Routes an operator override took out of the routing rules (:mod:`discovery.state.overrides`).
@@ -81,6 +82,7 @@ class ServiceSettings:
             "maxconn": self.maxconn,
             "https_only": self.https_only,
             "split": str(self.split) if self.split else "",
+            "idle_timeout": self.idle_timeout,
         }
 
 
