@@ -113,7 +113,7 @@ def explain(
         )
         reasons = reasons_for(entry, service, tag, held, state)
         if overrides is not None:  # an operator override names it (drain, disable, weight) or its routes
-            reasons += overrides.reasons(service, sid)
+            reasons += overrides.reasons(service, sid, server)
         result.append(Explained(service, server, node_name, address, status(entry), routed, tuple(reasons)))
     known = {e.server for e in result}
     for name in sorted((in_config | set(running)) - known):  # still in HAProxy, gone from Consul

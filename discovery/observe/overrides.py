@@ -33,24 +33,27 @@ class Seen:
             return {}
         out = {}
         for name, sid in ids.items():
-            if sid in ov.drain:
+            if ov.drain and {name, sid} & set(ov.drain):
                 out[name] = DRAIN
-            elif sid in ov.disable:
+            elif ov.disable and {name, sid} & set(ov.disable):
                 out[name] = MAINT
         return out
 
-    def reasons(self, service: str, sid: str) -> list[str]:
-        """What the overrides do to one instance, with the key they come from (for ``explain``)."""
+    def reasons(self, service: str, sid: str, server: str = "") -> list[str]:
+        """What the overrides do to one instance (by its ID or its server name), with the key they
+        come from (for ``explain``)."""
         ov = self.overrides.of(service)
         if ov is None:
             return []
         note = f" ({ov.note})" if ov.note else ""
         out = []
-        if sid in ov.drain:
+        names = {sid, server or sid}
+        if names & set(ov.drain):
             out.append(f"drained by operator override {ov.key}{note}: no new requests, sticky clients finish")
-        if sid in ov.disable:
+        if names & set(ov.disable):
             out.append(f"disabled (maintenance) by operator override {ov.key}{note}")
-        weight = dict(ov.weight).get(sid)
+        pinned = dict(ov.weight)
+        weight = pinned.get(server, pinned.get(sid))
         if weight is not None:
             out.append(f"weight pinned to {weight} by operator override {ov.key}{note}")
         if ov.disable_routes:

@@ -180,6 +180,6 @@ def status(
                 running = runtime.servers(service)
             except LiveUpdateFailed as exc:
                 error = str(exc)
-        admin = overrides.admin(service, {i.name: i.id for i in conversion.service.instances}) if overrides else None
+        admin = overrides.admin(service, {i.name: i.id for i in routed.instances}) if overrides else None
         backends.append(backend_status(service, consul, parsed, running, (held or {}).get(service), error, admin))
     return Status(tuple(backends), tuple(notes))

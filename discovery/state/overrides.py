@@ -7,6 +7,9 @@ part being the service name (``disco/overrides/web``); its value is a small JSON
     {"drain": ["web-2"], "disable": ["web-3"], "weight": {"web-1": 10},
      "disable_routes": ["shop.example.com/api"], "note": "INC-42"}
 
+Instances are named by their service ID (every instance with that ID, a failover datacenter's
+too) or by their HAProxy server name (``dc2:web-1``, ``node-3:web-1``: that one only).
+
 - ``drain``: instance IDs put in HAProxy's DRAIN state (no new requests, sticky clients and
   existing connections finish);
 - ``disable``: instance IDs put in maintenance (MAINT: no traffic at all);
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .checks import SERVER_NAME, SERVICE_NAME, show
-from .model import DesiredState, Route, Service
+from .model import DesiredState, Instance, Route, Service
 
 DEFAULT_PREFIX = "disco/overrides/"
 #: A KV prefix disco may watch: path segments of safe characters (not ``.`` or ``..``), ending in ``/``.
@@ -210,16 +213,16 @@ def apply(state: DesiredState, overrides: Overrides) -> Applied:
         if ov is None:
             services.append(svc)
             continue
-        ids = {i.id for i in svc.instances}
+        ids = {i.id for i in svc.instances} | {i.name for i in svc.instances}
         for sid in (*ov.drain, *ov.disable, *(i for i, _ in ov.weight)):
             if sid not in ids:
                 unmatched.append(f"{ov.key}: {svc.name} has no instance {sid!r} now")
         pinned = dict(ov.weight)
-        instances = tuple(replace(i, weight=pinned[i.id]) if i.id in pinned else i for i in svc.instances)
+        instances = tuple(_pin(i, pinned) for i in svc.instances)
         for inst in instances:
-            if inst.id in ov.drain:
+            if _named(inst, ov.drain):
                 admin[(svc.name, inst.name)] = DRAIN
-            elif inst.id in ov.disable:
+            elif _named(inst, ov.disable):
                 admin[(svc.name, inst.name)] = MAINT
         off = _disabled(svc, ov, unmatched)
         settings = replace(svc.settings, disabled_routes=off) if off else svc.settings
@@ -227,6 +230,17 @@ def apply(state: DesiredState, overrides: Overrides) -> Applied:
     known = {s.name for s in state.services}
     unmatched += [f"{o.key}: no service {o.service!r} is followed" for o in overrides.items if o.service not in known]
     return Applied(replace(state, services=tuple(services)), admin, tuple(unmatched))
+
+
+def _named(inst: Instance, ids: Sequence[str]) -> bool:
+    """An override names an instance by its service ID (every instance with it, failover ones too)
+    or by its HAProxy server name (``dc2:web-1``, ``node:web-1``: that one only)."""
+    return inst.id in ids or inst.name in ids
+
+
+def _pin(inst: Instance, pinned: Mapping[str, int]) -> Instance:
+    weight = pinned.get(inst.name, pinned.get(inst.id))
+    return inst if weight is None else replace(inst, weight=weight)
 
 
 def _disabled(svc: Service, ov: Override, unmatched: list[str]) -> tuple[Route, ...]:

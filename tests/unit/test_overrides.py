@@ -173,3 +173,16 @@ def test_hostile_documents_never_reach_the_config_unchecked(fields, junk):
             line
         )
     assert set(applied.admin.values()) <= {"drain", "maint"}
+
+
+def test_an_instance_is_named_by_its_id_everywhere_or_by_its_server_name_alone():
+    from discovery.state.failover import merge
+
+    local = convert("web", [entry("w1"), entry("r1")]).service
+    merged = merge(local, {"dc2": convert("web", [entry("r1")]).service}, ("dc2",), [])
+    state = DesiredState((merged,))
+    by_id = ov.apply(state, ov.read(P, [(P + "web", doc(drain=["r1"]))]))
+    assert by_id.admin == {("web", "r1"): "drain", ("web", "dc2:r1"): "drain"}
+    by_name = ov.apply(state, ov.read(P, [(P + "web", doc(disable=["dc2:r1"], weight={"dc2:r1": 4, "r1": 9}))]))
+    assert by_name.admin == {("web", "dc2:r1"): "maint"} and by_name.unmatched == ()
+    assert {i.name: i.weight for i in by_name.state.services[0].instances} == {"r1": 9, "w1": None, "dc2:r1": 4}
