@@ -127,6 +127,15 @@ def test_each_override_kind_applied_and_removed_a_malformed_one_ignored(stack: S
     assert stack.watch.output().count(line) == 1
     print(f"route taken out and back: {stack.reloads() - reloads} reloads (validated)")
 
+    # A drain in force survives a reload (a route taken out again): set again by the pass that reloaded.
+    put(stack.consul, "web", {"drain": ["w2"]})
+    wait_until(lambda: states(stack).get("w2") == "drain", 10, what="w2 draining")
+    before = stack.reloads()
+    put(stack.consul, "api", {"disable_routes": ["/api"]})
+    wait_until(lambda: stack.reloads() > before, 20, what="the reload for the route")
+    wait_until(lambda: states(stack).get("w2") == "drain", 10, what="w2 draining after the reload")
+    assert "w2" not in reached(stack, 30)
+
 
 def test_an_acl_token_with_key_read_on_the_prefix_only_reads_the_overrides(acl_consul: ConsulAgent, tmp_path):  # noqa: F811
     rules = READ_RULES + '\nkey_prefix "disco/overrides/" { policy = "read" }'
