@@ -140,3 +140,19 @@ def test_the_wan_link_down_is_reported_once_and_the_first_query_after_it_does_no
     assert remote.asked == [0, 13, 0, 0]  # blocking on 13; after the failure, not blocking
     kinds = [(m.ok,) if isinstance(m, FailoverReach) else (m.index, len(m.service.instances)) for m in got]
     assert kinds == [(13, 1), (True,), (False,), (4, 0), (True,)]
+
+
+def test_config_file_keys_and_flags(tmp_path):
+    from discovery.config import failover_dcs_of, overrides_prefix_of, resolve
+
+    path = tmp_path / "watch.toml"
+    path.write_text('service = ["web"]\nfailover-dc = ["dc2", "dc3", "dc2"]\noverrides_prefix = "ops/disco/"\n')
+    opts = resolve({}, path)
+    assert failover_dcs_of(opts) == ("dc2", "dc3") and overrides_prefix_of(opts) == "ops/disco/"
+    opts = resolve({"failover-dc": ["dc4"], "overrides-prefix": ""}, path)  # flags win; "" turns overrides off
+    assert failover_dcs_of(opts) == ("dc4",) and overrides_prefix_of(opts) == ""
+    assert overrides_prefix_of(resolve({"service": ["web"]}, None)) == "disco/overrides/"
+    with pytest.raises(ConfigError, match="invalid --failover-dc"):
+        failover_dcs_of({"service": ("web",), "failover-dc": ("dc 2",)})
+    with pytest.raises(ConfigError, match="give at least one"):
+        failover_dcs_of({"service": (), "failover-dc": ("dc2",)})
