@@ -41,6 +41,8 @@ def watch(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     stale: o.Stale = False,
     max_stale: o.MaxStale = None,
     listen: o.Listen = None,
@@ -60,6 +62,7 @@ def watch(
     """
     from ..config import parse_listen, watch_config
     from ..consul.client import ConsulClient
+    from ..consul.failover_watch import check_datacenters
     from ..observe import serve
     from ..pipeline.watcher import Watcher
     from ..settings import consul_settings, parse_duration
@@ -83,6 +86,8 @@ def watch(
             when_empty=when_empty,
             watch_mode=watch_mode,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             stale=stale,
             max_stale=max_stale,
             listen=listen,
@@ -103,6 +108,7 @@ def watch(
         client = ConsulClient(
             consul_settings(opts["consul-addr"]), stale=opts["stale"], max_stale=parse_duration(opts["max-stale"])
         )
+        check_datacenters(client, watch_settings.failover_dcs)  # an unknown one: ConfigError, exit 2
         watcher = Watcher(
             client, watch_settings, dry_run=opts["dry-run"], output=lambda text: typer.echo(text, nl=False)
         )

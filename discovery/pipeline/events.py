@@ -96,6 +96,23 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class OverridesInForce:
+    """Operator overrides read from Consul KV: documents in force per kind, and malformed ones."""
+
+    kinds: tuple[tuple[str, int], ...]
+    malformed: int
+
+
+@dataclass(frozen=True)
+class FailoverReached:
+    """A failover datacenter answers (``up``) or not, and how many instances it lends now."""
+
+    dc: str
+    up: bool
+    instances: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """The loop turned (at least once a second while it runs): liveness for ``/healthz``."""
 
@@ -128,6 +145,8 @@ Event = (
     | Timed
     | Failed
     | ConsulRequest
+    | OverridesInForce
+    | FailoverReached
     | Heartbeat
     | Stopping
 )

@@ -148,6 +148,8 @@ def table(
             chosen = svc.settings.idle_timeout or idle
             timeouts.append((svc.name, NO_IDLE_TIMEOUT if chosen == "none" else chosen))
             for route in svc.routes:
+                if route in svc.settings.disabled_routes:
+                    continue  # taken out by an operator override
                 if route.tcp_port in reserved:
                     notes.append(
                         f"{svc.name}: TCP route :{route.tcp_port} ignored: the port is HAProxy's "
@@ -159,7 +161,7 @@ def table(
                     ports.setdefault(route.tcp_port, []).append(svc.name)
             continue
         routes: Iterable[Route] = svc.routes or (Route(host=svc.name.lower(), path="/"),)
-        for route in routes:
+        for route in (r for r in routes if r not in svc.settings.disabled_routes):
             rule = Rule("", svc.name, route, svc.settings.https_only, default=not svc.routes)
             claims.setdefault((route.host, route.path), []).append(rule)
     winners = []

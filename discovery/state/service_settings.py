@@ -8,6 +8,7 @@ letters, digits, ``_`` and ``-``):
     disco-sticky       a cookie name (an RFC 6265 token, restricted to letters, digits and ``._-``)
     disco-maxconn      per-server connection limit, 1-100000
     disco-https-only   ``true``: plain HTTP on the service's routes answers 301 to HTTPS
+    disco-split        traffic split by tag, ``v2=5`` or ``v2=5,v3=20`` (:mod:`discovery.state.split`)
     disco-idle-timeout TCP routes: close a connection idle this long (``90s``, ``30m``, ``2h``,
                        ``1d``; at most 24d) or ``none``; by default a TCP route has no idle
                        timeout (as fabio), unless the operator sets ``--set tcp_idle_timeout``
@@ -28,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import split as splits
 from .checks import show
 from .model import Instance, Route, Service, ServiceSettings
 from .routes import check_path
@@ -86,6 +88,7 @@ SERVICE_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "disco-sticky": ("sticky", _sticky, "a cookie name of letters, digits and ._-"),
     "disco-maxconn": ("maxconn", _int_in(1, 100_000), "1..100000"),
     "disco-https-only": ("https_only", _boolean, "true or false"),
+    "disco-split": ("split", splits.parse, splits.ALLOWED),
     "disco-idle-timeout": ("idle_timeout", idle_timeout, "none or a time like 90s, 30m, 2h, 1d (at most 24d)"),
 }
 _WEIGHT = _int_in(0, 256)
@@ -159,4 +162,7 @@ def build(name: str, instances: Sequence[Instance], notes: list[str]) -> Service
     if settings.get("idle_timeout") and not any(r.tcp for r in routes):
         notes.append(f"{name}: disco-idle-timeout applies to TCP routes (proto=tcp) only; ignored")
         del settings["idle_timeout"]
-    return Service(name, tuple(final), routes, ServiceSettings(**settings))
+    result = ServiceSettings(**settings)
+    if result.split is not None:  # weights from the counts on each side, once the majority has spoken
+        final = list(splits.apply(name, result.split, final, notes))
+    return Service(name, tuple(final), routes, result)

@@ -148,6 +148,8 @@ PIECE = (
             "3",
             "-1",
             "1e3",
+            "v2=10",
+            "v3=95",
             "90s",
             "25d",
         ]
@@ -166,6 +168,7 @@ DISCO_META = st.dictionaries(
             "disco-https-only",
             "disco-idle-timeout",
             "disco-weight",
+            "disco-split",
             "disco-other",
         ]
     ),
@@ -179,7 +182,7 @@ ROUTED_ENTRY = st.fixed_dictionaries(
             {
                 "ID": st.sampled_from(["i-1", "i-2", "i-3"]),
                 "Port": st.integers(1, 65535),
-                "Tags": st.lists(st.one_of(ROUTE_TAG, st.just("backup")), max_size=4),
+                "Tags": st.lists(st.one_of(ROUTE_TAG, st.sampled_from(["backup", "v2", "v3"])), max_size=4),
                 "Meta": DISCO_META,
             }
         ),
@@ -321,3 +324,34 @@ def _entry(sid: str, tags: list[str]) -> dict[str, object]:
         "Node": {"Node": "n1", "Address": "10.0.0.1"},
         "Service": {"ID": sid if re.fullmatch(r"[A-Za-z0-9_.:-]{1,127}", sid) else "i-1", "Port": 8080, "Tags": tags},
     }
+
+
+FAILOVER_LINE = re.compile(
+    r"^    server (dc2:)?[A-Za-z0-9_.:-]+ (\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d+ check inter 1s fall 2 rise 1( backup)?$"
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
+@given(st.lists(ENTRY, max_size=3), st.lists(ENTRY, max_size=4))
+def test_hostile_entries_from_a_failover_datacenter_become_valid_backup_lines_only(local_entries, remote_entries):
+    from discovery.state.failover import merge
+
+    local, remote = convert("web", local_entries).service, convert("web", remote_entries).service
+    notes: list[str] = []
+    merged = merge(local, {"dc2": remote}, ("dc2",), notes)
+    assert merged.instances[: len(local.instances)] == local.instances  # local ones untouched
+    text = RENDERER.render(DesiredState((merged,)), VALUES)
+    server_lines = [ln for ln in text.splitlines() if ln.strip().startswith("server ")]
+    assert all(FAILOVER_LINE.match(ln) for ln in server_lines), server_lines
+    assert len({ln.split()[1] for ln in server_lines}) == len(server_lines)  # no name twice
+    assert all("\n" not in note for note in notes)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "haproxy.cfg"
+        cfg.write_text(text)
+        result = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
