@@ -34,7 +34,7 @@ def serve(
     from ..haproxy.runtime import RuntimeAPI
     from .auth import Credential
     from .board import Board
-    from .board_data import board_data
+    from .board_data import Sources, board_data
     from .dashboard import Dashboard
     from .health import Health, Server
     from .metrics import Metrics
@@ -51,8 +51,18 @@ def serve(
         catalog = ConsulClient(catalog.settings, request_timeout=2.0)
     runtime = RuntimeAPI(config.runtime_socket, timeout=1.0) if config.runtime_socket else None
 
+    sources = Sources(
+        catalog,
+        config.output,
+        tag=config.tag,
+        runtime=runtime,
+        failover=config.failover_dcs,
+        explicit=config.services,
+        overrides_prefix=config.overrides_prefix,
+    )
+
     def snapshot(services: list[str], held: dict[str, str]) -> dict[str, Any]:
-        return board_data(catalog, services, config.output, tag=config.tag, runtime=runtime, held=held)
+        return board_data(sources, services, held)
 
     board = Board(snapshot, config.services, _about(watcher, __version__))
     watcher.events.subscribe(board)
@@ -84,5 +94,7 @@ def _about(watcher: Watcher, version: str) -> dict[str, Any]:
         "output": str(config.output),
         "runtime_socket": str(config.runtime_socket) if config.runtime_socket else None,
         "reload": f"master socket {path}" if path else ("command" if reloader else None),
+        "failover_dcs": list(config.failover_dcs),
+        "overrides_prefix": config.overrides_prefix or None,
         "dry_run": watcher.dry_run,
     }

@@ -24,7 +24,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..consul.watch import ConsulRequest
-from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Held, Released
+from ..pipeline.events import (
+    Applied,
+    ChangeSeen,
+    Event,
+    Failed,
+    FailoverReached,
+    Held,
+    OverridesInForce,
+    Released,
+)
 from ..pipeline.timeline import Timed
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,7 @@ class Board:
         self._services: dict[str, None] = dict.fromkeys(services)
         self._events: deque[dict[str, Any]] = deque(maxlen=keep)
         self._held: dict[str, str] = {}
+        self._said: dict[str, str] = {}
         self._consul_up: bool | None = None
         self._last_apply: float | None = None
         self._cond = threading.Condition()
@@ -111,6 +121,13 @@ class Board:
                         last["latency_ms"] = round(event.total * 1000, 1)
                         last["text"] += f" (change → applied {event.total * 1000:.1f} ms)"
                     return  # right behind its apply, which made the snapshot due already
+                case OverridesInForce(kinds, malformed):
+                    in_force = ", ".join(f"{kind} {n}" for kind, n in kinds if n) or "none"
+                    more = f"; {malformed} malformed, ignored" if malformed else ""
+                    self._once("overrides", None, f"operator overrides in force: {in_force}{more}")
+                case FailoverReached(dc, up, instances):
+                    text = f"answers, lending {instances} instances" if up else "does not answer"
+                    self._once(f"failover {dc}", None, f"failover datacenter {dc} {text}")
                 case Failed(stage, error, kept):
                     self._add("failure", None, f"{stage} failed: {error}; {kept}")
                 case ConsulRequest(_, result):
@@ -124,6 +141,12 @@ class Board:
                     return
             self._dirty = True
             self._cond.notify_all()
+
+    def _once(self, what: str, service: str | None, text: str) -> None:
+        """A state reported again and again (overrides, a failover datacenter): a timeline entry when it changes."""
+        if self._said.get(what) != text:
+            self._said[what] = text
+            self._add(what.split()[0], service, text)
 
     def _add(self, kind: str, service: str | None, text: str, **extra: Any) -> None:
         self._events.append({"at": self.wall(), "kind": kind, "service": service, "text": text, **extra})

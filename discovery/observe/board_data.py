@@ -13,7 +13,7 @@ markup (the page puts it into the DOM as text).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,55 +23,75 @@ from ..haproxy.files import LiveConfig
 from ..haproxy.plan import ParsedConfig, parse
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import convert, status
+from ..state.failover import is_failover
 from .explain import reasons_for
+from .failover import with_failover
+from .overrides import Seen, seen
 from .status import ServerRow, backend_status
 
 #: ``show stat`` columns the dashboard shows: HAProxy's status, its last check, current sessions.
 STAT_COLUMNS = ("status", "check_status", "check_desc", "scur")
 
 
-def board_data(
-    catalog: Catalog,
-    services: Sequence[str],
-    output: Path,
-    *,
-    tag: str | None = None,
-    runtime: RuntimeAPI | None = None,
-    held: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Ask Consul (once per service), read the config file, ask HAProxy (if a runtime socket is given)."""
+@dataclass(frozen=True)
+class Sources:
+    """Where the views come from, and what the watcher adds to Consul's view (as ``disco status`` does)."""
+
+    catalog: Catalog
+    output: Path
+    tag: str | None = None
+    runtime: RuntimeAPI | None = None
+    #: ``--failover-dc`` names, and the ``--service`` names they lend backups to.
+    failover: tuple[str, ...] = ()
+    explicit: tuple[str, ...] = ()
+    #: ``--overrides-prefix`` ("": overrides are not followed).
+    overrides_prefix: str = ""
+
+
+def board_data(sources: Sources, services: Sequence[str], held: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Ask Consul (once per service, once per failover datacenter, once for the overrides), read the
+    config file, ask HAProxy (if a runtime socket is given)."""
     held = held or {}
     notes: list[str] = []
     try:
-        text = LiveConfig(output).read()
+        text = LiveConfig(sources.output).read()
     except DiscoveryError as exc:
         text, notes = None, [*notes, str(exc)]
     parsed = parse(text) if text is not None else None
     if text is None:
-        notes.append(f"{output} does not exist yet")
-    if runtime is None:
+        notes.append(f"{sources.output} does not exist yet")
+    if sources.runtime is None:
         notes.append("no --runtime-socket: HAProxy's view (state, weight, checks, sessions) is not asked")
+    overrides = seen(sources.catalog, sources.overrides_prefix)
+    notes += [line for line in overrides.lines() if "unknown" in line or "malformed" in line]
     consul_error: str | None = None
     result = []
     for name in services:
-        entry, consul_error = _service(catalog, name, parsed, tag, runtime, held.get(name), consul_error)
+        entry, consul_error = _service(sources, name, parsed, held.get(name), overrides, consul_error, notes)
         result.append(entry)
-    return {"services": result, "notes": notes, "consul_error": consul_error, "haproxy": _haproxy(runtime)}
+    return {
+        "services": result,
+        "notes": notes,
+        "consul_error": consul_error,
+        "haproxy": _haproxy(sources.runtime),
+        "overrides": overrides.as_dict(),
+    }
 
 
 def _service(
-    catalog: Catalog,
+    sources: Sources,
     name: str,
     parsed: ParsedConfig | None,
-    tag: str | None,
-    runtime: RuntimeAPI | None,
     held: str | None,
+    overrides: Seen,
     consul_error: str | None,
+    notes: list[str],
 ) -> tuple[dict[str, Any], str | None]:
+    runtime, tag = sources.runtime, sources.tag
     entries: list[Mapping[str, Any]] | None = None
     if consul_error is None:  # one failure says it for every service: do not wait out each timeout
         try:
-            _, raw = catalog.health_service(name, tag=None, index=0, wait=0, passing=False)
+            _, raw = sources.catalog.health_service(name, tag=None, index=0, wait=0, passing=False)
             entries = [e for e in raw if isinstance(e, Mapping)]
         except CatalogError as exc:
             consul_error = str(exc)
@@ -88,19 +108,37 @@ def _service(
     routed: dict[str, str] = {}
     routes: list[str] = []
     settings: dict[str, Any] = {}
+    admin: dict[str, str] = {}
+    dcs = sources.failover if name in sources.explicit else ()
     if entries is not None:
         tagged = [e for e in entries if tag is None or tag in ((e.get("Service") or {}).get("Tags") or ())]
-        service = convert(name, tagged, passing_only=True).service
-        routed = {i.name: _addr(i.address, i.port) for i in service.instances}
+        service, kept = convert(name, tagged, passing_only=True).service, dict[str, str]()
+        if dcs:  # other datacenters' passing instances are this backend's backups, as the watcher has them
+            in_file = {n: s.addr_port for (b, n), s in (parsed.servers if parsed else {}).items() if b == name}
+            service, kept = with_failover(sources.catalog, service, dcs, in_file, notes)
+        routed = {i.name: _addr(i.address, i.port) for i in service.instances} | kept
         routes = [r.describe() for r in service.routes] or [f"{name} (default: Host {name})"]
-        settings = {k: v for k, v in asdict(service.settings).items() if v not in ("", 0, False)}
+        settings = {k: v for k, v in service.settings.as_context().items() if v not in ("", 0, False)}
+        if dcs:
+            settings["failover datacenters"] = ", ".join(dcs)
+        admin = overrides.admin(name, {i.name: i.id for i in service.instances})
         names = {(i.id, i.node): i.name for i in convert(name, entries).service.instances}
         for e in entries:
             svc, node = e.get("Service") or {}, e.get("Node") or {}
-            server = names.get((str(svc.get("ID")), str(node.get("Node"))), str(svc.get("ID")))
-            reasons = reasons_for(e, name, tag, {}, (running or {}).get(server))
+            sid = str(svc.get("ID"))
+            server = names.get((sid, str(node.get("Node"))), sid)
+            reasons = reasons_for(e, name, tag, {}, (running or {}).get(server)) + overrides.reasons(name, sid, server)
             consul_view[server] = {"status": status(e), "routed": server in routed, "why": reasons}
-    rows = list(backend_status(name, routed, parsed, running, held, haproxy_error).servers)
+        for server in routed.keys() - consul_view.keys():  # a failover datacenter's
+            dc = is_failover(server, dcs)
+            why = overrides.reasons(name, server.split(":", 1)[-1], server)
+            consul_view[server] = {
+                "status": "passing" if server not in kept else "unknown",
+                "routed": True,
+                "why": why,
+                "dc": dc,
+            }
+    rows = list(backend_status(name, routed, parsed, running, held, haproxy_error, admin).servers)
     # Instances Consul lists but does not route (a failing check, maintenance, refused) have rows too.
     known = {row.name for row in rows}
     rows += [ServerRow(server, None, None, None) for server in consul_view if server not in known]
@@ -124,14 +162,18 @@ def _service(
                     "check": " ".join(v for v in (stat.get("check_status"), stat.get("check_desc")) if v) or None,
                     "sessions": int(stat["scur"]) if stat.get("scur", "").isdigit() else None,
                 },
+                "override": row.override,
                 "drift": row.drift,
                 "pending": None if entries is None else row.pending,
             }
         )
+    own = overrides.overrides.of(name)
     return {
         "name": name,
         "routes": routes,
         "settings": settings,
+        "overrides": [own.describe()] if own else [],
+        "override_key": own.key if own else None,
         "held": held,
         "consul_error": consul_error,
         "haproxy_error": haproxy_error,

@@ -296,3 +296,30 @@ def test_prometheus_scrapes_with_the_auth_file_as_its_authorization_credentials_
         "with": "1",
         "without": "0",
     }
+
+
+def test_an_operator_override_in_force_is_shown_with_its_key_and_note_and_is_not_drift(stack: Stack):
+    base = listen(stack)
+    register(stack, "web-1", 9001)
+    register(stack, "web-2", 9002)
+    wait_until(lambda: stack.consul.passing("web") == ["web-1", "web-2"], 10, what="two instances in Consul")
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+    requests.put(
+        f"{stack.consul.url}/v1/kv/disco/overrides/web", json={"drain": ["web-2"], "note": "INC-42"}, timeout=2
+    ).raise_for_status()
+
+    def web() -> dict[str, Any] | None:
+        state = requests.get(f"{base}/state.json", timeout=6).json()
+        svc = next(s for s in state["services"] if s["name"] == "web")
+        row = next(r for r in svc["servers"] if r["name"] == "web-2")
+        return svc if row["haproxy"] and row["haproxy"]["state"] == "drain" else None
+
+    svc = wait_until(web, 15, what="web-2 drained by the override")
+    assert svc["overrides"] == ["drain web-2 (INC-42)"] and svc["override_key"] == "disco/overrides/web"
+    row = next(r for r in svc["servers"] if r["name"] == "web-2")
+    assert row["override"] == "drain" and row["drift"] is None
+    assert any("drained by operator override disco/overrides/web (INC-42)" in why for why in row["consul"]["why"])
+    state = requests.get(f"{base}/state.json", timeout=6).json()
+    assert state["overrides"]["in_force"][0]["key"] == "disco/overrides/web"
+    assert "operator overrides in force: drain 1" in [e["text"] for e in state["timeline"]]

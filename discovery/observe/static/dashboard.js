@@ -97,6 +97,8 @@
       ["Config file", about.output],
       ["Reload through", about.reload || "nothing (file only)"],
       ["Live updates", about.runtime_socket ? "runtime API at " + about.runtime_socket : "off (no --runtime-socket)"],
+      ["Failover datacenters", (about.failover_dcs || []).join(", ") || "none"],
+      ["Operator overrides", about.overrides_prefix ? overridesText(state.overrides || {}, about.overrides_prefix) : "not followed"],
       ["Follows", (about.discover ? "--service names and every service with a route tag" : "--service names") + (about.tag ? `, tag ${about.tag}` : "") + `; watch mode ${about.watch_mode}`],
       ["Last apply", time(state.last_apply)],
     ];
@@ -134,10 +136,18 @@
     if ($("announce").textContent !== summary) $("announce").textContent = summary;
   }
 
+  function overridesText(ov, prefix) {
+    if (ov.error) return `under ${prefix}: unknown (${ov.error})`;
+    const n = (ov.in_force || []).length;
+    const bad = (ov.malformed || []).length;
+    return `under ${prefix}: ${n} in force` + (bad ? `, ${bad} malformed (ignored)` : "");
+  }
+
   function serviceSection(svc, held) {
     const settings = Object.entries(svc.settings || {}).map(([k, v]) => `${k.replace("_", " ")} ${v === true ? "on" : v}`);
     const flags = [];
     if (held) flags.push(h("p", { class: "flag hold" }, h("strong", {}, "Held: "), `the sanity gate holds the newest change of ${svc.name} (${held}); HAProxy keeps the servers it had.`));
+    for (const o of svc.overrides || []) flags.push(h("p", { class: "flag override" }, h("strong", {}, "Operator override: "), `${o} (key ${svc.override_key}).`));
     if (svc.consul_error) flags.push(h("p", { class: "flag drift" }, h("strong", {}, "Consul: "), svc.consul_error));
     if (svc.haproxy_error) flags.push(h("p", { class: "flag drift" }, h("strong", {}, "HAProxy did not answer: "), svc.haproxy_error));
     return h("section", { class: "service", "data-service": svc.name },
@@ -165,11 +175,12 @@
       const c = s.consul || {};
       const x = s.haproxy;
       const verdict = s.drift ? h("span", { class: "flag drift" }, "DRIFT: " + s.drift)
+        : s.override ? h("span", { class: "flag pending" }, `In step, held in ${s.override} by an operator override`)
         : s.pending ? h("span", { class: "flag pending" }, "Pending: " + s.pending)
         : h("span", { class: "flag ok" }, c.routed || s.file || x ? "In step" : "In step: not routed");
       return h("tr", { "data-server": s.name },
         h("th", { scope: "row" }, s.name),
-        h("td", { class: "status-" + c.status }, (STATUS[c.status] || c.status) + (c.routed ? " (routed)" : "")),
+        h("td", { class: "status-" + c.status }, (STATUS[c.status] || c.status) + (c.dc ? ` in ${c.dc}` : "") + (c.routed ? (c.dc ? " (backup)" : " (routed)") : "")),
         h("td", {}, c.why && c.why.length ? h("ul", {}, c.why.map((w) => h("li", {}, w))) : "—"),
         h("td", {}, s.file || "not listed"),
         ...(x ? [x.address, x.state, x.weight ?? "—", [x.status, x.check].filter(Boolean).join(": ") || "—", x.sessions ?? "—"].map((v, i) => h("td", { class: i === 1 ? "state-" + x.state : null }, v))
