@@ -323,3 +323,18 @@ def test_an_operator_override_in_force_is_shown_with_its_key_and_note_and_is_not
     state = requests.get(f"{base}/state.json", timeout=6).json()
     assert state["overrides"]["in_force"][0]["key"] == "disco/overrides/web"
     assert "operator overrides in force: drain 1" in [e["text"] for e in state["timeline"]]
+
+
+def test_a_browser_that_logged_in_gets_the_live_page(stack: Stack, browser: Any, tmp_path: Path):
+    """Basic credentials a browser has for the page also go with its event stream (same origin)."""
+    token = "browser-token-7"
+    secret = tmp_path / "listen-token"
+    secret.write_text(token + "\n")
+    base = listen(stack)
+    stack.watch_args = (lambda orig: lambda *extra: orig("--listen-auth-file", str(secret), *extra))(stack.watch_args)
+    register(stack, "web-1", 9001)
+    stack.start_balancer(live=True)
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).status_code == 200, 15, what="the watcher ready")
+    browser.get(base.replace("http://", f"http://anyone:{token}@") + "/")
+    wait_until(lambda: "web-1" in row(browser, "web-1"), 10, what="the page to list web-1 through the stream")
+    assert "Live" in text_of(browser, "#connection")
