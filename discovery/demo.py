@@ -373,6 +373,11 @@ def run_demo(
             for name, url in urls.items():
                 on_ready(f"  {name:14} {url}")
             on_ready(f"  logs           {spec.workdir / 'logs'}")
+            on_ready(
+                "Try an operator override (drain web-2 without touching its registration; delete the key to end it):\n"
+                f"  curl -X PUT http://127.0.0.1:{spec.consul_port}/v1/kv/disco/overrides/{SERVICE} "
+                f"""-d '{{"drain": ["{SERVICE}-2"]}}'"""
+            )
             on_ready("Press Ctrl-C to stop everything.")
         reported: set[tuple[str, str, int]] = set()
         while proc.poll() is None and not stopped.is_set():

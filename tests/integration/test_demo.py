@@ -151,6 +151,16 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         for sock in ("master.sock", "admin.sock"):  # HAProxy's control sockets: owner only
             assert (workdir / sock).stat().st_mode & 0o777 == 0o600
 
+        # The override the demo suggests: web-2 drains (no new requests) and comes back when the key goes.
+        override = f"http://127.0.0.1:{ports['consul']}/v1/kv/disco/overrides/web"
+        assert f"curl -X PUT {override}" in out
+        requests.put(override, data='{"drain": ["web-2"]}', timeout=3).raise_for_status()
+        wait_until(
+            lambda: "web-2" not in instances_reached(f"http://127.0.0.1:{ports['lb']}/", 6), 15, what="web-2 drained"
+        )
+        requests.delete(override, timeout=3).raise_for_status()
+        wait_until(lambda: "web-2" in instances_reached(f"http://127.0.0.1:{ports['lb']}/", 6), 15, what="web-2 back")
+
         # HAProxy's master killed: supervisord starts it again on the current file, and changes
         # still reach the new process.
         ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(workdir / "supervisord.conf")]
