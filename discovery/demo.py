@@ -25,13 +25,14 @@ import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .consul.agent import consul_dev_config, find_consul
 from .errors import ConfigError, DiscoveryError
 from .haproxy.files import write_atomic
 from .haproxy.render import DEFAULT_TEMPLATE
-from .pipeline.watcher import WatchConfig, bootstrap
+from .pipeline.bootstrap import bootstrap
+from .pipeline.watcher import WatchConfig
 from .ports import Port, pick_consul_ports, preflight
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ class DemoSpec:
     lb_port: int = 8080
     stats_port: int = 1936
     consul_port: int = 8500
+    dashboard_port: int = 9120
     first_webapp_port: int = 9001
     workdir: Path = Path("run/demo")
     consul_bin: str | None = None
@@ -58,6 +60,7 @@ class DemoSpec:
             "load balancer": f"http://127.0.0.1:{self.lb_port}/",
             "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
             "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/",
+            "disco dashboard": f"http://127.0.0.1:{self.dashboard_port}/",
         }
 
 
@@ -66,6 +69,7 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
         Port(spec.lb_port, "load balancer", "--lb-port"),
         Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
         Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port"),
+        Port(spec.dashboard_port, "disco's dashboard and metrics", "--dashboard-port"),
     ]
     ports += [
         Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
@@ -73,7 +77,8 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
     ]
     ports.append(Port(spec.first_webapp_port + spec.webapps, f"webapp {API}-1", "--first-webapp-port"))
     flag = "--consul-ports" if spec.consul_ports else ""
-    return ports + [
+    return [
+        *ports,
         Port(consul[0], "Consul LAN gossip", flag, udp=True),
         Port(consul[1], "Consul WAN gossip", flag, udp=True),
         Port(consul[2], "Consul server RPC", flag),
@@ -129,7 +134,7 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
             20,
             logs,
         ),
-        _program("watch", disco + ["watch", "--config", str(work / "watch.toml")], 30, logs),
+        _program("watch", [*disco, "watch", "--config", str(work / "watch.toml")], 30, logs),
     ]
     for n in range(1, spec.webapps + 1):
         port, instance = spec.first_webapp_port + n - 1, f"{SERVICE}-{n}"
@@ -153,8 +158,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
         parts.append(
             _program(
                 f"register-{n}",
-                disco
-                + [
+                [
+                    *disco,
                     "register",
                     "--service",
                     SERVICE,
@@ -194,8 +199,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
     parts.append(
         _program(
             "register-api",
-            disco
-            + [
+            [
+                *disco,
                 "register",
                 "--service",
                 API,
@@ -237,6 +242,7 @@ def watch_toml(spec: DemoSpec) -> str:
         "master-socket": str(work / "master.sock"),
         "runtime-socket": str(work / "admin.sock"),
         "consul-addr": f"http://127.0.0.1:{spec.consul_port}",
+        "listen": f"127.0.0.1:{spec.dashboard_port}",
     }
     lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
     lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
@@ -280,7 +286,7 @@ class Programs:
         # A fresh connection each time: a transport that failed once (socket not there yet) is not reusable.
         rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, self.url))
         try:
-            return list(rpc.supervisor.getAllProcessInfo())
+            return cast(list[dict[str, Any]], rpc.supervisor.getAllProcessInfo())
         except (OSError, xmlrpc.client.Error, http.client.HTTPException):
             return []
 
@@ -367,6 +373,11 @@ def run_demo(
             for name, url in urls.items():
                 on_ready(f"  {name:14} {url}")
             on_ready(f"  logs           {spec.workdir / 'logs'}")
+            on_ready(
+                "Try an operator override (drain web-2 without touching its registration; delete the key to end it):\n"
+                f"  curl -X PUT http://127.0.0.1:{spec.consul_port}/v1/kv/disco/overrides/{SERVICE} "
+                f"""-d '{{"drain": ["{SERVICE}-2"]}}'"""
+            )
             on_ready("Press Ctrl-C to stop everything.")
         reported: set[tuple[str, str, int]] = set()
         while proc.poll() is None and not stopped.is_set():

@@ -120,7 +120,18 @@ BlockingWait = Annotated[
 ]
 Listen = Annotated[
     str | None,
-    typer.Option(metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address."),
+    typer.Option(
+        metavar="ADDR:PORT",
+        help="Serve the dashboard (/), /metrics (Prometheus), /healthz and /readyz on this address.",
+    ),
+]
+ListenAuthFile = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="With --listen: the dashboard and /metrics ask for the credential in FILE (one line: a bearer "
+        "token, or user:password); /healthz and /readyz stay open.",
+    ),
 ]
 LogFormat = Annotated[
     str | None,
@@ -128,6 +139,23 @@ LogFormat = Annotated[
 ]
 
 
+FailoverDc = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--failover-dc",
+        metavar="DC",
+        help="Another Consul datacenter whose passing instances of each --service become backup servers "
+        "(served only while no local one is up); repeat for more, in order of preference.",
+    ),
+]
+OverridesPrefix = Annotated[
+    str | None,
+    typer.Option(
+        help="Consul KV prefix of operator overrides (drain, disable, pin a weight, take a route out), one "
+        'JSON document per service, followed with one blocking query; "" turns them off. '
+        "Default: disco/overrides/.",
+    ),
+]
 Discover = Annotated[
     bool,
     typer.Option(

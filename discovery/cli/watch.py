@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 import typer
 
-from ..errors import DiscoveryError
+from ..errors import ConfigError, DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
 SWITCH_INTERVAL = 0.0005
 
 
-@app.command(
+@command(
     epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
     "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
     "`disco watch --config /etc/disco/watch.toml`"
@@ -40,10 +41,13 @@ def watch(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     stale: o.Stale = False,
     max_stale: o.MaxStale = None,
     blocking_wait: o.BlockingWait = None,
     listen: o.Listen = None,
+    listen_auth_file: o.ListenAuthFile = None,
     once: o.Once = False,
     bootstrap: o.Bootstrap = False,
     dry_run: o.DryRun = False,
@@ -59,6 +63,7 @@ def watch(
     """
     from ..config import parse_listen, watch_config
     from ..consul.client import ConsulClient
+    from ..consul.failover_watch import check_datacenters
     from ..observe import serve
     from ..pipeline.watcher import Watcher
     from ..settings import consul_settings, parse_duration
@@ -82,10 +87,13 @@ def watch(
             when_empty=when_empty,
             watch_mode=watch_mode,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             stale=stale,
             max_stale=max_stale,
             blocking_wait=blocking_wait,
             listen=listen,
+            listen_auth_file=listen_auth_file,
             once=once,
             bootstrap=bootstrap,
             dry_run=dry_run,
@@ -102,11 +110,15 @@ def watch(
         client = ConsulClient(
             consul_settings(opts["consul-addr"]), stale=opts["stale"], max_stale=parse_duration(opts["max-stale"])
         )
+        check_datacenters(client, watch_settings.failover_dcs)  # an unknown one: ConfigError, exit 2
         watcher = Watcher(
             client, watch_settings, dry_run=opts["dry-run"], output=lambda text: typer.echo(text, nl=False)
         )
+        auth_file = opts["listen-auth-file"]
+        if auth_file and not opts["listen"]:
+            raise ConfigError("--listen-auth-file protects --listen: give both")
         if opts["listen"] and not opts["once"]:
-            serve(watcher, parse_listen(opts["listen"]))
+            serve(watcher, parse_listen(opts["listen"]), auth_file=Path(auth_file) if auth_file else None)
         on_signals(watcher.stop)
         SignalRelay(watcher.log_stats, what="stats").install(signal.SIGUSR1)
         if opts["bootstrap"]:
