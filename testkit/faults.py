@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .churn import Churn
 from .load import DownWindows
-from .soak import BLOCKING_WAIT, SoakStack
+from .soak import BLOCKING_WAIT, GATE_GRACE, SoakStack
 
 __all__ = ["FAULTS", "FaultResult"]
 
@@ -149,7 +149,9 @@ def half_open(stack: SoakStack, churn: Churn, rng: random.Random, windows: DownW
     with churn.lock:
         churn.step()
         churn.changes += 1
-    limit = BLOCKING_WAIT * 17 / 16 + 5 + 10  # + 10 s for a loaded machine and the apply
+    # The read timeout, then the sanity gate may hold what it brings (a service's last instance
+    # gone), then 10 s for a loaded machine and the apply.
+    limit = BLOCKING_WAIT * 17 / 16 + 5 + GATE_GRACE + 10
     return FaultResult(f"{silenced} connections silenced", deadline=limit, since=since)
 
 
