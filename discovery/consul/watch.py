@@ -9,17 +9,19 @@ are spaced by a minimum interval; errors back off exponentially with jitter
 token is reported once and re-tried slowly, since a token file may be fixed
 without a restart.  Every wait is on the stop event, so SIGTERM acts at once.
 
-:class:`ServiceWatch` follows one service (``/v1/health/service/NAME``); for
-many services, :mod:`discovery.catalog_watch` follows the whole catalog with a
-fixed number of queries instead.
+:class:`ServiceView` is what one service's answers mean; the per-service long polls
+run on one event loop (:mod:`~discovery.consul.service_loop`, the same rules with
+:meth:`Retry.call_async`), and :mod:`~discovery.consul.catalog_watch` follows the whole
+catalog with a fixed number of queries instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,7 +30,6 @@ import tenacity
 from ..errors import AccessDenied, CatalogError
 from ..state.convert import Conversion, convert
 from ..state.model import Service
-from .client import Catalog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,10 +55,13 @@ class Update:
 
 @dataclass(frozen=True)
 class ConsulRequest:
-    """One answer (or failure) of a request to Consul: ``result`` is changed, unchanged or error."""
+    """One answer (or failure) of a request to Consul: ``result`` is changed, unchanged or error;
+    ``cache`` and ``backend`` are the answer's ``X-Cache`` and ``X-Consul-Query-Backend`` (if any)."""
 
     endpoint: str
     result: str
+    cache: str = ""
+    backend: str = ""
 
 
 Report = Callable[[ConsulRequest], None]
@@ -127,6 +131,19 @@ class Retry:
             reraise=True,
         )
         result = retrying(fn, *args, **kwargs)
+        self._denied_reported = False
+        return result
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """The same rules on an event loop: the waits are ``asyncio.sleep``, ended by cancelling the task."""
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(CatalogError),
+            wait=self._wait,
+            sleep=asyncio.sleep,
+            before_sleep=self._log,
+            reraise=True,
+        )
+        result: T = await retrying(fn, *args, **kwargs)
         self._denied_reported = False
         return result
 
@@ -205,57 +222,42 @@ def changed_view(
     )
 
 
-class ServiceWatch:
-    """One service, one blocking query at a time; changed views go to ``on_update``.
+class ServiceView:
+    """What one service's answers mean: converted (:func:`~discovery.state.convert.convert`), compared
+    with the last view, and handed to ``on_update`` when they changed.
 
-    It reads every instance, whatever its checks say (so the catalog can be counted by
-    status), and routes only the passing ones (``passing``), as Consul's ``?passing`` would.
+    Every instance is read, whatever its checks say (so the catalog can be counted by status), and
+    only the passing ones are routed (``passing``), as Consul's ``?passing`` would.  The loop that
+    asks Consul is :class:`~discovery.consul.service_loop.ServiceLoop`'s.
     """
 
     def __init__(
-        self,
-        catalog: Catalog,
-        service: str,
-        on_update: Callable[[Update], None],
-        stop: threading.Event,
-        *,
-        tag: str | None = None,
-        passing: bool = True,
-        timing: WatchTiming = WatchTiming(),
-        clock: Callable[[], float] = time.monotonic,
-        report: Report = no_report,
+        self, service: str, on_update: Callable[[Update], None], *, tag: str | None = None, passing: bool = True
     ) -> None:
         self.service = service
         self.on_update = on_update
         self.passing = passing
-        identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
+        self.identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
         self._last: Update | None = None
-        self._skips = SkipLog(identity)
+        self._skips = SkipLog(self.identity)
 
-        def fetch(index: int, wait: float) -> tuple[int, Any]:
-            return catalog.health_service(service, tag=tag, index=index, wait=wait, passing=False)
-
-        self.follow = Follow(identity, fetch, self._answer, stop, timing, clock, HEALTH_SERVICE, report)
-
-    def _answer(self, index: int, entries: Any) -> bool:
+    def answer(self, index: int, entries: Any, answered_at: float) -> bool:
+        """Take one answer; whether it changed the view (and was handed on)."""
         conversion = convert(self.service, list(entries), passing_only=self.passing)
         self._skips.report(conversion)
-        update = changed_view(self._last, conversion, index, self.follow.answered_at)
+        update = changed_view(self._last, conversion, index, answered_at)
         if update is None:
             return False
         if self._last is None or update.service != self._last.service:
             log.info(
                 "%s: change seen at index %d: %d instances",
-                self.follow.identity,
+                self.identity,
                 index,
                 len(conversion.service.instances),
             )
         self._last = update
         self.on_update(update)
         return True
-
-    def run(self) -> None:
-        self.follow.run()
 
 
 class SkipLog:
