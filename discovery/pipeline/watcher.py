@@ -200,8 +200,8 @@ class Watcher:
         for name, target in self._owned:
             self._workers.start(name, target)
         self._mode = self._mode or self.choose_mode()
-        cached = " (?cached: the agent keeps the queries to the servers)" if self._mode.cached else ""
-        log.info("watch mode %s%s: %s", self._mode.mode, cached, self._mode.reason)
+        how = " (?cached: the agent keeps the queries to the servers)" if self._mode.cached else ""
+        log.info("watch mode %s%s: %s", self._mode.mode, how, self._mode.reason)
         if self._mode.mode == "catalog":
             watch = CatalogWatch(
                 self.catalog,
