@@ -4,7 +4,9 @@ change driver, statistics."""
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
+import multiprocessing
 import re
 import shutil
 import socket
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -114,23 +117,31 @@ def serve(instance: str, address: str = "127.0.0.1") -> tuple[Server, int]:
 
 
 class ProbeStream:
-    """Probes that run on their own, in a thread, independent of the changes being timed.
+    """Probes that run on their own, in a process of their own, independent of the changes being timed.
 
     A probe started only after the Consul API call returns is blind while the call is in flight:
-    a removal already live by then reads 0 ms.  The stream keeps probing (``probe()`` returns what
-    one probe saw) and keeps (start, end, value) of each probe; a change is timed against it from
-    the moment its API call started.  Bounded: it stops after ``limit`` seconds or on :meth:`stop`.
+    a removal already live by then reads 0 ms.  A probe thread in this process would be as blind
+    (it waits for the GIL while the call runs), so the probes run in a child process that stamps
+    each with ``time.perf_counter`` (CLOCK_MONOTONIC, the same clock in every process) and sends
+    (start, end, value) back; a change is timed against them from the moment its call started.
+    ``probe(target)`` returns what one probe saw of ``target`` (set with :meth:`aim`).  Bounded:
+    the child stops after ``limit`` seconds, on :meth:`stop`, or when this process goes away.
     """
 
-    def __init__(self, probe: Callable[[], object], limit: float = 3600.0, pause: float = 0.0) -> None:
+    def __init__(self, probe: Callable[[object], object], limit: float = 3600.0, pause: float = 0.0) -> None:
         self._probe, self._limit, self._pause = probe, limit, pause
         self.samples: list[tuple[float, float, object]] = []
         self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="probe-stream", daemon=True)
+        self._samples_in, samples_out = multiprocessing.Pipe(duplex=False)
+        aims_in, self._aims_out = multiprocessing.Pipe(duplex=False)
+        self._child = multiprocessing.get_context("fork").Process(
+            target=_probe_stream, args=(probe, samples_out, aims_in, limit, pause), name="probe-stream", daemon=True
+        )
+        self._reader = threading.Thread(target=self._read, name="probe-stream-reader", daemon=True)
 
     def __enter__(self) -> ProbeStream:
-        self._thread.start()
+        self._child.start()
+        self._reader.start()
         with self._cond:
             self._cond.wait_for(lambda: self.samples, timeout=10)
         return self
@@ -138,22 +149,29 @@ class ProbeStream:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def aim(self, target: object) -> None:
+        """What the next probes look at (the child takes it before its next probe)."""
+        self._aims_out.send(target)
 
-    def _run(self) -> None:
-        started = time.perf_counter()
-        while not self._stop.is_set() and time.perf_counter() - started < self._limit:
-            t = time.perf_counter()
-            value = self._probe()
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._aims_out.send(_STOP)
+        self._child.join(10)
+        if self._child.is_alive():
+            self._child.kill()
+        self._reader.join(10)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                sample = self._samples_in.recv()
+            except (EOFError, OSError):
+                return
             with self._cond:
-                self.samples.append((t, time.perf_counter(), value))
+                self.samples.append(sample)
                 if len(self.samples) > 200_000:  # bounded memory: keep the recent half
                     del self.samples[:100_000]
                 self._cond.notify_all()
-            if self._pause:
-                self._stop.wait(self._pause)
 
     def _since(self, t0: float) -> list[tuple[float, float, object]]:
         """The probes that ended at or after ``t0`` (the samples are in order of their end)."""
@@ -189,6 +207,25 @@ class ProbeStream:
         return last[0] - t0
 
 
+_STOP = "stop"
+
+
+def _probe_stream(probe: Callable[[object], object], out: Any, aims: Any, limit: float, pause: float) -> None:
+    """The child of a :class:`ProbeStream`: probe, stamp, send, until told to stop (or ``limit`` seconds)."""
+    target: object = None
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        while aims.poll():
+            target = aims.recv()
+            if target == _STOP:
+                return
+        t = time.perf_counter()
+        value = probe(target)
+        out.send((t, time.perf_counter(), value))
+        if pause:
+            time.sleep(pause)
+
+
 KINDS = ("add (register)", "remove (check fails)", "add (check passes)", "remove (deregister)")
 ADDS, REMOVALS = (KINDS[0], KINDS[2]), (KINDS[1], KINDS[3])
 
@@ -217,7 +254,7 @@ def drive_changes(
     returns the seconds until the change was seen (the floor uses it).  ``record``, when given,
     gets (time of the API call, seconds to seen) for every change (for the latency budget)."""
     results: dict[str, list[float]] = {k: [] for k in KINDS}
-    stream = ProbeStream(lambda: probe(lb)) if observe is None else None
+    stream = ProbeStream(lambda _target: probe(lb)) if observe is None else None
     if stream is not None:
         stream.__enter__()
     try:

@@ -219,12 +219,14 @@ def churn(
     (the runtime API every 2 ms, bench/lib.py ProbeStream), independent of the call.  No new instance
     once ``budget`` seconds have gone; a change HAProxy does not show within ``deadline`` seconds ends
     the phase: returns what timed out (None when nothing did)."""
-    target = ["", ""]  # the (service, instance) the stream looks at
 
-    def look() -> object:
+    def look(target: object) -> object:
+        """One probe of the stream (in its own process): is ``target`` (service, instance) in HAProxy?"""
+        if not isinstance(target, tuple):
+            return None
         service, sid = target
         try:
-            server = api.servers(service).get(sid) if service else None
+            server = api.servers(service).get(sid)
         except Exception as exc:  # a probe that failed is a sample too, never a hit
             return ("error", str(exc))
         return ("up", sid) if server is not None and not server.draining else ("down", sid)
@@ -235,7 +237,7 @@ def churn(
             if time.perf_counter() - start > budget:
                 break
             service, sid = f"svc{c % services}", f"moving{c}"
-            target[:] = [service, sid]
+            stream.aim((service, sid))
             new_node = c % 2 == 1
             check = {"CheckID": f"service:{sid}", "Name": "moving", "Status": "passing"}
             if new_node:  # an instance on a node of its own, new to the catalog
