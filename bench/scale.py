@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Scale: disco watch with 100, 1,000, 10,000 and 50,000 instances across 10, 100, 500 and 2,500 services.
 
-For each size, on a fresh single Consul server and HAProxy 2.6, with `disco watch`
-(live apply, default watch mode: one blocking query per service up to 8
-services, the catalog-wide watch above):
+For each size, on a fresh single Consul server, a Consul client agent joined to it (as in
+production: disco runs beside a client agent, with its connection limit per client raised as
+the image's consul/client.hcl does; ``--no-agent``: disco talks to the server) and HAProxy 2.6,
+with `disco watch` (live apply, default watch mode: auto, which chooses one long poll per
+service when they fit under the agent's limit, the catalog-wide watch otherwise):
 
-- time from one change in Consul (an instance registered, then deregistered) to
-  the moment HAProxy's runtime API shows it, p50 and max over the changes;
+- time from one change in Consul (an instance registered, then deregistered; on the client
+  agent's node and on a node new to the catalog in turn) to the moment HAProxy's runtime API
+  shows it, read by a probe stream of its own (bench/lib.py ProbeStream, every 2 ms, in a
+  process of its own, so a change live while its API call is in flight is timed as such);
+  adds and removals p50 and p99, apart and together;
+- Consul's CPU per change (the server and the client agent);
 - the watcher's CPU time and peak RSS (from /proc);
 - requests per second the watcher makes to Consul while idle and during churn
   (its own count, read through SIGUSR1), and the blocking queries it keeps open;
@@ -28,6 +34,7 @@ as a dev agent (``--consul dev``): a dev agent indents every answer, which at th
 doubles the bytes of ``/v1/health/state/any`` (3.7 vs 2.3 MB at 10,000 checks) and the time
 Consul takes to send it (124 vs 55 ms here).
 Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500 50000:2500] [--idle 60] [--consul server|dev]
+       [--no-agent] [--quick: sizes of 100,000 instances and more with 10 changes, 5 s idle, no HAProxy timing]
 """
 
 from __future__ import annotations
