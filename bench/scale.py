@@ -11,7 +11,8 @@ service when they fit under the agent's limit, the catalog-wide watch otherwise)
   agent's node and on a node new to the catalog in turn) to the moment HAProxy's runtime API
   shows it, read by a probe stream of its own (bench/lib.py ProbeStream, every 2 ms, in a
   process of its own, so a change live while its API call is in flight is timed as such);
-  adds and removals p50 and p99, apart and together;
+  adds and removals p50 and p99, apart and together; one change every PACE (100 ms) at most, so
+  that the quiescence timer (--wait) does not take two changes for one burst;
 - Consul's CPU per change (the server and the client agent);
 - the watcher's CPU time and peak RSS (from /proc);
 - requests per second the watcher makes to Consul while idle and during churn
@@ -68,6 +69,8 @@ from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
 from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
+#: Seconds from one change's API call to the next (bench/compare.py waits 250 ms).
+PACE = 0.1
 #: --quick: sizes from this many instances get fewer changes and idle seconds, and no HAProxy timing.
 QUICK_FROM, QUICK_CHANGES, QUICK_IDLE = 100_000, 10, 5.0
 MODES = ("auto", "service", "catalog")
@@ -274,6 +277,9 @@ def churn(
                     applied[kind].append(seen)
                     if record is not None:
                         record.append((t, seen))
+                    # One change at a time: the next one after a pause, or the watcher's quiescence timer
+                    # (--wait, 10 ms) rightly takes it for a burst with this one.
+                    time.sleep(max(0.0, t + PACE - time.perf_counter()))
             except TimeoutError as exc:
                 return f"{sid}: {exc}"
             progress(c + 1)
