@@ -69,3 +69,38 @@ def test_explicit_service_mode_with_an_unknown_limit_is_trusted():
 def test_catalog_and_discover_do_not_depend_on_the_agent():
     assert choose_mode("catalog", 3, AgentLimits(4096)).mode == "catalog"
     assert choose_mode("service", 3, AgentLimits(4096), discover=True).mode == "catalog"
+
+
+class StartingAgent:
+    """An agent that does not answer /v1/agent/self for its first ``down`` asks (it starts with disco)."""
+
+    def __init__(self, down: int, limits: AgentLimits):
+        self.down, self.limits, self.asked = down, limits, 0
+
+    def agent_limits(self):
+        self.asked += 1
+        if self.asked <= self.down:
+            return AgentLimits(why="Consul at http://127.0.0.1:8500 is unavailable", unreachable=True)
+        return self.limits
+
+
+def watcher(catalog, services, mode="auto"):
+    from pathlib import Path
+
+    from discovery.haproxy.render import DEFAULT_TEMPLATE
+    from discovery.pipeline.watcher import WatchConfig, Watcher
+
+    config = WatchConfig(services=services, template=DEFAULT_TEMPLATE, output=Path("/nonexistent"), watch_mode=mode)
+    return Watcher(catalog, config, dry_run=True)
+
+
+def test_an_agent_still_starting_is_asked_again_before_choosing():
+    catalog = StartingAgent(2, AgentLimits(200, True))
+    choice = watcher(catalog, ("web", "api")).choose_mode()
+    assert catalog.asked == 3 and choice.mode == "service" and choice.cached
+
+
+def test_a_refused_agent_self_is_not_asked_again_and_auto_follows_the_catalog():
+    catalog = StartingAgent(0, AgentLimits(why="the token may not read /v1/agent/self, which needs agent:read"))
+    choice = watcher(catalog, ("web",)).choose_mode()
+    assert catalog.asked == 1 and choice.mode == "catalog" and "agent:read" in choice.reason
