@@ -99,6 +99,12 @@ BATCH = 30  # instances per /v1/txn: two operations each (service, check), Consu
 PER_NODE = 250  # placeholder instances per catalog node
 
 
+def node_prefix(n: int) -> str:
+    """The first three octets of node ``n``'s addresses: 127.1.N up to 250 nodes, then 127.2.N-250, ...
+    (172,000 instances are 688 nodes)."""
+    return f"127.{1 + n // 250}.{n % 250}"
+
+
 def register_all(consul: ConsulAgent, instances: int, services: int, progress: Callable[[int], None]) -> None:
     """Write the placeholder instances into the catalog, in transactions of ``BATCH``, four at a time."""
     session = requests.Session()
@@ -106,12 +112,12 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
     def batch(lo: int) -> int:
         hi = min(instances, lo + BATCH)
         ops: list[dict[str, object]] = [
-            {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"127.1.{n}.1"}}}
+            {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"{node_prefix(n)}.1"}}}
             for n in sorted({i // PER_NODE for i in range(lo, hi)})
         ]
         for i in range(lo, hi):
             sid, node = f"i{i}", f"scale-{i // PER_NODE}"
-            address = f"127.1.{i // PER_NODE}.{i % PER_NODE + 1}"
+            address = f"{node_prefix(i // PER_NODE)}.{i % PER_NODE + 1}"
             ops.append(
                 {
                     "Service": {
@@ -251,12 +257,12 @@ def churn(
             new_node = c % 2 == 1
             check = {"CheckID": f"service:{sid}", "Name": "moving", "Status": "passing"}
             if new_node:  # an instance on a node of its own, new to the catalog
-                node = {"Node": f"moving-node-{c}", "Address": f"127.3.{c // 250 % 250}.{c % 250 + 1}"}
+                node = {"Node": f"moving-node-{c}", "Address": f"127.10.{c // 250 % 250}.{c % 250 + 1}"}
                 service_body = {"Service": service, "ID": sid, "Address": node["Address"], "Port": 9000 + c}
                 add = ("/v1/catalog/register", {**node, "Service": service_body, "Check": {**check, "ServiceID": sid}})
                 remove = ("/v1/catalog/deregister", {"Node": node["Node"]})
             else:  # on the client agent's node, registered through the agent as a service does
-                body = {"Name": service, "ID": sid, "Address": "127.2.0.1", "Port": 9000 + c}
+                body = {"Name": service, "ID": sid, "Address": "127.9.0.1", "Port": 9000 + c}
                 add = (
                     "/v1/agent/service/register",
                     {**body, "Check": {"CheckID": check["CheckID"], "TTL": "24h", "Status": "passing"}},
