@@ -27,9 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
+import yarl
 
 from ..errors import AccessDenied, CatalogUnavailable
 from ..settings import ConsulSettings, format_duration
@@ -81,6 +82,8 @@ class AsyncConsul:
         self._counted = counted
         self._reasked = reasked
         self._session: aiohttp.ClientSession | None = None
+        self._base = settings.url.rstrip("/")
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if self.settings.scheme != "https":
@@ -94,7 +97,7 @@ class AsyncConsul:
             limit=self.connections, limit_per_host=self.connections, ssl=self._ssl(), enable_cleanup_closed=True
         )
         # No proxy or .netrc from the environment: the address and token are explicit (ConsulSettings).
-        self._session = aiohttp.ClientSession(self.settings.url, connector=connector, trust_env=False)
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self
 
     async def __aexit__(
@@ -126,6 +129,8 @@ class AsyncConsul:
             query.append(("stale", ""))
         if cached:
             query.append(("cached", ""))
+        # The URL built once here, already encoded (yarl's parsing and encoding per request cost more).
+        url = yarl.URL(f"{self._base}{path}?{urlencode(query)}" if query else f"{self._base}{path}", encoded=True)
         try:
             token = self.settings.current_token()
         except OSError as exc:
@@ -134,11 +139,15 @@ class AsyncConsul:
         headers = {"Accept-Encoding": "identity", **({"X-Consul-Token": token} if token else {})}
         # Consul adds up to wait/16 of jitter to a blocking query: the read timeout must exceed it.
         read = wait + wait / 16 + 5 if index else self.request_timeout
-        timeout = aiohttp.ClientTimeout(total=None, connect=self.request_timeout, sock_read=read)
+        timeout = self._timeouts.get(read)
+        if timeout is None:
+            timeout = self._timeouts[read] = aiohttp.ClientTimeout(
+                total=None, connect=self.request_timeout, sock_read=read
+            )
         self._counted()
         where = f"Consul at {self.settings.url}"
         try:
-            async with self._session.get(path, params=query, headers=headers, timeout=timeout) as response:
+            async with self._session.get(url, headers=headers, timeout=timeout) as response:
                 body = await response.read()
                 status, answer_headers = response.status, response.headers
         except (aiohttp.ServerDisconnectedError, ConnectionResetError) as exc:
@@ -152,15 +161,18 @@ class AsyncConsul:
         return _reply(where, status, answer_headers, body)
 
 
-def _reply(where: str, status: int, headers: Mapping[str, str], body: bytes) -> Reply:
+def _first_line(body: bytes) -> str:
     text = body[:200].decode("utf-8", "replace").strip().splitlines()
-    first = text[0] if text else ""
+    return text[0] if text else ""
+
+
+def _reply(where: str, status: int, headers: Mapping[str, str], body: bytes) -> Reply:
     if status == 403:
-        raise AccessDenied(f"{where} refused the ACL token (403): {first}")
+        raise AccessDenied(f"{where} refused the ACL token (403): {_first_line(body)}")
     if status == 429:
-        raise ConnectionReset(f"{where} refused another connection (429): {first}")
+        raise ConnectionReset(f"{where} refused another connection (429): {_first_line(body)}")
     if status != 200:
-        raise CatalogUnavailable(f"{where} is unavailable: {status} {first}")
+        raise CatalogUnavailable(f"{where} is unavailable: {status} {_first_line(body)}")
     try:
         index = int(headers.get("X-Consul-Index", ""))
     except ValueError:
@@ -168,7 +180,9 @@ def _reply(where: str, status: int, headers: Mapping[str, str], body: bytes) -> 
     try:
         entries = json.loads(body) if body else []
     except ValueError:
-        raise CatalogUnavailable(f"{where} answered with something that is not JSON: {first[:100]!r}") from None
+        raise CatalogUnavailable(
+            f"{where} answered with something that is not JSON: {_first_line(body)[:100]!r}"
+        ) from None
     if not isinstance(entries, list):
         raise CatalogUnavailable(f"{where} answered with something that is not a list of instances")
     if not entries and headers.get("X-Consul-Results-Filtered-By-ACLs", "").lower() == "true":
