@@ -9,11 +9,11 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(
+@command(
     epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
     "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
 )
@@ -23,6 +23,8 @@ def status(
     config: o.Config = None,
     tag: o.Tag = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
@@ -37,13 +39,14 @@ def status(
     not yet what Consul says (a change on its way, or held by the sanity gate); 1 Consul or a
     file could not be read; 2 bad input.
     """
-    from ..config import require
+    from ..config import overrides_prefix_of, require
     from ..consul.client import ConsulClient
     from ..consul.discover import read_followed
     from ..haproxy.files import LiveConfig
     from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
     from ..observe.health import ask_watcher
+    from ..observe.overrides import seen
     from ..observe.status import status as run
     from ..settings import consul_settings
 
@@ -54,6 +57,8 @@ def status(
             output=output,
             tag=tag,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             runtime_socket=runtime_socket,
             listen=listen,
             consul_addr=consul_addr,
@@ -70,6 +75,7 @@ def status(
             services = (*followed, *(b for b in (parsed.backends if parsed else ()) if b not in followed))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
+        overrides = seen(catalog, overrides_prefix_of(opts))
         report = run(
             catalog,
             services,
@@ -77,10 +83,13 @@ def status(
             tag=opts["tag"],
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
+            overrides=overrides,
+            failover=tuple(opts["failover-dc"] or ()),
         )
     except DiscoveryError as exc:
         raise fail(exc) from None
     notes = list(report.notes)
+    override_lines = overrides.lines()
     if text is None:
         notes.append(f"{opts['output']} does not exist yet")
     if not socket:
@@ -88,9 +97,9 @@ def status(
     if opts.get("listen") and watcher is None:
         notes.append(f"no watcher answers on {opts['listen']}: gate holds unknown")
     if json_:
-        typer.echo(json.dumps({**report.as_dict(), "notes": notes}, indent=2))
+        typer.echo(json.dumps({**report.as_dict(), "notes": notes, "overrides": overrides.as_dict()}, indent=2))
     else:
-        show(report, notes)
+        show(report, override_lines + notes)
     raise typer.Exit(report.exit_code)
 
 
@@ -122,7 +131,7 @@ def show(report: object, notes: list[str]) -> None:
                 row.consul or "-",
                 row.file or "-",
                 row.haproxy or "-",
-                row.state or "-",
+                (row.state or "-") + (" (override)" if row.override else ""),
                 "-" if row.weight is None else str(row.weight),
                 row.health or "-",
                 flag,

@@ -78,10 +78,13 @@ class ModeChoice:
         return 2 if self.mode == "catalog" else self.connections
 
 
-def choose_mode(requested: str, services: int, limits: AgentLimits, *, discover: bool = False) -> ModeChoice:
-    """The watch for ``services`` services under the agent's ``limits``.
+def choose_mode(
+    requested: str, services: int, limits: AgentLimits, *, discover: bool = False, others: int = 0
+) -> ModeChoice:
+    """The watch for ``services`` services under the agent's ``limits``, beside ``others`` long polls the
+    watcher holds anyway (operator overrides, failover datacenters).
 
-    Raises ConfigError for ``--watch-mode service`` with more services than the limit allows."""
+    Raises ConfigError for ``--watch-mode service`` with more long polls than the limit allows."""
     if discover:
         return ModeChoice("catalog", "--discover follows every service with a route tag through the catalog")
     if requested == "catalog":
@@ -90,6 +93,8 @@ def choose_mode(requested: str, services: int, limits: AgentLimits, *, discover:
     limit = limits.max_conns_per_client
     allowed = None if limit is None else polls_allowed(limit)
     described = "no limit" if limit == 0 else f"{limit} connections per client"
+    needed = services + others
+    polls = f"{needed} long polls" + (f" ({services} services, {others} other watches)" if others else "")
     if requested == "service":
         if allowed is None:
             return ModeChoice(
@@ -98,21 +103,18 @@ def choose_mode(requested: str, services: int, limits: AgentLimits, *, discover:
                 services,
                 cached,
             )
-        if services > allowed:
+        if needed > allowed:
             raise ConfigError(
-                f"--watch-mode service needs {services} long polls, but the agent allows {described}, "
+                f"--watch-mode service needs {polls}, but the agent allows {described}, "
                 f"{allowed} after headroom for other clients: raise limits.http_max_conns_per_client "
                 "in the agent's config, or use --watch-mode auto"
             )
-        return ModeChoice(
-            "service", f"--watch-mode service; {services} long polls, the agent allows {described}", services, cached
-        )
+        return ModeChoice("service", f"--watch-mode service; {polls}, the agent allows {described}", services, cached)
     if allowed is None:
         return ModeChoice("catalog", f"the agent's connection limit is unknown ({limits.why})")
-    if services > allowed:
+    if needed > allowed:
         return ModeChoice(
             "catalog",
-            f"{services} long polls would not fit under the agent's {described} "
-            f"({allowed} after headroom for other clients)",
+            f"{polls} would not fit under the agent's {described} ({allowed} after headroom for other clients)",
         )
-    return ModeChoice("service", f"{services} long polls fit under the agent's {described}", services, cached)
+    return ModeChoice("service", f"{polls} fit under the agent's {described}", services, cached)

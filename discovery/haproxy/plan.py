@@ -243,7 +243,7 @@ def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
         return Plan(reload_reason="configuration beyond server lines changed")
     removed: list[Op] = []
     changed: list[tuple[tuple[str, str], list[Op]]] = []
-    for before_section, section in zip(old.sections, new.sections):
+    for before_section, section in zip(old.sections, new.sections, strict=False):
         if before_section is section or before_section.servers == section.servers:
             continue
         before_servers, servers = before_section.servers, section.servers

@@ -119,7 +119,7 @@ class RuntimeAPI:
         columns = lines[0][2:].split(",")
         rows = (line.split(",") for line in lines[1:] if line)
         return {
-            row[1]: {c: int(v) for c, v in zip(columns, row) if v.isdigit()}
+            row[1]: {c: int(v) for c, v in zip(columns, row, strict=False) if v.isdigit()}
             for row in rows
             if len(row) > 2 and row[0] == backend
         }

@@ -5,7 +5,8 @@ each one is judged with the functions the watches use (:func:`~discovery.state.c
 :func:`~discovery.state.convert.refusal`, ...), so the reasons are the watcher's own, in
 this order: a check not passing (which, and its output), maintenance mode, filtered out
 by ``--tag``, refused by the catalog checks (which field and why), held by the sanity
-gate (asked of the running watcher's ``/readyz``), draining in HAProxy.  Whether it is
+gate (asked of the running watcher's ``/readyz``), draining in HAProxy, and what operator overrides
+(Consul KV) do to it, with their key.  Whether it is
 routed comes from the config file and, with a runtime socket, from HAProxy itself.
 """
 
@@ -20,6 +21,7 @@ from ..errors import ConfigError, LiveUpdateFailed
 from ..haproxy.plan import ParsedConfig
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import convert, failing_checks, in_maintenance, refusal, status
+from .overrides import Seen
 
 #: Exit status of ``disco explain``: every instance shown is routed / at least one is not.
 ALL_ROUTED, NOT_ROUTED = 0, 3
@@ -85,6 +87,7 @@ def explain(
     config: ParsedConfig | None = None,
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
+    overrides: Seen | None = None,
 ) -> list[Explained]:
     """Every instance of ``service`` (or just ``instance``, by service ID or server name)."""
     held = held or {}
@@ -109,6 +112,8 @@ def explain(
             runtime is None or (state is not None and not state.in_maintenance and not state.draining)
         )
         reasons = reasons_for(entry, service, tag, held, state)
+        if overrides is not None:  # an operator override names it (drain, disable, weight) or its routes
+            reasons += overrides.reasons(service, sid, server)
         result.append(Explained(service, server, node_name, address, status(entry), routed, tuple(reasons)))
     known = {e.server for e in result}
     for name in sorted((in_config | set(running)) - known):  # still in HAProxy, gone from Consul

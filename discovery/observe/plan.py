@@ -30,6 +30,7 @@ from ..pipeline.live import LiveUpdater
 from ..pipeline.watcher import WatchConfig
 from ..state.convert import convert
 from ..state.model import DesiredState
+from .beyond import beyond
 
 #: Exit status of ``disco plan`` (1 and 2 are every command's: runtime failure, bad input).
 NO_CHANGE, CHANGES, BROKEN = 0, 3, 4
@@ -99,11 +100,13 @@ def read_state(
     return DesiredState(tuple(found), discovered), tuple(notes)
 
 
-def _drift(config: WatchConfig, running: str) -> str | None:
+def _drift(config: WatchConfig, running: str, admin: Mapping[tuple[str, str], str] | None = None) -> str | None:
     if config.runtime_socket is None:
         return None
     try:
-        LiveUpdater(RuntimeAPI(config.runtime_socket)).verify(parse(running), None)
+        updater = LiveUpdater(RuntimeAPI(config.runtime_socket))
+        updater.admin = dict(admin or {})  # servers drained or disabled by an operator override
+        updater.verify(parse(running), None)
     except LiveUpdateFailed as exc:
         return None if isinstance(exc.__cause__, HAProxyUnavailable) else str(exc)
     return None
@@ -112,6 +115,9 @@ def _drift(config: WatchConfig, running: str) -> str | None:
 def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | None = None) -> PlanReport:
     """Read, render, decide and validate; raises only for Consul or the live file (DiscoveryError)."""
     state, skipped = read_state(catalog, config.services, config.tag, config.discover)
+    more: list[str] = []
+    state, admin = beyond(catalog, config, state, more)  # failover datacenters, operator overrides
+    skipped += tuple(more)
     running = LiveConfig(config.output).read()
     try:
         candidate = Renderer(config.template).render(state, config.values, dict(os.environ if env is None else env))
@@ -125,7 +131,7 @@ def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | No
             f"{config.output} (candidate)",
         )
     )
-    drift = _drift(config, running) if running is not None else None
+    drift = _drift(config, running, admin) if running is not None else None
     decision = decide(running, candidate, in_sync=drift is None, live_capable=config.runtime_socket is not None)
     if decision.action is not Action.NOTHING and config.validator is not None:
         try:

@@ -22,6 +22,8 @@ from ..errors import LiveUpdateFailed
 from ..haproxy.plan import ParsedConfig
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import convert
+from .failover import with_failover
+from .overrides import Seen
 
 #: Exit status of ``disco status`` (1 and 2 as for every command).
 IN_STEP, DRIFT, PENDING = 0, 3, 4
@@ -39,6 +41,7 @@ class ServerRow:
     health: str | None = None  # UP, DOWN, ...
     drift: str | None = None  # why HAProxy differs from the file
     pending: str | None = None  # why the file differs from Consul
+    override: str | None = None  # drain or maint: the state an operator override holds it in
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def _state(s: ServerState) -> str:
     return "maint" if s.in_maintenance else "drain" if s.draining else "ready"
 
 
-def _drift(file: tuple[str, int] | None, running: ServerState | None) -> str | None:
+def _drift(file: tuple[str, int] | None, running: ServerState | None, held: str | None = None) -> str | None:
     if running is None:
         return "missing from HAProxy" if file is not None else None
     addr = f"{running.address}:{running.port}"
@@ -88,10 +91,12 @@ def _drift(file: tuple[str, int] | None, running: ServerState | None) -> str | N
         return None if running.draining else "HAProxy runs it, the file does not list it"
     if addr != file[0]:
         return f"HAProxy runs it at {addr}, the file says {file[0]}"
-    if running.in_maintenance:
+    if running.in_maintenance and held != "maint":
         return "in maintenance in HAProxy"
-    if running.draining:
+    if running.draining and held != "drain":
         return "draining in HAProxy while the file lists it"
+    if held is not None and _state(running) != held:
+        return f"{_state(running)} in HAProxy, an operator override asks for {held}"
     if running.weight != file[1]:
         return f"weight {running.weight} in HAProxy, {file[1]} in the file"
     return None
@@ -104,8 +109,10 @@ def backend_status(
     running: Mapping[str, ServerState] | None,
     held: str | None = None,
     haproxy_error: str | None = None,
+    admin: Mapping[str, str] | None = None,
 ) -> BackendStatus:
-    """Pure: one backend's rows from the three views (``running`` None: HAProxy not asked)."""
+    """Pure: one backend's rows from the three views (``running`` None: HAProxy not asked);
+    ``admin``: server -> the state (drain, maint) an operator override holds it in."""
     file = {
         name: (s.addr_port, int(s.weight or 1))
         for (b, name), s in (parsed.servers if parsed else {}).items()
@@ -133,8 +140,9 @@ def backend_status(
                 _state(r) if r else None,
                 r.weight if r else None,
                 _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
-                _drift(f, r) if running is not None else None,
+                _drift(f, r, (admin or {}).get(name)) if running is not None else None,
                 pending,
+                (admin or {}).get(name),
             )
         )
     return BackendStatus(backend, tuple(rows), held, haproxy_error)
@@ -148,22 +156,30 @@ def status(
     tag: str | None = None,
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
+    overrides: Seen | None = None,
+    failover: Sequence[str] = (),
 ) -> Status:
     """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
-    backends, notes = [], []
+    backends: list[BackendStatus] = []
+    notes: list[str] = []
     for service in services:
         _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
         conversion = convert(service, list(entries), passing_only=True)
         notes += conversion.skipped
+        routed, kept = conversion.service, dict[str, str]()
+        if failover:  # other datacenters' instances are backups of this backend (or kept, if unreachable)
+            in_file = {n: s.addr_port for (b, n), s in (parsed.servers if parsed else {}).items() if b == service}
+            routed, kept = with_failover(catalog, routed, failover, in_file, notes)
         consul = {
             i.name: f"{i.address}:{i.port}" if ":" not in i.address else f"[{i.address}]:{i.port}"
-            for i in conversion.service.instances
-        }
+            for i in routed.instances
+        } | kept
         running, error = None, None
         if runtime is not None:
             try:
                 running = runtime.servers(service)
             except LiveUpdateFailed as exc:
                 error = str(exc)
-        backends.append(backend_status(service, consul, parsed, running, (held or {}).get(service), error))
+        admin = overrides.admin(service, {i.name: i.id for i in routed.instances}) if overrides else None
+        backends.append(backend_status(service, consul, parsed, running, (held or {}).get(service), error, admin))
     return Status(tuple(backends), tuple(notes))

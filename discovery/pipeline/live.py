@@ -36,6 +36,9 @@ class LiveUpdater:
         self.drain_grace = drain_grace
         self.clock = clock
         self.draining: dict[tuple[str, str], float] = {}  # (backend, server) -> delete by
+        #: (backend, server) -> drain or maint: the state operator overrides hold a listed server in
+        #: (:mod:`~discovery.pipeline.admin`); every other listed server must be ready.
+        self.admin: dict[tuple[str, str], str] = {}
 
     def forget(self) -> None:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
@@ -43,8 +46,8 @@ class LiveUpdater:
 
     def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None, mark: Callable[[str], None] = no_mark) -> int:
         """Run the operations, then read HAProxy back; return how many were applied."""
-        ops = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
-        for op in ops:
+        ordered = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
+        for op in ordered:
             if isinstance(op, Add):
                 self._add(op.server)
             elif isinstance(op, SetAddress):
@@ -96,7 +99,8 @@ class LiveUpdater:
                     raise LiveUpdateFailed(
                         f"{backend}/{name} runs at {state.address}:{state.port} in HAProxy, not {server.addr_port}"
                     )
-                if state.in_maintenance or state.draining:
+                held = self.admin.get((backend, name))  # ready until the override's state is set, then that
+                if (state.in_maintenance and held != "maint") or (state.draining and held != "drain"):
                     raise LiveUpdateFailed(f"{backend}/{name} is not ready in HAProxy")
                 if state.weight != int(server.weight or 1):
                     raise LiveUpdateFailed(

@@ -104,3 +104,10 @@ def test_a_refused_agent_self_is_not_asked_again_and_auto_follows_the_catalog():
     catalog = StartingAgent(0, AgentLimits(why="the token may not read /v1/agent/self, which needs agent:read"))
     choice = watcher(catalog, ("web",)).choose_mode()
     assert catalog.asked == 1 and choice.mode == "catalog" and "agent:read" in choice.reason
+
+
+def test_the_other_long_polls_count_against_the_limit():
+    """Operator overrides and failover datacenters hold long polls of their own on the same agent."""
+    assert choose_mode("auto", 170, AgentLimits(200), others=10).mode == "service"
+    choice = choose_mode("auto", 170, AgentLimits(200), others=11)
+    assert choice.mode == "catalog" and "181 long polls (170 services, 11 other watches)" in choice.reason
