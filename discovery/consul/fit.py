@@ -94,7 +94,9 @@ def choose_mode(
     allowed = None if limit is None else polls_allowed(limit)
     described = "no limit" if limit == 0 else f"{limit} connections per client"
     needed = services + others
-    polls = f"{needed} long polls" + (f" ({services} services, {others} other watches)" if others else "")
+    polls = f"{needed} long polls" + (
+        f" ({services} services, {others} other watch{'es' if others > 1 else ''})" if others else ""
+    )
     if requested == "service":
         if allowed is None:
             return ModeChoice(

@@ -69,7 +69,10 @@ def test_services_that_fit_are_watched_one_long_poll_each_within_the_limit(limit
     try:
         wait_until(lambda: "server s19-n1 127.0.5.1:9019" in proc.output(), 30, what="the first pass")
         assert "watch mode service (?cached" in proc.output()
-        assert "20 long polls fit under the agent's 40 connections per client" in proc.output()
+        assert (
+            "21 long polls (20 services, 1 other watch) fit under the agent's 40 connections per client"
+            in proc.output()
+        )
         # Every service holds its long poll; never more connections than the limit allows after headroom.
         wait_until(lambda: connections_to(proc.popen.pid, limited.http_port) >= 20, 10, what="20 long polls open")
         for _ in range(20):
@@ -86,7 +89,7 @@ def test_services_that_would_not_fit_are_followed_through_the_catalog(limited: C
     proc = watch(limited, tmp_path, 30)
     try:
         wait_until(lambda: "server s29-n1 127.0.5.1:9029" in proc.output(), 30, what="the first pass")
-        assert "watch mode catalog: 30 long polls would not fit under the agent's 40 connections per client" in (
+        assert "watch mode catalog: 31 long polls (30 services, 1 other watch) would not fit under the agent's 40 " in (
             proc.output()
         )
         assert connections_to(proc.popen.pid, limited.http_port) <= 24
@@ -101,8 +104,9 @@ def test_an_explicit_service_mode_that_cannot_fit_is_refused_at_start(limited: C
         assert proc.popen.wait(30) == 2
     finally:
         proc.stop()
-    assert "disco: error: --watch-mode service needs 30 long polls, but the agent allows 40 connections per client" in (
-        proc.output()
+    assert (
+        "disco: error: --watch-mode service needs 31 long polls (30 services, 1 other watch), but the agent allows 40"
+        in (proc.output())
     )
     assert "server " not in proc.output()
 
