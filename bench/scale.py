@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -355,7 +356,8 @@ def run_size(
     # Without a client agent, one blocking query per service goes to the server: its limit per client
     # (200) is raised for it.  With one (as in production), the agent's is, as the image's config does
     # (4,096), or further for more services than that.
-    limit = max(4096, 2 * services)
+    # (Consul wants as many file descriptors and 20 more.)
+    limit = min(max(4096, services * 5 // 4 + 100), resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100)
     extra = {"limits": {"http_max_conns_per_client": services + 100}} if watch_mode == "service" and not agent else None
     consul = ConsulAgent(work, dev=consul_mode == "dev", extra=extra)
     consul.start()
