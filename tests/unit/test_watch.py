@@ -195,3 +195,35 @@ def test_cancelling_ends_a_backoff_at_once():
     started = time.monotonic()
     asyncio.run(cancelled_soon())
     assert time.monotonic() - started < 2
+
+
+def test_first_reads_go_a_bounded_number_at_a_time():
+    """Thousands of first reads at once would each be a cache miss the agent sends to the servers together."""
+    import threading
+
+    from discovery.consul.service_loop import READS_AT_ONCE
+
+    class SlowFirstReads(Reader):
+        def __init__(self):
+            super().__init__()
+            self.first, self.most_first = 0, 0
+
+        async def health_service(self, service, *, tag, index, wait):
+            if not index:
+                self.first += 1
+                self.most_first = max(self.most_first, self.first)
+                await asyncio.sleep(0.01)
+                self.first -= 1
+            return await super().health_service(service, tag=tag, index=index, wait=wait)
+
+    reader, updates = SlowFirstReads(), []
+    loop = ServiceLoop(lambda: reader, [f"s{i}" for i in range(READS_AT_ONCE * 3)], updates.append, timing=FAST)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(updates) < READS_AT_ONCE * 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    thread.join(10)
+    assert len(updates) == READS_AT_ONCE * 3
+    assert reader.most_first == READS_AT_ONCE
