@@ -41,6 +41,7 @@ from ..errors import TemplateError
 from ..state import checks as names
 from ..state.model import DesiredState, Service
 from ..state.routing import Table, table
+from . import options
 
 DEFAULT_TEMPLATE = Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2"
 RESERVED = frozenset({"services", "service", "values", "env", "routing"})
@@ -65,6 +66,7 @@ class Renderer:
             autoescape=False,
         )
         env.filters["server_address"] = server_address
+        env.filters["server_options"] = options.render_words
         env.globals["cached"] = self._cached if incremental else _call
         # Unchanged services are the same objects from one pass to the next: keep their context.
         self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}
@@ -93,7 +95,7 @@ class Renderer:
         # service changes); any other argument (a flag, a string) by its value.
         key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
         hit = self._fragments.get(key)
-        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args)):
+        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=False)):
             return hit[1]
         text = str(macro(*args))
         self._fragments[key] = (args, text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import LiveUpdateFailed, ReloadError
@@ -19,6 +19,11 @@ class ServerState:
     op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
     admin_state: int  # bit flags: 0x01/0x02/0x04/0x20 maintenance, 0x08/0x10 drain
     weight: int = 1  # the user weight (srv_uweight)
+    check_state: int | None = None  # srv_check_state flags (0x02: a check is configured)
+    # From ``show stat`` (``servers(full=True)``); None: not asked.
+    backup: bool | None = None  # the bck column
+    maxconn: int | None = None  # the slim column; 0: no limit
+    cookie: str | None = None  # the cookie column: None unless a static cookie is wanted
 
     @property
     def in_maintenance(self) -> bool:
@@ -119,18 +124,48 @@ class RuntimeAPI:
         columns = lines[0][2:].split(",")
         rows = (line.split(",") for line in lines[1:] if line)
         return {
-            row[1]: {c: int(v) for c, v in zip(columns, row) if v.isdigit()}
+            row[1]: {c: int(v) for c, v in zip(columns, row, strict=False) if v.isdigit()}
             for row in rows
             if len(row) > 2 and row[0] == backend
         }
 
-    def servers(self, backend: str) -> dict[str, ServerState]:
-        """``show servers state`` of one backend, by server name."""
+    def servers(self, backend: str, full: bool = False) -> dict[str, ServerState]:
+        """``show servers state`` of one backend, by server name; with ``full``, also what only
+        ``show stat`` reports (backup, maxconn, cookie): every option the read-back compares
+        (:mod:`~discovery.haproxy.options`)."""
         result = {}
         for line in self.ask(f"show servers state {backend}").splitlines():
             words = line.split()
             if len(words) > 18 and words[1] == backend and words[0].isdigit():
                 result[words[3]] = ServerState(
-                    words[3], words[4], int(words[18]), int(words[5]), int(words[6]), int(words[7])
+                    words[3],
+                    words[4],
+                    int(words[18]),
+                    int(words[5]),
+                    int(words[6]),
+                    int(words[7]),
+                    int(words[13]) if words[13].isdigit() else None,
                 )
+        if full and result:
+            stat = self._stat_text(backend)
+            result = {
+                name: replace(
+                    state,
+                    backup=stat[name].get("bck") == "1",
+                    maxconn=int(stat[name].get("slim") or 0),
+                    cookie=stat[name].get("cookie") or None,
+                )
+                if name in stat
+                else state
+                for name, state in result.items()
+            }
         return result
+
+    def _stat_text(self, backend: str) -> dict[str, dict[str, str]]:
+        """``show stat`` of a backend's servers: server name -> every column, as text."""
+        lines = self.ask(f"show stat {backend} 4 -1").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise LiveUpdateFailed(f"runtime API: unexpected answer to show stat: {lines[:1]}")
+        columns = lines[0][2:].split(",")
+        rows = (line.split(",") for line in lines[1:] if line)
+        return {row[1]: dict(zip(columns, row, strict=False)) for row in rows if len(row) > 2 and row[0] == backend}

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import DiscoveryError, LiveUpdateFailed
-from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, SetAddress, SetWeight
+from ..haproxy import options
+from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, Set
 from ..haproxy.runtime import RuntimeAPI
 from .timeline import no_mark
 
@@ -36,26 +37,32 @@ class LiveUpdater:
         self.drain_grace = drain_grace
         self.clock = clock
         self.draining: dict[tuple[str, str], float] = {}  # (backend, server) -> delete by
+        #: (backend, server) -> the line a draining slot was made for (what it carries).
+        self.held: dict[tuple[str, str], ServerLine] = {}
 
     def forget(self) -> None:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
         self.draining.clear()
+        self.held.clear()
 
     def execute(self, ops: tuple[Op, ...], new: ParsedConfig | None, mark: Callable[[str], None] = no_mark) -> int:
         """Run the operations, then read HAProxy back; return how many were applied."""
-        ops = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
-        for op in ops:
+        ordered = sorted(ops, key=lambda op: 2 if isinstance(op, Remove) else 0 if isinstance(op, Add) else 1)
+        for op in ordered:
             if isinstance(op, Add):
                 self._add(op.server)
-            elif isinstance(op, SetAddress):
-                self.api.set_address(op.server.backend, op.server.name, op.server.address, op.server.port)
-            elif isinstance(op, SetWeight):
-                self.api.set_weight(op.server.backend, op.server.name, op.server.weight or "1")
+            elif isinstance(op, Set):
+                self._set(op.server, op.option)
             else:
                 self.api.set_state(op.backend, op.name, "drain")
                 self.draining[(op.backend, op.name)] = self.clock() + self.drain_grace
+                if op.server is not None:
+                    self.held[(op.backend, op.name)] = op.server
         keys = new.cookie_keys if new is not None else {}
-        for backend in sorted({op.server.backend for op in ops if isinstance(op, (Add, SetAddress))} & set(keys)):
+        moved = {
+            op.server.backend for op in ops if isinstance(op, Add) or (isinstance(op, Set) and op.option == "address")
+        }
+        for backend in sorted(moved & set(keys)):
             self.api.refresh_dynamic_cookies(backend, keys[backend])
         mark("runtime")
         self.verify(new, {self._backend(op) for op in ops})
@@ -63,14 +70,27 @@ class LiveUpdater:
         return len(ops)
 
     @staticmethod
-    def _backend(op: Add | Remove | SetAddress | SetWeight) -> str:
+    def _backend(op: Op) -> str:
         return op.backend if isinstance(op, Remove) else op.server.backend
+
+    def _set(self, server: ServerLine, option: str) -> None:
+        command, answers = options.command(option, server.backend, server.name, server.slot)
+        self.api.run(command, *answers)
 
     def _add(self, server: ServerLine) -> None:
         key = (server.backend, server.name)
-        if key in self.draining:  # it came back before it was deleted: reuse it
+        if key in self.draining:  # it came back before it was deleted: reuse its slot if it can carry it
+            held = self.held.get(key)
+            differ = options.changed(held.slot, server.slot) if held is not None else options.LIVE
+            fixed = options.not_live(differ) if held is not None else ("unknown options",)
+            if fixed:  # the planner refuses this (see diff's held); never reuse a slot that differs
+                raise LiveUpdateFailed(
+                    f"{server.backend}/{server.name}: its draining slot has other {', '.join(fixed)}"
+                )
             del self.draining[key]
-            self.api.set_address(server.backend, server.name, server.address, server.port)
+            self.held.pop(key, None)
+            for option in differ:
+                self._set(server, option)
             self.api.set_state(server.backend, server.name, "ready")
             return
         self.api.add_server(server.backend, server.name, server.addr_port, server.options_without_weight())
@@ -80,28 +100,24 @@ class LiveUpdater:
     def verify(self, parsed: ParsedConfig | None, backends: set[str] | None) -> None:
         """Read ``backends`` (None: every backend of the config) back from HAProxy; raise
         LiveUpdateFailed on any drift from ``parsed``: a server missing, extra, not ready,
-        or at another address, port or weight."""
+        or with any option HAProxy reports other than its line says
+        (:func:`~discovery.haproxy.options.drift`)."""
         if parsed is None:
             raise LiveUpdateFailed("cannot read the new config back")
         if backends is None:
             backends = {b for (b, _) in parsed.servers} | set(parsed.backends)
         for backend in sorted(backends):
-            running = self.api.servers(backend)
+            running = self.api.servers(backend, full=True)
             expected = parsed.servers_of(backend)
             for name, server in expected.items():
                 state = running.get(name)
                 if state is None:
                     raise LiveUpdateFailed(f"{backend}/{name} is missing from HAProxy")
-                if (state.address, state.port) != (server.address, server.port):
-                    raise LiveUpdateFailed(
-                        f"{backend}/{name} runs at {state.address}:{state.port} in HAProxy, not {server.addr_port}"
-                    )
+                wrong = options.drift(server.slot, state)
+                if wrong is not None:
+                    raise LiveUpdateFailed(f"{backend}/{name} {wrong} in HAProxy")
                 if state.in_maintenance or state.draining:
                     raise LiveUpdateFailed(f"{backend}/{name} is not ready in HAProxy")
-                if state.weight != int(server.weight or 1):
-                    raise LiveUpdateFailed(
-                        f"{backend}/{name} has weight {state.weight} in HAProxy, not {server.weight or 1}"
-                    )
             extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
             if extra:
                 raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")
@@ -127,3 +143,4 @@ class LiveUpdater:
                     continue  # try again on the next tick
                 log.warning("could not delete drained server %s/%s: %s", backend, name, exc)
             del self.draining[(backend, name)]
+            self.held.pop((backend, name), None)
