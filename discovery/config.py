@@ -77,9 +77,12 @@ def _typed(kind: str, value: Any) -> Any:
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list) and all(isinstance(i, str) for i in items):
             return tuple(items)
-    if kind == _TABLE and isinstance(value, Mapping):
-        if all(isinstance(v, (str, int, float, bool)) for v in value.values()):
-            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+    if (
+        kind == _TABLE
+        and isinstance(value, Mapping)
+        and all(isinstance(v, (str, int, float, bool)) for v in value.values())
+    ):
+        return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
     raise ValueError(kind)
 
 
@@ -136,6 +139,21 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"invalid --listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:9120")
     return host, int(port)
+
+
+def render_inputs(options: Mapping[str, Any]) -> tuple[Path, dict[str, str]]:
+    """The template and ``--set`` values the watcher renders with (``admin_socket`` from
+    ``--runtime-socket`` unless set): ``status`` and ``explain`` render what it would write."""
+    from .haproxy.render import DEFAULT_TEMPLATE
+    from .settings import parse_pairs
+
+    template = Path(options["template"]) if options.get("template") else None
+    if template is not None and not template.is_file():
+        raise ConfigError(f"--template {template}: no such file")
+    values = parse_pairs([f"{k}={v}" for k, v in (options.get("set") or {}).items()], "--set")
+    if options.get("runtime-socket"):
+        values.setdefault("admin_socket", str(options["runtime-socket"]))
+    return template or DEFAULT_TEMPLATE, values
 
 
 def watch_config(options: Mapping[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from ..errors import DiscoveryError, LiveUpdateFailed
 from ..haproxy import options
 from ..haproxy.plan import Add, Op, ParsedConfig, Remove, ServerLine, Set
 from ..haproxy.runtime import RuntimeAPI
+from ..observe.compare import compare_backend
 from .timeline import no_mark
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,9 @@ class LiveUpdater:
 
     def verify(self, parsed: ParsedConfig | None, backends: set[str] | None) -> None:
         """Read ``backends`` (None: every backend of the config) back from HAProxy; raise
-        LiveUpdateFailed on any drift from ``parsed``: a server missing, extra, not ready,
-        or with any option HAProxy reports other than its line says
-        (:func:`~discovery.haproxy.options.drift`)."""
+        LiveUpdateFailed on any drift from ``parsed``: a server missing, extra (and not one this
+        updater drains), not ready, or with any option HAProxy reports other than its line says
+        (the same comparison as ``disco status``: :func:`~discovery.observe.compare.drift`)."""
         if parsed is None:
             raise LiveUpdateFailed("cannot read the new config back")
         if backends is None:
@@ -109,18 +110,10 @@ class LiveUpdater:
         for backend in sorted(backends):
             running = self.api.servers(backend, full=True)
             expected = parsed.servers_of(backend)
-            for name, server in expected.items():
-                state = running.get(name)
-                if state is None:
-                    raise LiveUpdateFailed(f"{backend}/{name} is missing from HAProxy")
-                wrong = options.drift(server.slot, state)
-                if wrong is not None:
-                    raise LiveUpdateFailed(f"{backend}/{name} {wrong} in HAProxy")
-                if state.in_maintenance or state.draining:
-                    raise LiveUpdateFailed(f"{backend}/{name} is not ready in HAProxy")
-            extra = set(running) - set(expected) - {n for (b, n) in self.draining if b == backend}
-            if extra:
-                raise LiveUpdateFailed(f"HAProxy runs servers the config does not list: {sorted(extra)}")
+            draining = frozenset(n for (b, n) in self.draining if b == backend)
+            for server in compare_backend(backend, None, expected, running, draining=draining).servers:
+                if server.drift is not None:
+                    raise LiveUpdateFailed(f"{backend}/{server.name}: {server.drift}")
             if backend in parsed.cookie_keys:
                 cookies = self.api.cookies(backend)
                 missing = sorted(name for name in expected if not cookies.get(name))

@@ -1,0 +1,309 @@
+"""One comparison of the three places a server lives: what Consul says (by the watcher's own rules),
+the config file, and what HAProxy runs.  ``disco status``, ``plan`` and ``explain`` present its
+result, and the watcher's read-back after a live change (:meth:`~discovery.pipeline.live.LiveUpdater.verify`)
+is its file-against-HAProxy half, so none of them can say otherwise than the others.
+
+- *desired*: Consul read once and converted as the watches do (passing instances, names made
+  unique, settings, routes), rendered with the watcher's template and values: the config
+  ``disco watch`` would write now (:func:`desired_config`);
+- *pending* (desired against the file): a server the file lacks or still lists, any server
+  option that differs (:mod:`~discovery.haproxy.options`), or the rest of the config (routes,
+  service settings, the template) differing;
+- *drift* (the file against HAProxy): a server missing, extra (unless it drains), not ready, or
+  with any option HAProxy reports otherwise than its line.
+
+:func:`compare` is pure; :func:`observe` reads the three places and calls it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..consul.client import Catalog
+from ..consul.discover import read_followed
+from ..errors import LiveUpdateFailed, TemplateError
+from ..haproxy import options
+from ..haproxy.files import LiveConfig
+from ..haproxy.plan import ParsedConfig, ServerLine, parse
+from ..haproxy.render import Renderer
+from ..haproxy.runtime import RuntimeAPI, ServerState
+from ..state.convert import convert
+from ..state.model import DesiredState
+
+__all__ = [
+    "BackendCompared",
+    "Comparison",
+    "Observed",
+    "ServerCompared",
+    "compare",
+    "compare_backend",
+    "desired_config",
+    "drift",
+    "observe",
+    "pending",
+    "read_state",
+]
+
+SKELETON = "the config beyond server lines differs from what Consul says (routes, service settings or the template)"
+
+
+@dataclass(frozen=True)
+class ServerCompared:
+    """One server name of one backend in the three places (None: not there, or not asked)."""
+
+    backend: str
+    name: str
+    desired: ServerLine | None  # the line the watcher would write
+    file: ServerLine | None
+    running: ServerState | None
+    pending: str | None = None  # why the file is not yet what Consul says
+    drift: str | None = None  # why HAProxy runs something other than the file says
+
+
+@dataclass(frozen=True)
+class BackendCompared:
+    backend: str
+    servers: tuple[ServerCompared, ...]
+    haproxy_error: str | None = None  # HAProxy could not be asked about this backend
+
+    def server(self, name: str) -> ServerCompared | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    backends: tuple[BackendCompared, ...]
+    #: The rest of the config (not server lines) differs between desired and file; None: it does not
+    #: (or no desired config was rendered).
+    skeleton: str | None = None
+    #: What Consul says, for people: ``2 backends, 5 servers``; and what the conversion left out.
+    summary: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Why no desired config could be rendered (a template error), if so.
+    broken: str | None = None
+
+    @property
+    def drift(self) -> str | None:
+        """The first drift, as ``backend/server: why``."""
+        return next((f"{s.backend}/{s.name}: {s.drift}" for b in self.backends for s in b.servers if s.drift), None)
+
+    @property
+    def pending(self) -> str | None:
+        found = next(
+            (f"{s.backend}/{s.name}: {s.pending}" for b in self.backends for s in b.servers if s.pending), None
+        )
+        return found or self.skeleton
+
+    def backend(self, name: str) -> BackendCompared | None:
+        return next((b for b in self.backends if b.backend == name), None)
+
+
+def drift(
+    line: ServerLine | None, state: ServerState | None, *, asked: bool = True, drained: bool | None = None
+) -> str | None:
+    """Why HAProxy's slot differs from the file's line (None: it does not, or HAProxy not ``asked``).
+    A slot the file does not list is no drift while it drains: ``drained`` says whether it is one
+    the watcher drains (the watcher knows), None takes HAProxy's word for it (``status``)."""
+    if not asked:
+        return None
+    if state is None:
+        return "missing from HAProxy" if line is not None else None
+    if line is None:
+        leaving = state.draining if drained is None else drained
+        return None if leaving else "HAProxy runs it, the file does not list it"
+    wrong = options.drift(line.slot, state)
+    if wrong is not None:
+        return f"HAProxy {wrong.replace(', not ', ', the file says ')}"
+    if state.in_maintenance:
+        return "in maintenance in HAProxy"
+    if state.draining:
+        return "draining in HAProxy while the file lists it"
+    return None
+
+
+def pending(desired: ServerLine | None, line: ServerLine | None) -> str | None:
+    """Why the file's line is not yet the one the watcher would write (None: it is)."""
+    if desired is None:
+        return None if line is None else "Consul no longer routes it"
+    if line is None:
+        return "Consul routes it, the file does not list it yet"
+    differ = options.changed(line.slot, desired.slot)
+    if not differ:
+        return None
+    if differ[0] == "address":
+        return f"Consul says {desired.addr_port}"
+    what = [f"{name} {_value(name, desired)} (the file: {_value(name, line)})" for name in differ]
+    return "Consul says " + ", ".join(what)
+
+
+def _value(option: str, line: ServerLine) -> str:
+    value = options.BY_NAME[option].value(line.slot)
+    if isinstance(value, tuple):
+        return " ".join(value) or "none"
+    return "on" if value is True else "off" if value is False else str(value)
+
+
+def compare_backend(
+    backend: str,
+    desired: Mapping[str, ServerLine] | None,
+    file: Mapping[str, ServerLine],
+    running: Mapping[str, ServerState] | None,
+    haproxy_error: str | None = None,
+    draining: frozenset[str] | None = None,
+) -> BackendCompared:
+    """One backend in the three places; ``desired`` None: Consul not asked, ``running`` None:
+    HAProxy not asked; ``draining``: the slots the watcher drains (None: HAProxy's word)."""
+    names = sorted(set(desired or {}) | set(file) | set(running or {}))
+    rows = []
+    for name in names:
+        want, line = (desired or {}).get(name), file.get(name)
+        state = (running or {}).get(name)
+        rows.append(
+            ServerCompared(
+                backend,
+                name,
+                want,
+                line,
+                state,
+                pending(want, line) if desired is not None else None,
+                drift(line, state, asked=running is not None, drained=None if draining is None else name in draining),
+            )
+        )
+    return BackendCompared(backend, tuple(rows), haproxy_error)
+
+
+def compare(
+    desired: ParsedConfig | None,
+    file: ParsedConfig | None,
+    running: Mapping[str, Mapping[str, ServerState]] | None,
+    backends: Sequence[str],
+    *,
+    haproxy_errors: Mapping[str, str] | None = None,
+    summary: str = "",
+    notes: tuple[str, ...] = (),
+    broken: str | None = None,
+) -> Comparison:
+    """Pure: ``backends`` in the three places (``desired`` None: no desired config; ``running``
+    None: HAProxy not asked; a backend missing from ``running`` was not asked either)."""
+    errors = haproxy_errors or {}
+    result = []
+    for backend in backends:
+        wanted = desired.servers_of(backend) if desired is not None else None
+        lines = file.servers_of(backend) if file is not None else {}
+        ran = running.get(backend) if running is not None else None
+        result.append(compare_backend(backend, wanted, lines, ran, errors.get(backend)))
+    skeleton = None
+    if desired is not None and file is not None and desired.skeleton != file.skeleton:
+        skeleton = f"{SKELETON}; first difference: {_first_difference(file, desired)}"
+    elif desired is not None and file is None:
+        skeleton = "the config file does not exist yet"
+    return Comparison(tuple(result), skeleton, summary, notes, broken)
+
+
+def _first_difference(file: ParsedConfig, desired: ParsedConfig) -> str:
+    """The first line (not a server line) where the file and the desired config differ."""
+    have = [line for section in file.skeleton for line in section]
+    want = [line for section in desired.skeleton for line in section]
+    for a, b in zip(have, want, strict=False):
+        if a != b:
+            return f"the file has {a!r}, Consul's config {b!r}"
+    if len(have) > len(want):
+        return f"{have[len(want)]!r} in the file only"
+    if len(want) > len(have):
+        return f"{want[len(have)]!r} in Consul's config only"
+    return "sections in another order"
+
+
+def read_state(
+    catalog: Catalog, services: tuple[str, ...], tag: str | None, discover: bool = False
+) -> tuple[DesiredState, tuple[str, ...]]:
+    """Every service read once (no blocking), converted as the watches do; with ``discover``,
+    the services with a route tag too (the catalog list read once)."""
+    found, notes, discovered = [], [], frozenset[str]()
+    if discover:
+        explicit = services
+        services, discovery = read_followed(catalog, explicit, tag)
+        discovered = frozenset(services) - set(explicit)
+        notes += [f"discover: service skipped: {reason}" for _, reason in sorted(discovery.refused.items())]
+    for name in services:
+        _, entries = catalog.health_service(name, tag=tag, index=0, wait=0, passing=False)
+        conversion = convert(name, list(entries), passing_only=True)
+        found.append(conversion.service)
+        notes += conversion.skipped
+    return DesiredState(tuple(found), discovered), tuple(notes)
+
+
+def desired_config(
+    state: DesiredState, renderer: Renderer, values: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> str:
+    """The config the watcher would write for ``state`` (TemplateError when the template fails)."""
+    return renderer.render(state, values, dict(os.environ if env is None else env))
+
+
+def read_running(
+    runtime: RuntimeAPI | None, backends: Sequence[str]
+) -> tuple[dict[str, dict[str, ServerState]] | None, dict[str, str]]:
+    """Every option HAProxy reports of each backend's servers; errors by backend."""
+    if runtime is None:
+        return None, {}
+    running, errors = {}, {}
+    for backend in backends:
+        try:
+            running[backend] = runtime.servers(backend, full=True)
+        except LiveUpdateFailed as exc:
+            errors[backend] = str(exc)
+    return running, errors
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The three places read once, and their comparison."""
+
+    comparison: Comparison
+    state: DesiredState  # what Consul says, converted as the watches do
+    file_text: str | None  # the config file (None: it does not exist, or none was named)
+    desired_text: str | None  # the config the watcher would write (None: the template failed)
+
+
+def observe(
+    catalog: Catalog,
+    *,
+    services: tuple[str, ...],
+    output: Path | None,
+    template: Path,
+    values: Mapping[str, str],
+    tag: str | None = None,
+    discover: bool = False,
+    runtime: RuntimeAPI | None = None,
+    env: Mapping[str, str] | None = None,
+    backends: Sequence[str] | None = None,
+) -> Observed:
+    """Read Consul, the file and HAProxy, once each, and compare them.  ``backends``: the ones to
+    compare (default: every service read, then every other backend of the file)."""
+    state, notes = read_state(catalog, services, tag, discover)
+    text = LiveConfig(output).read() if output is not None else None
+    file = parse(text) if text is not None else None
+    candidate, broken = None, None
+    try:
+        candidate = desired_config(state, Renderer(template), values, env)
+    except TemplateError as exc:
+        broken = str(exc)
+    desired = parse(candidate) if candidate is not None else None
+    if backends is None:
+        names = [s.name for s in state.services]
+        backends = [*names, *(b for b in (file.backends if file else ()) if b not in names)]
+    running, errors = read_running(runtime, backends)
+    comparison = compare(
+        desired,
+        file if output is not None else None,
+        running,
+        backends,
+        haproxy_errors=errors,
+        summary=state.summary(),
+        notes=notes,
+        broken=broken,
+    )
+    return Observed(comparison, state, text, candidate)
