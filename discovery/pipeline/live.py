@@ -94,9 +94,9 @@ class LiveUpdater:
                 self._set(server, option)
             self.api.set_state(server.backend, server.name, "ready")
             return
-        self.api.add_server(server.backend, server.name, server.addr_port, server.options_without_weight())
-        if server.weight is not None:
-            self.api.set_weight(server.backend, server.name, server.weight)
+        # Every option on the line (weight too: a weight set after the add would leave the slot's
+        # initial weight at 1, where a reload gives the line's).
+        self.api.add_server(server.backend, server.name, server.addr_port, server.options)
 
     def verify(self, parsed: ParsedConfig | None, backends: set[str] | None) -> None:
         """Read ``backends`` (None: every backend of the config) back from HAProxy; raise
