@@ -66,7 +66,11 @@ class LiveUpdater:
         for backend in sorted(moved & set(keys)):
             self.api.refresh_dynamic_cookies(backend, keys[backend])
         mark("runtime")
-        self.verify(new, {self._backend(op) for op in ops})
+        self.verify(
+            new,
+            {self._backend(op) for op in ops},
+            {(op.server.backend, op.server.name) for op in ops if not isinstance(op, Remove)},
+        )
         mark("readback")
         return len(ops)
 
@@ -98,17 +102,22 @@ class LiveUpdater:
         # initial weight at 1, where a reload gives the line's).
         self.api.add_server(server.backend, server.name, server.addr_port, server.options)
 
-    def verify(self, parsed: ParsedConfig | None, backends: set[str] | None) -> None:
+    def verify(
+        self, parsed: ParsedConfig | None, backends: set[str] | None, touched: set[tuple[str, str]] | None = None
+    ) -> None:
         """Read ``backends`` (None: every backend of the config) back from HAProxy; raise
         LiveUpdateFailed on any drift from ``parsed``: a server missing, extra (and not one this
         updater drains), not ready, or with any option HAProxy reports other than its line says
-        (the same comparison as ``disco status``: :func:`~discovery.observe.compare.drift`)."""
+        (the same comparison as ``disco status``: :func:`~discovery.observe.compare.drift`).
+        ``touched``: the servers just added or changed, the only ones whose options beyond
+        address, weight and state are read (None: every server's)."""
         if parsed is None:
             raise LiveUpdateFailed("cannot read the new config back")
         if backends is None:
             backends = {b for (b, _) in parsed.servers} | set(parsed.backends)
         for backend in sorted(backends):
-            running = self.api.servers(backend, full=True)
+            only = None if touched is None else [n for (b, n) in touched if b == backend]
+            running = self.api.servers(backend, full=True, only=only)
             expected = parsed.servers_of(backend)
             draining = frozenset(n for (b, n) in self.draining if b == backend)
             for server in compare_backend(backend, None, expected, running, draining=draining).servers:
