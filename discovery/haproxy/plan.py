@@ -40,17 +40,6 @@ class ServerLine:
         opts = self.options
         return next((opts[i + 1] for i, o in enumerate(opts[:-1]) if o == "weight"), None)
 
-    def options_without_weight(self) -> tuple[str, ...]:
-        out, skip = [], False
-        for opt in self.options:
-            if skip:
-                skip = False
-            elif opt == "weight":
-                skip = True
-            else:
-                out.append(opt)
-        return tuple(out)
-
     @property
     def addr_port(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
