@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make demo` and `make test`.  Both install what is missing first.
-.PHONY: deps bench-deps demo test unit integration bench plots clean
+.PHONY: deps bench-deps demo test lint unit integration bench plots clean
 
 WEBAPPS ?= 3
 
@@ -9,8 +9,15 @@ deps:
 demo: deps
 	.venv/bin/disco demo --webapps $(WEBAPPS)
 
-test: deps
+# Lint and types first (ruff, mypy --strict on discovery/), then every test: unit, integration (the
+# package built and installed with pipx among them), and the Docker end-to-end suite.
+test: deps lint
 	.venv/bin/pytest
+
+lint: deps
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 unit: deps
 	.venv/bin/pytest tests/unit

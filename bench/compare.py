@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.budget import read_timelines, split  # noqa: E402
+from bench.budget import read_timelines, split
 from bench.budget import table as budget_table
-from bench.contenders import ALL, Contender  # noqa: E402
-from bench.floor import BlockingQueryClient  # noqa: E402
+from bench.contenders import ALL, Contender
+from bench.floor import BlockingQueryClient
 from bench.lib import (
     KINDS,
     MOVING_ADDRESS,
@@ -52,7 +52,7 @@ from bench.lib import (
     summarize,
     write_json,
 )
-from testkit import ConsulAgent, take_port, wait_until  # noqa: E402
+from testkit import ConsulAgent, take_port, wait_until
 
 
 def cpu_seconds(pids: list[int]) -> float:

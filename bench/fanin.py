@@ -59,8 +59,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa: E402
-from testkit import DISCO, ClusterServer, ConsulCluster, wait_until  # noqa: E402
+from bench.lib import draw, phase, require_tools, summarize, write_json
+from testkit import DISCO, ClusterServer, ConsulCluster, wait_until
 
 SERVICE = "web"
 BASE = 3  # instances always there
@@ -208,7 +208,7 @@ def wait_all(
     end = time.monotonic() + deadline
     with seen:
         while True:
-            times = [w.applied(m, servers) for w, m in zip(watchers, marks)]
+            times = [w.applied(m, servers) for w, m in zip(watchers, marks, strict=False)]
             left = end - time.monotonic()
             if all(t is not None for t in times) or left <= 0:
                 return times

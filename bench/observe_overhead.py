@@ -25,8 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
-from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
+import contextlib
+
+from discovery.haproxy.runtime import RuntimeAPI
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 
 class Balancer:
@@ -90,7 +92,7 @@ def measure(consul: ConsulAgent, balancer: Balancer, n: int) -> float:
         try:
             if balancer.state(sid) in (want, None if want == "drain" else "-"):
                 return time.perf_counter() - started
-        except Exception:
+        except Exception:  # noqa: S110  (a read while the socket is busy is tried again on the next poll)
             pass
         time.sleep(0.0005)
     raise RuntimeError(f"{balancer.service}: change {n} not seen within 10s")
@@ -98,15 +100,13 @@ def measure(consul: ConsulAgent, balancer: Balancer, n: int) -> float:
 
 def scrape(url: str, stop: threading.Event) -> None:
     while not stop.wait(1.0):
-        try:
+        with contextlib.suppress(OSError):
             urllib.request.urlopen(url, timeout=2).read()
-        except OSError:
-            pass
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
 
 
 def main() -> int:

@@ -54,7 +54,7 @@ def _load(path: Path) -> Any:
 def _labelled(ax: Any, xs: list[float], ys: list[float], style: str, fmt: str = "{:,.0f}", **kw: Any) -> None:
     """A line with each point's value written next to it."""
     ax.plot(xs, ys, style, **kw)
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=False):
         ax.annotate(
             fmt.format(y),
             (x, y),
@@ -82,7 +82,7 @@ def plot_compare(results: Path = RESULTS / "compare.json", out: Path = IMG / "co
     with_samples = all("convergence_samples_ms" in r for _, r in rows)
     fig, ax = plt.subplots(figsize=(10, 1.6 + 0.75 * len(rows)) if not with_samples else (10, 5.5))
     if with_samples:
-        for (name, r), color in zip(rows, colors):
+        for (name, r), color in zip(rows, colors, strict=False):
             c = r["convergence_ms"]
             _ecdf(ax, r["convergence_samples_ms"], color, f"{name}: p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms")
             ax.plot([c["p50"]], [0.5], "o", color=color, markersize=7)
@@ -96,7 +96,7 @@ def plot_compare(results: Path = RESULTS / "compare.json", out: Path = IMG / "co
         )
     else:  # older results: the summary only
         marks = [("p50", "o", 8), ("p95", "^", 7), ("p99", "D", 7), ("max", "x", 8)]
-        for y, ((name, r), color) in enumerate(zip(reversed(rows), reversed(colors[: len(rows)]))):
+        for y, ((_name, r), color) in enumerate(zip(reversed(rows), reversed(colors[: len(rows)]), strict=False)):
             c = r["convergence_ms"]
             ax.hlines(y, c["p50"], c["max"], color=color, linewidth=2, alpha=0.5)
             for key, marker, size in marks:

@@ -33,6 +33,7 @@ Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500 50000:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -50,13 +51,13 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.budget import read_timelines, split  # noqa: E402
+from bench.budget import read_timelines, split
 from bench.budget import table as budget_table
-from bench.lib import draw, phase, require_tools, summarize, write_json  # noqa: E402
-from discovery.errors import HAProxyUnavailable, ReloadError  # noqa: E402
-from discovery.haproxy.master import socket_command  # noqa: E402
-from discovery.haproxy.runtime import RuntimeAPI  # noqa: E402
-from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until  # noqa: E402
+from bench.lib import draw, phase, require_tools, summarize, write_json
+from discovery.errors import HAProxyUnavailable, ReloadError
+from discovery.haproxy.master import socket_command
+from discovery.haproxy.runtime import RuntimeAPI
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
 MODES = ("auto", "service", "catalog")
@@ -214,10 +215,8 @@ def haproxy_costs(
         assert check.returncode == 0, check.stderr[-2000:]
         before = worker_pid(admin)
         t = time.perf_counter()
-        try:
+        with contextlib.suppress(ReloadError):  # the master re-executes itself and may drop the connection
             socket_command(master, "reload", timeout=5)
-        except ReloadError:
-            pass  # the master re-executes itself and may drop the connection
         try:
             wait_until(
                 lambda: (pid := worker_pid(admin)) is not None and pid != before,

@@ -50,7 +50,11 @@ from .state.convert import convert
 from .state.gate import GatePolicy
 from .state.model import DesiredState, Instance, Service
 
-__version__ = "0.1.0"
+#: The distribution's name on the package index (``pip install disco-haproxy``); the command is ``disco``
+#: and the import package ``discovery``.
+DISTRIBUTION = "disco-haproxy"
+#: The one place the version is written (pyproject.toml reads it from here).
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_TEMPLATE",

@@ -53,6 +53,8 @@ WATCH_KEYS: dict[str, Key] = {
     "when-empty": Key(_STR, "keep"),
     "watch-mode": Key(_STR, "auto"),
     "discover": Key(_BOOL, False),
+    "overrides-prefix": Key(_STR, "disco/overrides/"),
+    "failover-dc": Key(_LIST, ()),
     "stale": Key(_BOOL, False),
     "max-stale": Key(_STR, "2s"),
     "once": Key(_BOOL, False),
@@ -190,6 +192,8 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         reason = checks.check(checks.SERVICE_NAME, name, "service name")
         if reason:
             raise ConfigError(reason)
+    overrides_prefix = overrides_prefix_of(options)
+    failover_dcs = failover_dcs_of(options)
     reloader: Reloader | None = None
     if master_socket:
         reloader = MasterSocket(Path(master_socket))
@@ -215,4 +219,31 @@ def watch_config(options: Mapping[str, Any]) -> Any:
         watch_mode=watch_mode,
         discover=bool(options.get("discover")),
         gate=GatePolicy(options["gate-share"], parse_duration(options["gate-grace"]), when_empty),
+        overrides_prefix=overrides_prefix,
+        failover_dcs=failover_dcs,
     )
+
+
+def failover_dcs_of(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """``--failover-dc`` names checked (ConfigError), in order, once each."""
+    from .state.failover import check_dc
+
+    dcs = tuple(dict.fromkeys(options.get("failover-dc") or ()))
+    for dc in dcs:
+        reason = check_dc(dc)
+        if reason:
+            raise ConfigError(f"invalid --failover-dc: {reason}")
+    if dcs and not options.get("service"):
+        raise ConfigError("--failover-dc follows the --service names in other datacenters: give at least one")
+    return dcs
+
+
+def overrides_prefix_of(options: Mapping[str, Any]) -> str:
+    """``--overrides-prefix`` checked (ConfigError); "" turns operator overrides off."""
+    from .state.overrides import DEFAULT_PREFIX, check_prefix
+
+    prefix = str(options.get("overrides-prefix", DEFAULT_PREFIX))
+    reason = check_prefix(prefix)
+    if reason:
+        raise ConfigError(f"invalid --overrides-prefix: {reason}")
+    return prefix

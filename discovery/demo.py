@@ -25,13 +25,14 @@ import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .consul.agent import consul_dev_config, find_consul
 from .errors import ConfigError, DiscoveryError
 from .haproxy.files import write_atomic
 from .haproxy.render import DEFAULT_TEMPLATE
-from .pipeline.watcher import WatchConfig, bootstrap
+from .pipeline.bootstrap import bootstrap
+from .pipeline.watcher import WatchConfig
 from .ports import Port, pick_consul_ports, preflight
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +74,8 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
     ]
     ports.append(Port(spec.first_webapp_port + spec.webapps, f"webapp {API}-1", "--first-webapp-port"))
     flag = "--consul-ports" if spec.consul_ports else ""
-    return ports + [
+    return [
+        *ports,
         Port(consul[0], "Consul LAN gossip", flag, udp=True),
         Port(consul[1], "Consul WAN gossip", flag, udp=True),
         Port(consul[2], "Consul server RPC", flag),
@@ -129,7 +131,7 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
             20,
             logs,
         ),
-        _program("watch", disco + ["watch", "--config", str(work / "watch.toml")], 30, logs),
+        _program("watch", [*disco, "watch", "--config", str(work / "watch.toml")], 30, logs),
     ]
     for n in range(1, spec.webapps + 1):
         port, instance = spec.first_webapp_port + n - 1, f"{SERVICE}-{n}"
@@ -153,8 +155,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
         parts.append(
             _program(
                 f"register-{n}",
-                disco
-                + [
+                [
+                    *disco,
                     "register",
                     "--service",
                     SERVICE,
@@ -194,8 +196,8 @@ def supervisord_config(spec: DemoSpec, consul_bin: str) -> str:
     parts.append(
         _program(
             "register-api",
-            disco
-            + [
+            [
+                *disco,
                 "register",
                 "--service",
                 API,
@@ -280,7 +282,7 @@ class Programs:
         # A fresh connection each time: a transport that failed once (socket not there yet) is not reusable.
         rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, self.url))
         try:
-            return list(rpc.supervisor.getAllProcessInfo())
+            return cast(list[dict[str, Any]], rpc.supervisor.getAllProcessInfo())
         except (OSError, xmlrpc.client.Error, http.client.HTTPException):
             return []
 

@@ -46,6 +46,6 @@ fi
 if [[ ! -x .venv/bin/python ]]; then "$PYTHON" -m venv .venv; fi
 stamp=.venv/.disco-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,docker]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"
 fi

@@ -192,7 +192,7 @@ _default_mutex = threading.Lock()
 
 def allocator() -> PortAllocator:
     """The process-wide allocator (made on first use)."""
-    global _default
+    global _default  # noqa: PLW0603  (one allocator per process, made on first use)
     with _default_mutex:
         if _default is None:
             _default = PortAllocator()

@@ -43,7 +43,7 @@ class Proc:
     def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.argv = argv
         self.log = log
-        self._fh = open(log, "ab")
+        self._fh = open(log, "ab")  # noqa: SIM115  (open for the process's life; closed in stop())
         self.popen = subprocess.Popen(
             argv,
             stdout=self._fh,

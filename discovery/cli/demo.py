@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from ..errors import DiscoveryError
-from .app import app
+from .app import command
 from .common import Verbose, fail, setup_logging
 
 
-@app.command(epilog="Example: `disco demo --webapps 3`, then `curl http://127.0.0.1:8080/` a few times.")
+@command(epilog="Example: `disco demo --webapps 3`, then `curl http://127.0.0.1:8080/` a few times.")
 def demo(
     webapps: Annotated[int, typer.Option(min=1, max=50, help="How many webapp instances to start.")] = 3,
     lb_port: Annotated[int, typer.Option(help="Load balancer port on 127.0.0.1.")] = 8080,

@@ -10,11 +10,11 @@ import typer
 
 from ..errors import ConfigError, DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
+@command(epilog="Example: `disco explain web/web-2 --config /etc/disco/watch.toml`")
 def explain(
     target: Annotated[
         str,
@@ -27,6 +27,7 @@ def explain(
     template: o.Template = None,
     tag: o.Tag = None,
     set_: o.Set = None,
+    overrides_prefix: o.OverridesPrefix = None,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
@@ -43,12 +44,13 @@ def explain(
     Exit status: 0 every instance shown is routed; 3 at least one is not; 1 Consul could not be
     read; 2 bad input (a service or an instance nobody knows).
     """
-    from ..config import render_inputs
+    from ..config import overrides_prefix_of, render_inputs
     from ..consul.client import ConsulClient
     from ..haproxy.runtime import RuntimeAPI
     from ..observe.explain import ALL_ROUTED, NOT_ROUTED, as_dicts
     from ..observe.explain import explain as run
     from ..observe.health import ask_watcher
+    from ..observe.overrides import seen
     from ..settings import consul_settings
 
     try:
@@ -58,6 +60,7 @@ def explain(
             template=template,
             tag=tag,
             set_=set_,
+            overrides_prefix=overrides_prefix,
             runtime_socket=runtime_socket,
             listen=listen,
             consul_addr=consul_addr,
@@ -72,8 +75,10 @@ def explain(
         template_path, values = render_inputs(opts)
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
+        client = ConsulClient(consul_settings(opts["consul-addr"]))
+        overrides = seen(client, overrides_prefix_of(opts))
         explained = run(
-            ConsulClient(consul_settings(opts["consul-addr"])),
+            client,
             service,
             instance or None,
             tag=opts["tag"],
@@ -82,6 +87,7 @@ def explain(
             values=values,
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
+            overrides=overrides,
         )
     except DiscoveryError as exc:
         raise fail(exc) from None
@@ -92,6 +98,8 @@ def explain(
             typer.echo(f"Consul lists no instance of {service}")
         if opts.get("listen") and watcher is None:
             typer.echo(f"note: no watcher answers on {opts['listen']}: gate holds unknown")
+        for line in overrides.lines((service,)):
+            typer.echo(line)
         for item in explained:
             for line in item.lines():
                 typer.echo(line)

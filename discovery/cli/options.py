@@ -120,6 +120,23 @@ LogFormat = Annotated[
 ]
 
 
+FailoverDc = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--failover-dc",
+        metavar="DC",
+        help="Another Consul datacenter whose passing instances of each --service become backup servers "
+        "(served only while no local one is up); repeat for more, in order of preference.",
+    ),
+]
+OverridesPrefix = Annotated[
+    str | None,
+    typer.Option(
+        help="Consul KV prefix of operator overrides (drain, disable, pin a weight, take a route out), one "
+        'JSON document per service, followed with one blocking query; "" turns them off. '
+        "Default: disco/overrides/.",
+    ),
+]
 Discover = Annotated[
     bool,
     typer.Option(

@@ -8,11 +8,11 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(
+@command(
     epilog="Example: `disco plan --config /etc/disco/watch.toml`, or "
     "`disco plan --service web --output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
 )
@@ -34,6 +34,8 @@ def plan(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     consul_addr: ConsulAddr = None,
     json_: o.Json = False,
     log_format: o.LogFormat = None,
@@ -72,6 +74,8 @@ def plan(
             when_empty=when_empty,
             watch_mode=watch_mode,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             consul_addr=consul_addr,
             log_format=log_format,
             verbose=verbose,

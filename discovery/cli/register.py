@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from ..errors import DiscoveryError
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 
-@app.command(epilog="Example: `disco register --service web --port 8080 --check-http /health`")
+@command(epilog="Example: `disco register --service web --port 8080 --check-http /health`")
 def register(
     service: Annotated[str, typer.Option("--service", "-s", help="Service name, e.g. web.")],
     port: Annotated[int, typer.Option("--port", "-p", help="Port the instance listens on (1-65535).")],

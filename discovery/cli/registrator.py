@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, DiscoveryError
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 
-@app.command(epilog="Example: `disco registrator --network web --resync 30s` beside the host's Consul agent.")
+@command(epilog="Example: `disco registrator --network web --resync 30s` beside the host's Consul agent.")
 def registrator(
     network: Annotated[
         str | None,

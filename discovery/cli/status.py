@@ -9,11 +9,11 @@ import typer
 
 from ..errors import DiscoveryError
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, setup_logging
 
 
-@app.command(
+@command(
     epilog="Example: `disco status --config /etc/disco/watch.toml`, or `disco status --service web "
     "--output /etc/haproxy/haproxy.cfg --runtime-socket /run/haproxy/admin.sock`"
 )
@@ -25,6 +25,8 @@ def status(
     tag: o.Tag = None,
     set_: o.Set = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
     consul_addr: ConsulAddr = None,
@@ -41,12 +43,13 @@ def status(
     not yet what Consul says (a change on its way, or held by the sanity gate); 1 Consul or a
     file could not be read; 2 bad input.
     """
-    from ..config import render_inputs, require
+    from ..config import overrides_prefix_of, render_inputs, require
     from ..consul.client import ConsulClient
     from ..haproxy.files import LiveConfig
     from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
     from ..observe.health import ask_watcher
+    from ..observe.overrides import seen
     from ..observe.status import status as run
     from ..settings import consul_settings
 
@@ -59,6 +62,8 @@ def status(
             tag=tag,
             set_=set_,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             runtime_socket=runtime_socket,
             listen=listen,
             consul_addr=consul_addr,
@@ -75,6 +80,8 @@ def status(
         services = tuple(opts["service"]) or (() if opts["discover"] else (parsed.backends if parsed else ()))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
+        prefix = overrides_prefix_of(opts)
+        overrides = seen(catalog, prefix)
         report = run(
             catalog,
             services,
@@ -85,10 +92,12 @@ def status(
             discover=bool(opts["discover"]),
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
+            overrides_prefix=prefix,
+            failover_dcs=tuple(opts["failover-dc"] or ()),
         )
     except DiscoveryError as exc:
         raise fail(exc) from None
-    notes = list(report.notes)
+    notes = list(report.notes)  # the overrides' lines among them, as the watcher reads them
     if text is None:
         notes.append(f"{opts['output']} does not exist yet")
     if not socket:
@@ -96,7 +105,7 @@ def status(
     if opts.get("listen") and watcher is None:
         notes.append(f"no watcher answers on {opts['listen']}: gate holds unknown")
     if json_:
-        typer.echo(json.dumps({**report.as_dict(), "notes": notes}, indent=2))
+        typer.echo(json.dumps({**report.as_dict(), "notes": notes, "overrides": overrides.as_dict()}, indent=2))
     else:
         show(report, notes)
     raise typer.Exit(report.exit_code)
@@ -130,7 +139,7 @@ def show(report: object, notes: list[str]) -> None:
                 row.consul or "-",
                 row.file or "-",
                 row.haproxy or "-",
-                row.state or "-",
+                (row.state or "-") + (" (override)" if row.override else ""),
                 "-" if row.weight is None else str(row.weight),
                 row.health or "-",
                 flag,

@@ -10,14 +10,14 @@ import typer
 from ..errors import DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
-from .app import app
+from .app import command
 from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
 SWITCH_INTERVAL = 0.0005
 
 
-@app.command(
+@command(
     epilog="Example: `disco watch --service web --output /etc/haproxy/haproxy.cfg "
     "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
     "`disco watch --config /etc/disco/watch.toml`"
@@ -40,6 +40,8 @@ def watch(
     when_empty: o.WhenEmpty = None,
     watch_mode: o.WatchMode = None,
     discover: o.Discover = False,
+    overrides_prefix: o.OverridesPrefix = None,
+    failover_dc: o.FailoverDc = None,
     stale: o.Stale = False,
     max_stale: o.MaxStale = None,
     listen: o.Listen = None,
@@ -58,6 +60,7 @@ def watch(
     """
     from ..config import parse_listen, watch_config
     from ..consul.client import ConsulClient
+    from ..consul.failover_watch import check_datacenters
     from ..observe import serve
     from ..pipeline.watcher import Watcher
     from ..settings import consul_settings, parse_duration
@@ -81,6 +84,8 @@ def watch(
             when_empty=when_empty,
             watch_mode=watch_mode,
             discover=discover,
+            overrides_prefix=overrides_prefix,
+            failover_dc=failover_dc,
             stale=stale,
             max_stale=max_stale,
             listen=listen,
@@ -100,6 +105,7 @@ def watch(
         client = ConsulClient(
             consul_settings(opts["consul-addr"]), stale=opts["stale"], max_stale=parse_duration(opts["max-stale"])
         )
+        check_datacenters(client, watch_settings.failover_dcs)  # an unknown one: ConfigError, exit 2
         watcher = Watcher(
             client, watch_settings, dry_run=opts["dry-run"], output=lambda text: typer.echo(text, nl=False)
         )

@@ -68,7 +68,7 @@ CheckKey = tuple[str, str]  # (node, check ID)
 CheckValue = tuple[str, str, str, tuple[str, ...]]  # (service name, service ID, status, tags)
 
 
-def check_digest(checks: Iterable[Mapping[str, Any]]) -> dict[CheckKey, CheckValue]:
+def check_digest(checks: Iterable[Any]) -> dict[CheckKey, CheckValue]:
     """What matters of ``/v1/health/state/any``: who has which check in which state (not its output)."""
     digest: dict[CheckKey, CheckValue] = {}
     for chk in checks:
@@ -132,7 +132,7 @@ class CatalogWatch:
         stop: threading.Event,
         *,
         tag: str | None = None,
-        timing: WatchTiming = WatchTiming(),
+        timing: WatchTiming = WatchTiming(),  # noqa: B008  (frozen: a shared default is safe)
         clock: Callable[[], float] = time.monotonic,
         gather: float = 0.0,
         explain_within: float = 10.0,
@@ -322,7 +322,7 @@ class CatalogWatch:
                 self._apply(name, *self._fetch(name), since)
             return
         with ThreadPoolExecutor(min(READERS, len(names)), thread_name_prefix="catalog-read") as pool:
-            for name, fetched in zip(names, pool.map(self._fetch, names)):
+            for name, fetched in zip(names, pool.map(self._fetch, names), strict=True):
                 self._apply(name, *fetched, since)
 
     def _fetch(self, name: str) -> tuple[int, Any, float]:

@@ -18,7 +18,7 @@ caller decodes both answers whole: slower, never wrong.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 _KEY = '"Node":'
 _BLOCK = 65536
@@ -92,7 +92,7 @@ def _decode(chunk: str) -> list[dict[str, Any]] | None:
         return None
     if not all(isinstance(c, dict) and "Node" in c for c in checks):
         return None
-    return checks
+    return cast(list[dict[str, Any]], checks)
 
 
 def changed_checks(old: str, new: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:

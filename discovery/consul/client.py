@@ -18,6 +18,7 @@ consistency, as consul-template does (:func:`too_stale`).  The leader query
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -247,6 +248,31 @@ class ConsulClient:
         us more CPU (3.6 MB at 10,000 instances) than it saves."""
         answer = self._read("/v1/health/state/any", [], index, wait, text=True)
         return answer.index, answer.body or "[]"
+
+    def health_service_dc(self, service: str, dc: str, *, index: int = 0, wait: float = 300.0) -> tuple[int, Entries]:
+        """Blocking query on a service's instances in another datacenter (``?dc=``), over the WAN."""
+        answer = self._read(f"/v1/health/service/{service}", [("dc", dc)], index, wait)
+        return answer.index, answer.body or []
+
+    def datacenters(self) -> list[str]:
+        """Every datacenter this Consul knows (``/v1/catalog/datacenters``)."""
+        body = self._call(lambda token=None: self._consul.catalog.datacenters())
+        return [str(dc) for dc in body or () if isinstance(dc, str)]
+
+    def kv_prefix(self, prefix: str, *, index: int = 0, wait: float = 300.0) -> tuple[int, list[tuple[str, bytes]]]:
+        """Blocking query on every key under ``prefix`` (``/v1/kv/PREFIX?recurse``): (key, value) pairs,
+        values decoded from base64; none when the prefix holds no key (Consul answers 404)."""
+        answer = self._read(f"/v1/kv/{prefix}", [("recurse", "1")], index, wait)
+        pairs = []
+        for item in answer.body or ():
+            if not isinstance(item, Mapping) or not isinstance(item.get("Key"), str):
+                continue
+            try:
+                value = base64.b64decode(item.get("Value") or "", validate=True)
+            except (ValueError, TypeError):
+                value = b"\xff"  # not base64: left to the document check to refuse (not JSON)
+            pairs.append((item["Key"], value))
+        return answer.index, pairs
 
     def checks_index(self) -> int:
         """The index of ``/v1/health/state/warning``: the checks table's, as for ``any``, with only the

@@ -18,7 +18,7 @@ import urllib3
 from urllib3.connection import HTTPConnection
 
 
-class PerThreadHTTPClient(consul.std.HTTPClient):
+class PerThreadHTTPClient(consul.std.HTTPClient):  # type: ignore[misc]  # python-consul2 ships no types
     """python-consul2's HTTP client reads ``self.timeout`` and ``self.session`` on every request,
     and the watcher calls one client from several threads: both are kept per thread, so a
     long poll's read timeout is never another thread's, and no ``requests.Session`` is shared.
@@ -50,7 +50,7 @@ class PerThreadHTTPClient(consul.std.HTTPClient):
                     # state under a reader in another thread (a ValueError there, not a connection error).
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    @property  # type: ignore[override]
+    @property
     def timeout(self) -> float:
         return getattr(self._local, "timeout", self._default_timeout)
 
@@ -59,7 +59,7 @@ class PerThreadHTTPClient(consul.std.HTTPClient):
         if value is not None:  # the base class sets None at construction: keep our default
             self._default_timeout = value
 
-    @property  # type: ignore[override]
+    @property
     def session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
@@ -103,7 +103,7 @@ class _TrackingHTTPPool(_Tracking, urllib3.HTTPConnectionPool):
     pass
 
 
-class _TrackingHTTPSPool(_Tracking, urllib3.HTTPSConnectionPool):
+class _TrackingHTTPSPool(_Tracking, urllib3.HTTPSConnectionPool):  # type: ignore[misc]  # _new_conn returns the HTTPS kind
     pass
 
 
@@ -116,7 +116,8 @@ class _TrackingAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
+        # urllib3 calls the pool class; a partial that fills in ``opened`` is as good as a class.
         self.poolmanager.pool_classes_by_scheme = {
-            "http": functools.partial(_TrackingHTTPPool, opened=self._opened),
-            "https": functools.partial(_TrackingHTTPSPool, opened=self._opened),
+            "http": functools.partial(_TrackingHTTPPool, opened=self._opened),  # type: ignore[dict-item]
+            "https": functools.partial(_TrackingHTTPSPool, opened=self._opened),  # type: ignore[dict-item]
         }

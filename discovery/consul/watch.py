@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import tenacity
 
 from ..errors import AccessDenied, CatalogError
+from ..retrying import sleeper, stopped
 from ..state.convert import Conversion, convert
 from ..state.model import Service
 from .client import Catalog
@@ -121,8 +122,8 @@ class Retry:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(CatalogError),
             wait=self._wait,
-            stop=lambda _state: self.stop.is_set(),
-            sleep=self.stop.wait,
+            stop=stopped(self.stop),
+            sleep=sleeper(self.stop),
             before_sleep=self._log,
             reraise=True,
         )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError, ValidationError
-from .validate import Validator
+from .validate import Checker
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -85,7 +85,7 @@ class LiveConfig:
     def install(
         self,
         text: str,
-        validator: Validator | None,
+        validator: Checker | None,
         delta: str | None = None,
         mark: Callable[[str], None] = lambda _stage: None,
         durable: bool = True,
@@ -127,7 +127,7 @@ class LiveConfig:
             _fsync(self.path.parent)
         self._unsynced = False
 
-    def _delta_accepted(self, delta: str | None, validator: Validator) -> bool:
+    def _delta_accepted(self, delta: str | None, validator: Checker) -> bool:
         if delta is None:
             return False
         checked = _write_temp(self.path, delta, sync=False)

@@ -8,6 +8,7 @@ the old worker keeps serving) or a new worker appears.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import shutil
@@ -83,10 +84,8 @@ class MasterSocket:
 
     def reload(self) -> str:
         before = self.state()
-        try:
+        with contextlib.suppress(ReloadError):  # the master re-executes itself and may drop the connection
             socket_command(self.path, "reload")
-        except ReloadError:
-            pass  # the master re-executes itself and may drop the connection
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             time.sleep(self.poll)

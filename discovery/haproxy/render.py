@@ -25,11 +25,17 @@ compared by value: such a macro is rendered again when ``routing`` changes.
 The bundled template renders each backend and the routing rules that way; the
 output is byte for byte what a full render gives (tests/unit/test_render_incremental.py
 holds one against the other over random changes).
+
+The template's own section names (``listen stats``, ``frontend http``, ``tcp-PORT``) are read
+from the template itself (:meth:`Renderer.own_sections`, :mod:`discovery.haproxy.sections`);
+``render`` leaves out a discovered service whose backend would take one of them, and
+:meth:`Renderer.admit` says which and why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +46,11 @@ import jinja2
 from ..errors import TemplateError
 from ..state import checks as names
 from ..state.model import DesiredState, Service
-from ..state.routing import Table, table
+from ..state.routing import Table, parse_ports, table
 from . import options
+from .sections import Admission, admit, own_sections, probe_states
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2"
 RESERVED = frozenset({"services", "service", "values", "env", "routing"})
@@ -74,6 +83,9 @@ class Renderer:
         self._fragments: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
         self._outside: tuple[Any, ...] | None = None
         self._routing: _Routing | None = None
+        # (--service names, values, env) -> the template's own section names; the last admission.
+        self._own: tuple[tuple[Any, ...], dict[str, str]] | None = None
+        self._admitted: tuple[tuple[Service, ...], dict[str, str], Admission] | None = None
         try:
             self._template = env.get_template(template_path.name)
         except jinja2.TemplateNotFound as exc:
@@ -95,7 +107,7 @@ class Renderer:
         # service changes); any other argument (a flag, a string) by its value.
         key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
         hit = self._fragments.get(key)
-        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=False)):
+        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=True)):
             return hit[1]
         text = str(macro(*args))
         self._fragments[key] = (args, text)
@@ -119,6 +131,59 @@ class Renderer:
         self._routing = memo
         return memo
 
+    def own_sections(
+        self, state: DesiredState, values: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The names the template gives its own sections (name -> ``listen stats``), read from two
+        probe renders (:mod:`~discovery.haproxy.sections`); computed again only when the ``--service``
+        names, the values or the environment change."""
+        values, env = dict(values or {}), dict(env or {})
+        explicit = tuple(s.name for s in state.services if s.name not in state.discovered)
+        key = (explicit, values, env)
+        if self._own is not None and self._own[0] == key:
+            return self._own[1]
+        try:
+            ports = parse_ports(str(values.get("tcp_ports", "")))
+            texts = [self._full_render(probe, values, env) for probe in probe_states(explicit, ports)]
+            own = own_sections(texts, explicit)
+        except (jinja2.TemplateError, TemplateError) as exc:
+            # The real render will say what is wrong; without the names, HAProxy's check is the guard.
+            log.warning("template %s: its own section names could not be read: %s", self.path, exc)
+            own = {}
+        self._own = (key, own)
+        return own
+
+    def admit(
+        self, state: DesiredState, values: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> Admission:
+        """``state`` without the discovered services whose name the template uses for a section of
+        its own, and why each was refused.  The same state gives the same (identical) answer."""
+        if not state.discovered:
+            return Admission(state)
+        own = self.own_sections(state, values, env)
+        memo = self._admitted
+        if memo is not None and memo[0] is state.services and memo[1] is own:
+            return memo[2]
+        admission = admit(state, own)
+        if admission.refused:  # (a state with nothing to refuse is its own answer: the memo stays)
+            self._admitted = (state.services, own, admission)
+        return admission
+
+    def _full_render(self, state: DesiredState, values: dict[str, str], env: dict[str, str]) -> str:
+        """A render that touches none of the caches (the probes of :meth:`own_sections`)."""
+        routing = table(state.services, values, state.discovered)
+        services = [s.as_context() for s in state.services]
+        context: dict[str, Any] = {
+            **values,
+            "values": values,
+            "env": env,
+            "services": services,
+            "service": {s["name"]: s for s in services},
+            "routing": routing.as_context(),
+            "cached": _call,
+        }
+        return self._template.render(context)
+
     def render(
         self, state: DesiredState, values: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
     ) -> str:
@@ -126,6 +191,7 @@ class Renderer:
         clash = RESERVED.intersection(values)
         if clash:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
+        state = self.admit(state, values, env).state
         if len(self._contexts) > len(state.services):  # services gone: forget them
             names = {s.name for s in state.services}
             self._contexts = {n: c for n, c in self._contexts.items() if n in names}

@@ -13,10 +13,17 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import ConfigError, ValidationError
 
 DEFAULT_CHECK = "haproxy -c -f {path}"
+
+
+class Checker(Protocol):
+    """What validates a candidate config: :class:`Validator`, or a wrapper that times it."""
+
+    def check(self, candidate: Path, shown_as: Path | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

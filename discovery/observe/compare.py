@@ -32,6 +32,7 @@ from ..haproxy.render import Renderer
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import convert
 from ..state.model import DesiredState
+from .beyond import beyond
 
 __all__ = [
     "BackendCompared",
@@ -61,6 +62,7 @@ class ServerCompared:
     running: ServerState | None
     pending: str | None = None  # why the file is not yet what Consul says
     drift: str | None = None  # why HAProxy runs something other than the file says
+    override: str | None = None  # drain or maint: the state an operator override holds it in
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,26 @@ class Comparison:
         return next((b for b in self.backends if b.backend == name), None)
 
 
+def _state(state: ServerState) -> str:
+    return "maint" if state.in_maintenance else "drain" if state.draining else "ready"
+
+
 def drift(
-    line: ServerLine | None, state: ServerState | None, *, asked: bool = True, drained: bool | None = None
+    line: ServerLine | None,
+    state: ServerState | None,
+    *,
+    asked: bool = True,
+    drained: bool | None = None,
+    override: str | None = None,
+    settling: bool = False,
 ) -> str | None:
     """Why HAProxy's slot differs from the file's line (None: it does not, or HAProxy not ``asked``).
+
     A slot the file does not list is no drift while it drains: ``drained`` says whether it is one
-    the watcher drains (the watcher knows), None takes HAProxy's word for it (``status``)."""
+    the watcher drains (the watcher knows), None takes HAProxy's word for it (``status``).  A
+    listed server must be ready, or in the state an operator ``override`` holds it in (drain,
+    maint); ``settling`` (the read-back right after a live change, before the override's state is
+    set again) lets it still be ready."""
     if not asked:
         return None
     if state is None:
@@ -117,10 +133,12 @@ def drift(
     wrong = options.drift(line.slot, state)
     if wrong is not None:
         return f"HAProxy {wrong.replace(', not ', ', the file says ')}"
-    if state.in_maintenance:
+    if state.in_maintenance and override != "maint":
         return "in maintenance in HAProxy"
-    if state.draining:
+    if state.draining and override != "drain":
         return "draining in HAProxy while the file lists it"
+    if override is not None and _state(state) != override and not (settling and _state(state) == "ready"):
+        return f"{_state(state)} in HAProxy, an operator override asks for {override}"
     return None
 
 
@@ -153,10 +171,14 @@ def compare_backend(
     running: Mapping[str, ServerState] | None,
     haproxy_error: str | None = None,
     draining: frozenset[str] | None = None,
+    admin: Mapping[str, str] | None = None,
+    settling: bool = False,
 ) -> BackendCompared:
     """One backend in the three places; ``desired`` None: Consul not asked, ``running`` None:
-    HAProxy not asked; ``draining``: the slots the watcher drains (None: HAProxy's word)."""
+    HAProxy not asked; ``draining``: the slots the watcher drains (None: HAProxy's word);
+    ``admin``: server -> the state an operator override holds it in (see :func:`drift`)."""
     names = sorted(set(desired or {}) | set(file) | set(running or {}))
+    admin = admin or {}
     rows = []
     for name in names:
         want, line = (desired or {}).get(name), file.get(name)
@@ -169,7 +191,15 @@ def compare_backend(
                 line,
                 state,
                 pending(want, line) if desired is not None else None,
-                drift(line, state, asked=running is not None, drained=None if draining is None else name in draining),
+                drift(
+                    line,
+                    state,
+                    asked=running is not None,
+                    drained=None if draining is None else name in draining,
+                    override=admin.get(name),
+                    settling=settling,
+                ),
+                admin.get(name),
             )
         )
     return BackendCompared(backend, tuple(rows), haproxy_error)
@@ -182,19 +212,23 @@ def compare(
     backends: Sequence[str],
     *,
     haproxy_errors: Mapping[str, str] | None = None,
+    admin: Mapping[tuple[str, str], str] | None = None,
+    settling: bool = False,
     summary: str = "",
     notes: tuple[str, ...] = (),
     broken: str | None = None,
 ) -> Comparison:
     """Pure: ``backends`` in the three places (``desired`` None: no desired config; ``running``
-    None: HAProxy not asked; a backend missing from ``running`` was not asked either)."""
+    None: HAProxy not asked; a backend missing from ``running`` was not asked either; ``admin``:
+    (backend, server) -> the state an operator override holds it in)."""
     errors = haproxy_errors or {}
     result = []
     for backend in backends:
         wanted = desired.servers_of(backend) if desired is not None else None
         lines = file.servers_of(backend) if file is not None else {}
         ran = running.get(backend) if running is not None else None
-        result.append(compare_backend(backend, wanted, lines, ran, errors.get(backend)))
+        held = {n: st for (b, n), st in (admin or {}).items() if b == backend}
+        result.append(compare_backend(backend, wanted, lines, ran, errors.get(backend), admin=held, settling=settling))
     skeleton = None
     if desired is not None and file is not None and desired.skeleton != file.skeleton:
         skeleton = f"{SKELETON}; first difference: {_first_difference(file, desired)}"
@@ -266,6 +300,17 @@ class Observed:
     state: DesiredState  # what Consul says, converted as the watches do
     file_text: str | None  # the config file (None: it does not exist, or none was named)
     desired_text: str | None  # the config the watcher would write (None: the template failed)
+    #: (backend, server) -> drain or maint: the runtime state operator overrides ask for.
+    admin: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Beyond:
+    """What :func:`~discovery.observe.beyond.beyond` reads of the watcher's settings."""
+
+    services: tuple[str, ...]
+    failover_dcs: tuple[str, ...]
+    overrides_prefix: str
 
 
 def observe(
@@ -280,10 +325,18 @@ def observe(
     runtime: RuntimeAPI | None = None,
     env: Mapping[str, str] | None = None,
     backends: Sequence[str] | None = None,
+    failover_dcs: tuple[str, ...] = (),
+    overrides_prefix: str = "",
+    settling: bool = False,
 ) -> Observed:
     """Read Consul, the file and HAProxy, once each, and compare them.  ``backends``: the ones to
-    compare (default: every service read, then every other backend of the file)."""
-    state, notes = read_state(catalog, services, tag, discover)
+    compare (default: every service read, then every other backend of the file).  Failover
+    datacenters and operator overrides are read and applied as the watcher does
+    (:func:`~discovery.observe.beyond.beyond`)."""
+    state, read_notes = read_state(catalog, services, tag, discover)
+    more: list[str] = []
+    state, admin = beyond(catalog, _Beyond(services, failover_dcs, overrides_prefix), state, more)
+    notes = read_notes + tuple(more)
     text = LiveConfig(output).read() if output is not None else None
     file = parse(text) if text is not None else None
     candidate, broken = None, None
@@ -302,8 +355,10 @@ def observe(
         running,
         backends,
         haproxy_errors=errors,
+        admin=admin,
+        settling=settling,
         summary=state.summary(),
         notes=notes,
         broken=broken,
     )
-    return Observed(comparison, state, text, candidate)
+    return Observed(comparison, state, text, candidate, admin)

@@ -5,10 +5,11 @@ each one is judged with the functions the watches use (:func:`~discovery.state.c
 :func:`~discovery.state.convert.refusal`, ...), so the reasons are the watcher's own, in
 this order: a check not passing (which, and its output), maintenance mode, filtered out
 by ``--tag``, refused by the catalog checks (which field and why), held by the sanity
-gate (asked of the running watcher's ``/readyz``), draining in HAProxy; then what the
-comparison behind ``status`` and ``plan`` says of it (a change not yet applied, a drift).
-Whether it is routed comes from the config file and, with a runtime socket, from HAProxy itself.
-A service nobody knows (not Consul, the file or HAProxy) is bad input: exit 2.
+gate (asked of the running watcher's ``/readyz``), draining in HAProxy, what operator overrides
+(Consul KV) do to it, with their key; then what the comparison behind ``status`` and ``plan``
+says of it (a change not yet applied, a drift).  Whether it is routed comes from the config
+file and, with a runtime socket, from HAProxy itself.  A service nobody knows (not Consul, the
+file or HAProxy) is bad input: exit 2.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..haproxy.render import DEFAULT_TEMPLATE
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import failing_checks, in_maintenance, refusal, status
 from .compare import ServerCompared, observe
+from .overrides import Seen
 
 #: Exit status of ``disco explain``: every instance shown is routed / at least one is not.
 ALL_ROUTED, NOT_ROUTED = 0, 3
@@ -107,6 +109,7 @@ def explain(
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    overrides: Seen | None = None,
 ) -> list[Explained]:
     """Every instance of ``service`` (or just ``instance``, by service ID or server name).
 
@@ -127,6 +130,7 @@ def explain(
         runtime=runtime,
         env=env,
         backends=[service],
+        overrides_prefix=overrides.prefix if overrides is not None else "",
     )
     compared = observed.comparison.backend(service)
     rows = {r.name: r for r in compared.servers} if compared is not None else {}
@@ -144,6 +148,8 @@ def explain(
         address = f"{svc.get('Address') or node.get('Address')}:{svc.get('Port')}"
         row = rows.get(server)
         reasons = reasons_for(entry, service, tag, held, row.running if row else None)
+        if overrides is not None:  # an operator override names it (drain, disable, weight) or its routes
+            reasons += overrides.reasons(service, sid, server)
         if (sid, node_name) in names or not reasons:
             reasons += _compared(row)
         result.append(

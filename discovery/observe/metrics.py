@@ -32,13 +32,16 @@ from ..pipeline.events import (
     Decided,
     Event,
     Failed,
+    FailoverReached,
     Held,
+    OverridesInForce,
     Released,
     Rendered,
     Validated,
 )
 from ..pipeline.execute import Outcome
 from ..state.convert import STATUSES
+from ..state.overrides import KINDS as OVERRIDE_KINDS
 
 #: Seconds: from a millisecond (a live apply) to a minute (a reload retried with backoff).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -125,6 +128,31 @@ class Metrics:
         self.held = Gauge(
             "disco_gate_held", "1 while the sanity gate holds back a change of the service.", ["service"], registry=r
         )
+        self.overrides = Gauge(
+            "disco_overrides_in_force",
+            "Operator overrides (Consul KV documents) in force, by kind (drain, disable, weight, disable_routes).",
+            ["kind"],
+            registry=r,
+        )
+        self.overrides_malformed = Gauge(
+            "disco_overrides_malformed",
+            "Override documents ignored as malformed (each logged with its key).",
+            registry=r,
+        )
+        self.failover_up = Gauge(
+            "disco_failover_dc_up",
+            "1 while a failover datacenter answers for every service, 0 while it does not (WAN down).",
+            ["dc"],
+            registry=r,
+        )
+        self.failover_instances = Gauge(
+            "disco_failover_instances",
+            "Instances a failover datacenter lends as backup servers (the last known while it does not answer).",
+            ["dc"],
+            registry=r,
+        )
+        for kind in OVERRIDE_KINDS:
+            self.overrides.labels(kind)
         Info("disco_build", "disco's version.", registry=r).info(
             {"version": version, "python": platform.python_version()}
         )
@@ -177,6 +205,13 @@ class Metrics:
                     self.applies.labels(self._action.value, "failure").inc()
             case Applied():
                 self._applied(event)
+            case FailoverReached(dc, up, count):
+                self.failover_up.labels(dc).set(1 if up else 0)
+                self.failover_instances.labels(dc).set(count)
+            case OverridesInForce(kinds, malformed):
+                for kind, count in kinds:
+                    self.overrides.labels(kind).set(count)
+                self.overrides_malformed.set(malformed)
 
     def _applied(self, event: Applied) -> None:
         outcome = Outcome(event.outcome)

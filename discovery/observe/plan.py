@@ -90,6 +90,9 @@ def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | No
         discover=config.discover,
         runtime=RuntimeAPI(config.runtime_socket) if config.runtime_socket is not None else None,
         env=env,
+        failover_dcs=tuple(config.failover_dcs),
+        overrides_prefix=config.overrides_prefix,
+        settling=True,  # an override's state not set yet is what watch sets live, not a drift to reload for
     )
     comparison, running, candidate = observed.comparison, observed.file_text, observed.desired_text
     skipped = comparison.notes

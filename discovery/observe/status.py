@@ -7,7 +7,8 @@ their own exit status:
 
 - drift: HAProxy runs something other than the file says (a server missing, extra, in
   maintenance, draining while the file lists it, at another address, or with another weight,
-  backup flag, maxconn or check).  The watcher repairs drift with a reload on its next change;
+  backup flag, maxconn or check; or not in the state an operator override asks for).  The
+  watcher repairs drift with a reload on its next change;
 - pending: the file is not yet what Consul says (a server to add or remove, an option such as
   ``disco-weight`` changed, routes or service settings changed; a change on its way, or held
   back by the sanity gate, which the running watcher reports on ``/readyz``).
@@ -42,6 +43,7 @@ class ServerRow:
     health: str | None = None  # UP, DOWN, ...
     drift: str | None = None  # why HAProxy differs from the file
     pending: str | None = None  # why the file differs from Consul
+    override: str | None = None  # drain or maint: the state an operator override holds it in
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def backend_status(compared: BackendCompared, held: str | None = None) -> Backen
                 _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
                 s.drift,
                 s.pending,
+                s.override,
             )
         )
     return BackendStatus(compared.backend, tuple(rows), held, compared.haproxy_error)
@@ -142,8 +145,11 @@ def status(
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    failover_dcs: tuple[str, ...] = (),
+    overrides_prefix: str = "",
 ) -> Status:
-    """Ask Consul (once per service) and HAProxy; compare with the config file."""
+    """Ask Consul (once per service: failover datacenters and overrides too) and HAProxy; compare
+    with the config file."""
     observed = observe(
         catalog,
         services=tuple(services),
@@ -154,5 +160,7 @@ def status(
         discover=discover,
         runtime=runtime,
         env=env,
+        failover_dcs=failover_dcs,
+        overrides_prefix=overrides_prefix,
     )
     return from_comparison(observed.comparison, held)

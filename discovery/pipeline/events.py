@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..consul.watch import ConsulRequest
+from ..consul.watch import ConsulRequest as ConsulRequest  # re-exported: an event like the others
 from ..errors import DiscoveryError, ValidationError
 from .decide import Decision
 from .timeline import Timed
@@ -96,6 +96,23 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class OverridesInForce:
+    """Operator overrides read from Consul KV: documents in force per kind, and malformed ones."""
+
+    kinds: tuple[tuple[str, int], ...]
+    malformed: int
+
+
+@dataclass(frozen=True)
+class FailoverReached:
+    """A failover datacenter answers (``up``) or not, and how many instances it lends now."""
+
+    dc: str
+    up: bool
+    instances: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """The loop turned (at least once a second while it runs): liveness for ``/healthz``."""
 
@@ -128,6 +145,8 @@ Event = (
     | Timed
     | Failed
     | ConsulRequest
+    | OverridesInForce
+    | FailoverReached
     | Heartbeat
     | Stopping
 )

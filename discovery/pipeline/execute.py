@@ -40,6 +40,7 @@ from ..haproxy.forms import KnownForms
 from ..haproxy.master import Reloader
 from ..haproxy.plan import Planner, delta, parse
 from ..haproxy.validate import DEFAULT_CHECK, Validator
+from ..retrying import sleeper, stopped
 from .decide import Action, Decision, decide
 from .events import Event, Validated
 from .live import LiveUpdater
@@ -246,8 +247,8 @@ class Executor:
             retry=tenacity.retry_if_exception_type(ReloadError)
             & tenacity.retry_if_not_exception_type(HAProxyUnavailable),
             wait=tenacity.wait_random_exponential(multiplier=self.retry.backoff_min, max=self.retry.backoff_max),
-            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.retry.attempts), lambda _s: self.stop.is_set()),
-            sleep=self.stop.wait,
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.retry.attempts), stopped(self.stop)),
+            sleep=sleeper(self.stop),
             before_sleep=lambda s: log.warning(
                 "reload attempt %d failed: %s; retrying", s.attempt_number, s.outcome.exception() if s.outcome else "?"
             ),

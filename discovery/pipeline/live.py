@@ -40,6 +40,9 @@ class LiveUpdater:
         self.draining: dict[tuple[str, str], float] = {}  # (backend, server) -> delete by
         #: (backend, server) -> the line a draining slot was made for (what it carries).
         self.held: dict[tuple[str, str], ServerLine] = {}
+        #: (backend, server) -> drain or maint: the state operator overrides hold a listed server in
+        #: (:mod:`~discovery.pipeline.admin`); every other listed server must be ready.
+        self.admin: dict[tuple[str, str], str] = {}
 
     def forget(self) -> None:
         """After a reload HAProxy runs exactly the file: nothing is draining any more."""
@@ -120,7 +123,10 @@ class LiveUpdater:
             running = self.api.servers(backend, full=True, only=only)
             expected = parsed.servers_of(backend)
             draining = frozenset(n for (b, n) in self.draining if b == backend)
-            for server in compare_backend(backend, None, expected, running, draining=draining).servers:
+            # Held by an override: ready until the override's state is set (right after), then that.
+            admin = {n: state for (b, n), state in self.admin.items() if b == backend}
+            compared = compare_backend(backend, None, expected, running, draining=draining, admin=admin, settling=True)
+            for server in compared.servers:
                 if server.drift is not None:
                     raise LiveUpdateFailed(f"{backend}/{server.name}: {server.drift}")
             if backend in parsed.cookie_keys:

@@ -26,10 +26,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
 from ..consul.discover import Gone, Listed
+from ..consul.failover_watch import DCReader, FailoverReach, FailoverUpdate, FailoverWatch
+from ..consul.overrides_watch import KVReader, OverridesUpdate, OverridesWatch
 from ..consul.watch import ConsulRequest, ServiceWatch, Update, WatchTiming
 from ..errors import CatalogUnavailable, DiscoveryError, OutputError
 from ..haproxy.files import LiveConfig
@@ -41,10 +44,12 @@ from ..state.model import DesiredState
 from .bootstrap import bootstrap
 from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
+from .failover import FailoverStage
 from .followed import Followed
 from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
 from .lifecycle import Workers
 from .live import LiveUpdater
+from .overrides import OverrideStage
 from .quiescence import Quiescence
 from .template_file import TemplateFile
 from .timeline import Timeline
@@ -65,10 +70,10 @@ class WatchConfig:
     tag: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     wait: tuple[float, float] = (0.01, 1.0)
-    validator: Validator | None = Validator()
+    validator: Validator | None = field(default_factory=Validator)
     reloader: Reloader | None = None
-    timing: WatchTiming = WatchTiming()
-    retry: ReloadRetry = ReloadRetry()
+    timing: WatchTiming = field(default_factory=WatchTiming)
+    retry: ReloadRetry = field(default_factory=ReloadRetry)
     #: HAProxy's admin socket: server-only changes go through the runtime API, without a reload.
     runtime_socket: Path | None = None
     #: How long a removed server may drain before it is deleted.
@@ -77,12 +82,16 @@ class WatchConfig:
     #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
     watch_mode: str = "auto"
     #: The sanity gate for changes that take away most of a service (:mod:`discovery.gate`).
-    gate: GatePolicy = GatePolicy()
+    gate: GatePolicy = field(default_factory=GatePolicy)
     #: With ``once``: give up when Consul has not answered for every service by then.
     once_timeout: float = 30.0
     template_poll: float = 1.0
     #: Also follow every service with a route tag (:mod:`discovery.consul.discover`); implies ``catalog``.
     discover: bool = False
+    #: Operator overrides: the Consul KV prefix followed (:mod:`discovery.state.overrides`); "": none.
+    overrides_prefix: str = ""
+    #: Failover datacenters, in order of preference: their instances of each --service as backups.
+    failover_dcs: tuple[str, ...] = ()
 
 
 class _Stop:
@@ -94,7 +103,18 @@ class _Wake:
 
 
 STOP, WAKE = _Stop(), _Wake()
-Message = Update | Listed | Gone | ConsulRequest | LeaderStatus | _Stop | _Wake
+Message = (
+    Update
+    | Listed
+    | Gone
+    | ConsulRequest
+    | LeaderStatus
+    | OverridesUpdate
+    | FailoverUpdate
+    | FailoverReach
+    | _Stop
+    | _Wake
+)
 
 #: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
@@ -131,8 +151,11 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._route_notes: tuple[str, ...] = ()
+        self._refused: tuple[tuple[str, str], ...] = ()
         self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
+        self._failover = FailoverStage(config.failover_dcs, config.gate, self.events.emit, clock)
+        self._overrides = OverrideStage(None if dry_run else updater, self.events.emit)
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = (
             None
@@ -149,8 +172,8 @@ class Watcher:
         )
 
     def bootstrap(self) -> bool:
-        """See :func:`bootstrap`."""
-        return bootstrap(self.config, self.env)
+        """See :func:`bootstrap`; a dry run prints the bootstrap config instead of writing it."""
+        return bootstrap(self.config, self.env, self.output if self.dry_run else None)
 
     def own(self, name: str, target: Callable[[], None]) -> None:
         """Run ``target`` as one of the watcher's worker threads (started with the watches, stopped
@@ -203,6 +226,22 @@ class Watcher:
                         report=post,
                     ).run,
                 )
+        if self.config.overrides_prefix:
+            kv = OverridesWatch(
+                cast(KVReader, self.catalog),
+                self.config.overrides_prefix,
+                post,
+                self.stop_event,
+                timing=self.config.timing,
+                report=post,
+            )
+            self._workers.start("watch-overrides", kv.run)
+        for name in self.config.services if self.config.failover_dcs else ():
+            for dc in self.config.failover_dcs:
+                remote = FailoverWatch(
+                    cast(DCReader, self.catalog), name, dc, post, self.stop_event, timing=self.config.timing
+                )
+                self._workers.start(f"watch-{name}-{dc}", remote.run)
         probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
         self._workers.start("gate-leader", probe.run)
         log.info(
@@ -240,7 +279,7 @@ class Watcher:
         if self.executor is not None:
             self.executor.prepare()
             if not once:  # a restarted watcher protects what HAProxy serves (a one-off render is asked for)
-                self._gate.remember(self.executor.running_servers())
+                self._gate.remember(self._failover.local_only(self.executor.running_servers()))
         self._start_workers()
         last: Outcome | None = None
         try:
@@ -253,9 +292,11 @@ class Watcher:
                     )
                 if not self._receive(timer):
                     break
-                if self._gate.release_expired():
+                if self._gate.release_expired() | self._failover.release_expired():
                     timer.change(self.clock())
                 if self._template.changed() and self._complete:
+                    timer.change(self.clock())
+                if self._overrides.pending and not timer.pending:
                     timer.change(self.clock())
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
@@ -307,9 +348,14 @@ class Watcher:
                     if self._gate.admit(service):
                         timer.change(self.clock())
                         self._origin = self._origin or (message.answered_at or message.seen_at, message.seen_at)
-            elif isinstance(message, LeaderStatus):
-                if self._gate.on_leader(message):
+            elif isinstance(message, (FailoverUpdate, FailoverReach)):
+                if self._failover.receive(message):
                     timer.change(self.clock())
+            elif isinstance(message, OverridesUpdate):
+                self._overrides.receive(message)
+                timer.change(self.clock())
+            elif isinstance(message, LeaderStatus) and self._gate.on_leader(message):
+                timer.change(self.clock())
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -326,9 +372,13 @@ class Watcher:
 
     def _pass(self, state: DesiredState, timeline: Timeline) -> tuple[Outcome | None, DiscoveryError | None]:
         """Render, decide and execute one state; errors are reported, the live config kept."""
+        applied = self._overrides.apply(self._failover.merge(state))
+        state = applied.state
         summary = state.summary()
         stage = "render"
         try:
+            state = self._admit(state)
+            summary = state.summary()
             self._report_routes(state)
             timeline.mark("state")
             started = self.clock()
@@ -343,7 +393,10 @@ class Watcher:
             timeline.mark("decide")
             self.events.emit(Decided(summary, decision))
             started = self.clock()
+            if self.executor.running is not None and self.executor.in_sync:
+                self._overrides.executing(applied, self.executor.planner.parsed(self.executor.running))
             outcome = self.executor.execute(decision, text, timeline.mark)
+            self._overrides.executed(applied, self.executor.planner.parsed(self.executor.running or text))
         except DiscoveryError as exc:
             self.events.emit(Failed(stage, exc, self._kept(exc)))
             self._schedule_retry(exc)
@@ -361,6 +414,18 @@ class Watcher:
         self.events.emit(timeline.timed())
         self._schedule_retry(None)
         return outcome, None
+
+    def _admit(self, state: DesiredState) -> DesiredState:
+        """Discovered services that would take a name of the template's own sections are left out:
+        one line when a service is first refused; every other service goes on."""
+        admission = self._template.renderer.admit(state, self.config.values, self.env)
+        if admission.refused != self._refused:
+            before = dict(self._refused)
+            for name, reason in admission.refused:
+                if before.get(name) != reason:
+                    log.warning("discover: %s", reason)
+            self._refused = admission.refused
+        return admission.state
 
     def _report_routes(self, state: DesiredState) -> None:
         """Route conflicts and ignored TCP routes: logged once each time they change."""

@@ -28,7 +28,9 @@ def _docker() -> Any:
     except ImportError as exc:  # pragma: no cover - the [docker] extra is missing
         from ..errors import ConfigError
 
-        raise ConfigError("disco registrator needs the Docker SDK: pip install 'disco[docker]'") from exc
+        raise ConfigError(
+            "disco registrator needs the Docker SDK (a dependency of disco-haproxy): pip install disco-haproxy"
+        ) from exc
     return docker
 
 

@@ -4,13 +4,18 @@ Two vocabularies:
 
 * disco's labels: ``disco.service=NAME``, ``disco.port=PORT`` (a container port),
   ``disco.check=/path|tcp|none`` (default tcp), ``disco.interval=DURATION`` (default 1s),
-  ``disco.tags=a,b``, ``disco.meta.KEY=VALUE``, ``disco.weight=N`` (meta ``disco-weight``).
+  ``disco.tags=a,b`` (:func:`split_tags`), ``disco.meta.KEY=VALUE``, ``disco.weight=N`` (meta ``disco-weight``).
   With ``disco.service`` the container is one service, and the ``SERVICE_*`` keys are ignored.
 * gliderlabs/registrator's ``SERVICE_<KEY>`` and ``SERVICE_<port>_<KEY>`` (port-specific wins),
   as labels or environment (labels win): ``NAME``, ``TAGS``, ``IGNORE``, ``CHECK_HTTP``,
   ``CHECK_TCP``, ``CHECK_INTERVAL`` (default 10s); other keys become meta (lower-cased).
-  Without a name, every published port is a service named after the image (``-PORT`` appended
-  when there are several); ``explicit`` keeps only the ports that have a name.
+  Without a name, every published port is a service named after the image; with several ports,
+  ``-PORT`` is appended to the name, the image's or ``SERVICE_NAME``'s, unless the name comes
+  from ``SERVICE_<port>_NAME`` (registrator's rule: ``SERVICE_NAME=app`` on ports 80 and 9090
+  registers ``app-80`` and ``app-9090``); ``explicit`` keeps only the ports that have a name.
+
+Tags are a comma-separated list in both vocabularies; a comma that is part of a tag follows
+the rule of :func:`split_tags` (docs/registrator-tags.md).
 
 Everything here is untrusted (whoever starts a container writes it): each value goes through
 :func:`~discovery.registration.register.build_registration`, the checks of ``disco register``'s
@@ -100,6 +105,30 @@ class Outcome:
     skipped: tuple[str, ...] = ()  # one log line each, naming the container and the value
 
 
+#: The last option of a route tag that needs the text after the next comma: fabio's ``redirect=CODE,URL``.
+_OPEN_REDIRECT = re.compile(r"redirect=[0-9]+")
+
+
+def split_tags(text: str) -> list[str]:
+    """``disco.tags`` / ``SERVICE_TAGS`` -> tags.  Commas separate tags, with two exceptions:
+
+    * ``\\,`` is a comma inside a tag (any tag);
+    * in a route tag (``urlprefix-...``) whose text so far ends with the option ``redirect=CODE``,
+      the next comma is part of the option (fabio's ``redirect=CODE,URL``): such a tag is not
+      complete without its URL, so the comma cannot end it.
+
+    Spaces around each tag are removed; empty tags are dropped.
+    """
+    tags: list[str] = []
+    for raw in re.split(r"(?<!\\),", text):
+        piece = raw.strip().replace("\\,", ",")
+        if tags and tags[-1].startswith("urlprefix-") and _OPEN_REDIRECT.fullmatch(tags[-1].rsplit(" ", 1)[-1]):
+            tags[-1] += "," + piece
+        elif piece:
+            tags.append(piece)
+    return tags
+
+
 def host_name(raw: str) -> str:
     """A host name usable between the colons of a service ID."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:63] or "host"
@@ -179,9 +208,11 @@ def address(container: Container, port: int, placement: Placement) -> tuple[str,
                 return placement.host_ip, host_port
         return f"port {port}/tcp is not published on {placement.host_ip}"
     if placement.network:
-        ip = container.networks.get(placement.network)
+        network_ip = container.networks.get(placement.network)
         return (
-            (ip, port) if ip else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
+            (network_ip, port)
+            if network_ip
+            else f"not on network {placement.network!r} (on {', '.join(container.networks) or 'none'})"
         )
     reachable = {n: ip for n, ip in container.networks.items() if ip}
     if len(reachable) == 1:
@@ -252,7 +283,7 @@ def _disco_labels(container: Container, placement: Placement) -> Outcome:
                 skipped=(f"{container.who}: disco.weight {names.show(weight)} is not 0..256; not registered",)
             )
         meta["disco-weight"] = str(int(weight))
-    tags = [t.strip() for t in labels.get("disco.tags", "").split(",") if t.strip()]
+    tags = split_tags(labels.get("disco.tags", ""))
     result = _build(
         container,
         placement,
@@ -290,19 +321,18 @@ def _registrator_keys(container: Container, placement: Placement) -> Outcome:
         keys = {**general, **specific.get(port, {})}
         if keys.get("IGNORE", "").strip():
             continue
-        if placement.explicit and "NAME" not in keys:
+        named = keys.get("NAME", "").strip()
+        if placement.explicit and not named:
             continue
-        if "NAME" in keys:
-            service = keys["NAME"]
-        else:
-            service = container.image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
-            service = f"{service}-{port}" if len(ports) > 1 else service
+        service = named or container.image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+        if len(ports) > 1 and not specific.get(port, {}).get("NAME", "").strip():
+            service = f"{service}-{port}"  # registrator's rule: only SERVICE_<port>_NAME is taken as it is
         if not 1 <= port <= 65535:
             skipped.append(f"{container.who}: port {port} is outside 1..65535; not registered")
             continue
         check = keys.get("CHECK_HTTP") or ("tcp" if keys.get("CHECK_TCP", "").lower() in _TRUE else "none")
         meta = {k.lower(): v for k, v in keys.items() if k not in _RESERVED and not k.startswith("CHECK_")}
-        tags = [t.strip() for t in keys.get("TAGS", "").split(",") if t.strip()]
+        tags = split_tags(keys.get("TAGS", ""))
         result = _build(
             container,
             placement,

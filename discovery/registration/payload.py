@@ -50,7 +50,7 @@ def _signal(text: str) -> signal.Signals | None:
 def check_ids(wanted: Wanted) -> list[str]:
     """The checks the agent must hold for ``wanted``; one missing means registering it again."""
     ids = [] if wanted.registration.check.kind == "none" else [wanted.registration.check_id]
-    return ids + [docker_check_id(wanted.id)] if wanted.docker_health else ids
+    return [*ids, docker_check_id(wanted.id)] if wanted.docker_health else ids
 
 
 def differs(entry: Mapping[str, Any], wanted: Wanted) -> bool:

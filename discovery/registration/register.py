@@ -24,6 +24,7 @@ import tenacity
 
 from ..consul.client import ConsulClient
 from ..errors import AccessDenied, CatalogError, ConfigError, RegistrationError
+from ..retrying import sleeper, stopped
 from ..settings import format_duration
 from ..state import checks as names
 from ..state import routes, service_settings
@@ -199,8 +200,8 @@ class Registrar:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(CatalogError) & tenacity.retry_if_not_exception_type(AccessDenied),
             wait=tenacity.wait_random_exponential(multiplier=0.2, max=3.0),
-            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.connect_attempts), lambda _s: self.stop.is_set()),
-            sleep=self.stop.wait,
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.connect_attempts), stopped(self.stop)),
+            sleep=sleeper(self.stop),
             before_sleep=lambda s: log.warning(
                 "registering %s: %s; retrying", self.registration.id, s.outcome.exception() if s.outcome else "?"
             ),

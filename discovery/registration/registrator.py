@@ -38,6 +38,7 @@ import tenacity
 from ..consul.client import ConsulClient
 from ..errors import CatalogError, DockerUnavailable
 from ..pipeline.lifecycle import Workers
+from ..retrying import sleeper
 from .engine import Engine
 from .labels import NO_NETWORK, Container, Placement, Wanted, plan
 from .payload import HEALTH, check_ids, differs, docker_check_id, event_lag, payload, stops
@@ -131,7 +132,7 @@ class Registrator:
                 retry=tenacity.retry_if_exception_type(DockerUnavailable),
                 wait=tenacity.wait_random_exponential(multiplier=0.25, max=10.0),
                 stop=lambda _s: self._stop.is_set(),
-                sleep=self._stop.wait,
+                sleep=sleeper(self._stop),
                 reraise=True,
                 before_sleep=lambda s: log.warning("%s; retrying", s.outcome.exception() if s.outcome else "?"),
             )

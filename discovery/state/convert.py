@@ -152,7 +152,7 @@ def _unique_names(instances: list[Instance], notes: list[str], service_name: str
     return [result[k] for k in sorted(result)]
 
 
-def convert(service_name: str, entries: Iterable[Mapping[str, Any]], *, passing_only: bool = False) -> Conversion:
+def convert(service_name: str, entries: Iterable[Any], *, passing_only: bool = False) -> Conversion:
     """Turn ``/v1/health/service/NAME`` entries into a sorted :class:`Service`.
 
     With ``passing_only``, instances whose checks are not all passing are left out (as

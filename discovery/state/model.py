@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .split import Split
 
 
 @dataclass(frozen=True, order=True)
@@ -65,6 +68,11 @@ class ServiceSettings:
     sticky: str = ""  # a cookie name: sticky sessions by cookie
     maxconn: int = 0  # per server; 0: no limit set
     https_only: bool = False  # plain HTTP on this service's routes answers 301 to HTTPS
+    idle_timeout: str = ""  # TCP routes: "" (the operator's default), "none" or an HAProxy time ("90s")
+    #: ``disco-split``: shares of new requests by tag (:mod:`discovery.state.split`); None: no split.
+    split: Split | None = None
+    #: Routes an operator override took out of the routing rules (:mod:`discovery.state.overrides`).
+    disabled_routes: tuple[Route, ...] = ()
 
     def as_context(self) -> dict[str, Any]:
         return {
@@ -73,6 +81,8 @@ class ServiceSettings:
             "sticky": self.sticky,
             "maxconn": self.maxconn,
             "https_only": self.https_only,
+            "split": str(self.split) if self.split else "",
+            "idle_timeout": self.idle_timeout,
         }
 
 

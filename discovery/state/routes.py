@@ -21,11 +21,18 @@ being ignored (ignoring ``allow=`` would open what was meant to be closed).
 
 A path prefix matches at a segment boundary: ``/api`` matches ``/api`` and
 ``/api/x`` but not ``/apix`` (fabio matches any string prefix).
+
+A redirect is built as fabio builds it (:func:`redirect_target`): ``$path`` is the
+request's path followed by its query string, the ``/`` before ``$path`` is dropped
+(``https://a.example/$path`` gives ``https://a.example/old``, not ``//old``), an
+empty path is ``/``, and a redirect whose target is the request's own scheme,
+host and path is skipped so that the next route serves the request (no loop).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .checks import show
 from .model import Route
@@ -44,6 +51,50 @@ _URL = re.compile(
     r"(?P<scheme>https?)://(?P<host>[^/:$]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^$]*)?"
     r"(?P<append>\$path)?"
 )
+
+
+@dataclass(frozen=True)
+class RedirectTarget:
+    """A checked redirect URL taken apart: the Location HAProxy answers, and when it would loop."""
+
+    scheme: str  # http or https
+    authority: str  # host[:port] as the URL gives it
+    #: The Host header values that name the target: ``host`` and ``host:port`` for the default port.
+    hosts: tuple[str, ...]
+    #: Without ``$path``: the target's path (``/`` when empty); with it: what comes before the
+    #: request's path (``""`` for nothing).
+    path: str
+    append: bool  # ``$path``: the request's path and query string follow ``path``
+
+    @property
+    def location(self) -> str:
+        """The Location as an HAProxy log-format string (the URL grammar allows no ``%``)."""
+        return f"{self.scheme}://{self.authority}{self.path}" + ("%[pathq]" if self.append else "")
+
+    @property
+    def self_path(self) -> str | None:
+        """The request path for which the target is the request itself (with a host in ``hosts``
+        and the same scheme): ``""`` for any path, None for none (the target is always longer)."""
+        if not self.append:
+            return self.path
+        return "" if not self.path else None
+
+
+def redirect_target(url: str) -> RedirectTarget:
+    """A URL :func:`check_redirect` accepted -> its parts (ValueError for anything else)."""
+    match = _URL.fullmatch(url)
+    if match is None:
+        raise ValueError(f"not a checked redirect URL: {url!r}")
+    scheme, host, port = match["scheme"], match["host"], match["port"]
+    default = "443" if scheme == "https" else "80"
+    hosts = (host, f"{host}:{default}") if port is None or int(port) == int(default) else (f"{host}:{int(port)}",)
+    path, append = match["path"] or "", match["append"] is not None
+    if append:
+        path = path[:-1] if path.endswith("/") else path  # fabio: "/$path" is "$path"
+    else:
+        path = path or "/"
+    authority = host if port is None else f"{host}:{port}"
+    return RedirectTarget(scheme, authority, hosts, path, append)
 
 
 def is_route_tag(tag: object) -> bool:

@@ -15,6 +15,12 @@ their own, so only ports the operator allowed with ``--set tcp_ports=5000,9000-9
 are used (fabio too needs TCP listeners configured): anyone who can register a
 service must not be able to make HAProxy bind port 22, or a port it cannot get
 (which would make every reload fail).
+
+A TCP route has no idle timeout, as in fabio (a database's idle connections stay
+open; HTTP's ``timeout client/server`` do not apply): HAProxy's longest timeout,
+about 24 days, stands for none, with TCP keep-alive so the kernel still finds dead
+peers.  The operator may set one for every TCP route (``--set tcp_idle_timeout=1h``)
+and a service for its own (meta ``disco-idle-timeout``, ``none`` included).
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from typing import Any
 
 from ..errors import TemplateError
 from .model import Route, Service
+from .routes import redirect_target
+from .service_settings import idle_timeout
+
+#: What an idle timeout of "none" is written as: HAProxy's largest (a timeout of 0 is "missing").
+NO_IDLE_TIMEOUT = "24d"
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,19 @@ class Rule:
             "https_only": self.https_only,
             "default": self.default,
             "exact_path": not self.route.path.endswith("/"),
+            **self.redirect_context(),
         }
+
+    def redirect_context(self) -> dict[str, Any]:
+        """``redirect_location`` (an HAProxy log-format string) and ``redirect_self``: on the
+        frontend of scheme ``scheme``, a request whose Host is one of ``hosts`` and whose path is
+        ``path`` ("": any) would be redirected onto itself, so the route does not take it."""
+        if not self.route.redirect_code:
+            return {"redirect_location": "", "redirect_self": None}
+        target = redirect_target(self.route.redirect_url)
+        path = target.self_path
+        loop = None if path is None else {"scheme": target.scheme, "hosts": list(target.hosts), "path": path}
+        return {"redirect_location": target.location, "redirect_self": loop}
 
 
 @dataclass(frozen=True)
@@ -55,11 +78,15 @@ class Table:
     default_backend: str | None = None  # the first HTTP service
     default_https_only: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
+    #: Every TCP service's idle timeout, as HAProxy writes it (service, time), by service.
+    tcp_timeouts: tuple[tuple[str, str], ...] = ()
 
     def as_context(self) -> dict[str, Any]:
+        timeouts = dict(self.tcp_timeouts)
         return {
             "http": [r.as_context() for r in self.http],
-            "tcp": [{"port": port, "service": svc} for port, svc in self.tcp],
+            "tcp": [{"port": port, "service": svc, "idle_timeout": timeouts[svc]} for port, svc in self.tcp],
+            "tcp_idle_timeout": timeouts,
             "default_backend": self.default_backend,
             "default_https_only": self.default_https_only,
         }
@@ -77,6 +104,14 @@ def parse_ports(text: str) -> frozenset[int]:
             raise TemplateError(f"tcp_ports: {part!r} is outside 1..65535")
         ports.update(range(a, b + 1))
     return frozenset(ports)
+
+
+def tcp_idle_timeout(values: Mapping[str, Any]) -> str:
+    """``--set tcp_idle_timeout`` (default none) checked; raises TemplateError on a bad value."""
+    text = str(values.get("tcp_idle_timeout", "none"))
+    if idle_timeout(text) is None:
+        raise TemplateError(f"tcp_idle_timeout: {text!r} is not none or a time like 90s, 30m, 2h, 1d (at most 24d)")
+    return text
 
 
 def reserved_ports(values: Mapping[str, Any]) -> dict[int, str]:
@@ -102,13 +137,19 @@ def table(
 ) -> Table:
     values = values or {}
     allowed = parse_ports(str(values.get("tcp_ports", "")))
+    idle = tcp_idle_timeout(values)
+    timeouts = []
     reserved = reserved_ports(values)
     notes: list[str] = []
     claims: dict[tuple[str, str], list[Rule]] = {}
     ports: dict[int, list[str]] = {}
     for svc in sorted(services, key=lambda s: s.name):  # the lowest name claims first
         if svc.tcp:
+            chosen = svc.settings.idle_timeout or idle
+            timeouts.append((svc.name, NO_IDLE_TIMEOUT if chosen == "none" else chosen))
             for route in svc.routes:
+                if route in svc.settings.disabled_routes:
+                    continue  # taken out by an operator override
                 if route.tcp_port in reserved:
                     notes.append(
                         f"{svc.name}: TCP route :{route.tcp_port} ignored: the port is HAProxy's "
@@ -120,7 +161,7 @@ def table(
                     ports.setdefault(route.tcp_port, []).append(svc.name)
             continue
         routes: Iterable[Route] = svc.routes or (Route(host=svc.name.lower(), path="/"),)
-        for route in routes:
+        for route in (r for r in routes if r not in svc.settings.disabled_routes):
             rule = Rule("", svc.name, route, svc.settings.https_only, default=not svc.routes)
             claims.setdefault((route.host, route.path), []).append(rule)
     winners = []
@@ -138,5 +179,10 @@ def table(
     http = tuple(Rule(f"r{i}", r.service, r.route, r.https_only, r.default) for i, r in enumerate(ordered, 1))
     default = next((s for s in services if not s.tcp and s.name not in discovered), None)
     return Table(
-        http, tuple(tcp), default.name if default else None, bool(default and default.settings.https_only), tuple(notes)
+        http,
+        tuple(tcp),
+        default.name if default else None,
+        bool(default and default.settings.https_only),
+        tuple(notes),
+        tuple(timeouts),
     )

@@ -8,6 +8,10 @@ letters, digits, ``_`` and ``-``):
     disco-sticky       a cookie name (an RFC 6265 token, restricted to letters, digits and ``._-``)
     disco-maxconn      per-server connection limit, 1-100000
     disco-https-only   ``true``: plain HTTP on the service's routes answers 301 to HTTPS
+    disco-split        traffic split by tag, ``v2=5`` or ``v2=5,v3=20`` (:mod:`discovery.state.split`)
+    disco-idle-timeout TCP routes: close a connection idle this long (``90s``, ``30m``, ``2h``,
+                       ``1d``; at most 24d) or ``none``; by default a TCP route has no idle
+                       timeout (as fabio), unless the operator sets ``--set tcp_idle_timeout``
 
 Instance settings: ``disco-weight`` (0-256) and the tag ``backup``.
 
@@ -25,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import split as splits
 from .checks import show
 from .model import Instance, Route, Service, ServiceSettings
 from .routes import check_path
@@ -60,6 +65,22 @@ def _boolean(value: str) -> bool | None:
     return {"true": True, "false": False}.get(value.lower())
 
 
+_TIME = re.compile(r"([1-9][0-9]{0,9})(ms|s|m|h|d)")
+_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: HAProxy's largest timeout (2^31-1 ms, about 24.8 days).
+MAX_TIMEOUT_MS = 2**31 - 1
+
+
+def idle_timeout(value: str) -> str | None:
+    """``none`` or one HAProxy time (a number and one unit, ms to d, at most ~24.8 days)."""
+    if value == "none":
+        return value
+    match = _TIME.fullmatch(value)
+    if match is None or int(match[1]) * _MS[match[2]] > MAX_TIMEOUT_MS:
+        return None
+    return value
+
+
 #: meta key -> (ServiceSettings field, parser returning None for a refused value, what is allowed)
 SERVICE_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "disco-check": ("check", _check, "a path, tcp or none"),
@@ -67,6 +88,8 @@ SERVICE_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "disco-sticky": ("sticky", _sticky, "a cookie name of letters, digits and ._-"),
     "disco-maxconn": ("maxconn", _int_in(1, 100_000), "1..100000"),
     "disco-https-only": ("https_only", _boolean, "true or false"),
+    "disco-split": ("split", splits.parse, splits.ALLOWED),
+    "disco-idle-timeout": ("idle_timeout", idle_timeout, "none or a time like 90s, 30m, 2h, 1d (at most 24d)"),
 }
 _WEIGHT = _int_in(0, 256)
 
@@ -136,4 +159,10 @@ def build(name: str, instances: Sequence[Instance], notes: list[str]) -> Service
     if any(r.tcp for r in routes) and any(not r.tcp for r in routes):
         notes.append(f"{name}: a proto=tcp route makes it a TCP service; its HTTP routes are ignored")
         routes = tuple(r for r in routes if r.tcp)
-    return Service(name, tuple(final), routes, ServiceSettings(**settings))
+    if settings.get("idle_timeout") and not any(r.tcp for r in routes):
+        notes.append(f"{name}: disco-idle-timeout applies to TCP routes (proto=tcp) only; ignored")
+        del settings["idle_timeout"]
+    result = ServiceSettings(**settings)
+    if result.split is not None:  # weights from the counts on each side, once the majority has spoken
+        final = list(splits.apply(name, result.split, final, notes))
+    return Service(name, tuple(final), routes, result)

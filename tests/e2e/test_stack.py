@@ -88,8 +88,7 @@ def test_processes_run_as_non_root_wherever_they_can(stack: Stack):
     # Only supervisord, the entrypoint shell it replaced, HAProxy's master (port 80) and the log
     # prefixer supervisord starts for it keep root; the workers, the agent and disco watch do not.
     assert all(
-        "supervisord" in a or a.startswith("python3 -m discovery.logprefix haproxy") or a.startswith("haproxy -W")
-        for a in root
+        "supervisord" in a or a.startswith(("python3 -m discovery.logprefix haproxy", "haproxy -W")) for a in root
     ), root
     workers = [uid for uid, args in haproxy if args.startswith("haproxy -W")]
     assert len(workers) >= 2 and workers.count("0") == 1  # the master; its worker(s) dropped root

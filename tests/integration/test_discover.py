@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from testkit import DISCO, REPO, wait_until
 
@@ -144,3 +145,37 @@ def test_plan_and_status_take_discover_and_watch_needs_a_service_or_discover(sta
     assert neither.returncode == 2 and neither.stderr.strip().splitlines() == [
         "disco: error: missing --service or --discover (or `service` or `discover = true` in the config file)"
     ]
+
+
+def test_a_service_named_like_a_section_of_the_template_is_refused_and_the_others_go_on(stack: Stack, apps: Apps):
+    """`stats` with a route tag would be `backend stats` beside the template's `listen stats`: HAProxy
+    rejects that config, and every later change (a new instance of web) would never reach HAProxy."""
+    apps.start("web", "web-1", ("urlprefix-/web",))
+    wait_until(lambda: stack.consul.passing("web"), 10, what="web in Consul")
+    once = stack.spawn(discover_args(stack, "--once"), "watch-once")
+    assert once.popen.wait(60) == 0, once.output()
+    stack.haproxy = stack.spawn(
+        ["haproxy", "-W", "-S", f"{stack.master_socket},mode,600", "-f", str(stack.output)], "haproxy"
+    )
+    wait_until(stack.master_socket.exists, 10, what="HAProxy's master socket")
+    watch = stack.watch = stack.spawn(discover_args(stack, "--master-socket", str(stack.master_socket)), "watch")
+    assert wait_until(lambda: answer(stack, "/web/x")[:2] == (200, "web-1"), 20, what="web routed")
+
+    apps.start("stats", "stats-1", ("urlprefix-/stats",))
+    reason = "service 'stats' refused: its backend would take the name of the template's own section `listen stats`"
+    wait_until(lambda: reason in watch.output(), 20, what="stats refused")
+    apps.start("web", "web-2", ("urlprefix-/web",))
+    seen: set[str] = set()
+
+    def both() -> bool:
+        seen.update(answer(stack, "/web/x")[1] for _ in range(4))
+        return {"web-1", "web-2"} <= seen
+
+    assert wait_until(both, 20, what="web-2 through HAProxy")
+    assert backends(stack) == {"web"}
+    assert answer(stack, "/stats")[0] == 503  # no route to the stats page through the load balancer
+    page = requests.get(f"http://127.0.0.1:{stack.stats_port}/;csv", timeout=5)
+    assert page.status_code == 200 and "web-2" in page.text  # the template's own stats page, unharmed
+    assert watch.output().count("service 'stats' refused") == 1  # one line, not one per pass
+    assert "HAProxy rejected" not in watch.output()
+    assert watch.alive()

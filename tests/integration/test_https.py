@@ -26,7 +26,10 @@ def apps(stack: Stack) -> Iterator[Apps]:
 def make_certificates(tmp: Path) -> tuple[Path, Path]:
     """A CA and a certificate for 127.0.0.1 and shop.example.com signed by it; returns (CA, cert dir)."""
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run = lambda *args: subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True, timeout=30)
+
+    def run(*args):
+        return subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True, timeout=30)
+
     run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=disco test CA")
     run("req", *key, "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=127.0.0.1")
     (tmp / "ext.cnf").write_text(

@@ -130,6 +130,20 @@ def test_dry_run_prints_the_config_and_touches_nothing(stack: Stack):
     assert snapshot() == before  # nothing deleted, written or touched: no .last-good either
 
 
+def test_dry_run_with_bootstrap_prints_the_bootstrap_config_and_writes_nothing(stack: Stack):
+    """`--bootstrap` writes OUTPUT and OUTPUT.last-good when there is no config yet; not in a dry run."""
+    before = sorted(p.name for p in stack.workdir.iterdir())
+    result = subprocess.run(
+        stack.watch_args("--bootstrap", "--once", "--dry-run"), check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "backend web" in lines and not [ln for ln in lines if ln.strip().startswith("server ")]  # no instance
+    assert "not written" in result.stderr
+    assert sorted(p.name for p in stack.workdir.iterdir()) == before  # no OUTPUT, no .last-good, no temp file
+    assert not stack.output.exists()
+
+
 def test_template_haproxy_rejects_leaves_live_config_and_next_good_edit_applies(stack: Stack, tmp_path):
     from discovery.haproxy.render import DEFAULT_TEMPLATE
 

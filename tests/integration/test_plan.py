@@ -19,7 +19,7 @@ def register(stack: Stack, sid: str, port: int, **extra: object) -> None:
 
 
 def plan(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [a for a in stack.watch_args(*extra)]
+    argv = list(stack.watch_args(*extra))
     argv[argv.index("watch")] = "plan"
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
 

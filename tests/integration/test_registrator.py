@@ -8,6 +8,7 @@ the test itself.  Figures measured here are appended to artifacts/registrator-ti
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import subprocess
@@ -79,6 +80,7 @@ class Run:
         env: dict[str, str] | None = None,
         healthcheck: dict[str, Any] | None = None,
         publish: bool = True,
+        ports: tuple[int, ...] = (8080,),
     ) -> Any:
         container = self.client.containers.run(
             IMAGE,
@@ -86,7 +88,7 @@ class Run:
             name=f"disco-regtest-{self.tag}-{len(self.containers)}",
             labels={"disco-regtest": self.tag, **(labels or {})},
             environment=env or {},
-            ports={"8080/tcp": ("127.0.0.1", None)} if publish else {},
+            ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports} if publish else {},
             network=self.network.name,
             healthcheck=healthcheck,
         )
@@ -113,10 +115,8 @@ class Run:
         for proc in self.procs:
             proc.stop()
         for container in self.containers:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         self.network.remove()
 
 
@@ -147,7 +147,7 @@ def test_labelled_container_is_registered_and_passing(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
     wait_until(lambda: "following the Docker engine" in reg.output(), 15, what="registrator started")
     c = run.start(web("web", **{"disco.tags": "blue,v2", "disco.meta.version": "2", "disco.weight": "5"}))
-    wait_until(lambda: run.agent(), 15, interval=0.01, what="web registered")
+    wait_until(run.agent, 15, interval=0.01, what="web registered")
     registered = time.time()
     wait_until(lambda: run.consul.passing("web"), 15, interval=0.01, what="web passing")
     passing = time.time()
@@ -313,20 +313,16 @@ class DockerProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         self.cut_off.set()
         with self.lock:
             conns, self.open = self.open, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def restore(self) -> None:
@@ -389,6 +385,27 @@ def test_registrator_variables(run: Run) -> None:
     assert "WARNING" not in reg.output()
 
 
+def test_route_tags_with_a_redirect_and_one_name_on_two_ports(run: Run) -> None:
+    """registrator's rules (docs/registrator-tags.md): SERVICE_NAME on two published ports is two services,
+    NAME-PORT; a route tag with fabio's `redirect=CODE,URL` is one tag, not split at its comma."""
+    reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
+    wait_until(lambda: "following the Docker engine" in reg.output(), 15, what="registrator started")
+    redirect = "urlprefix-/old redirect=301,https://new.example.com$path"
+    two = run.start(env={"SERVICE_NAME": "app", "SERVICE_TAGS": f"blue,{redirect}"}, ports=(8080, 9090))
+    labelled = run.start(web("web", **{"disco.tags": f"{redirect},v2"}))
+
+    def services() -> dict[str, Any]:
+        return {e["Service"] + ":" + e["ID"].split(":")[-1]: e for e in run.agent().values()}
+
+    wait_until(lambda: len(services()) == 3, 20, what="three registrations")
+    found = services()
+    assert set(found) == {"app-8080:8080", "app-9090:9090", "web:8080"}, found
+    assert sorted(found["app-8080:8080"]["Tags"]) == sorted(found["app-9090:9090"]["Tags"]) == ["blue", redirect]
+    assert sorted(found["web:8080"]["Tags"]) == sorted([redirect, "v2"])
+    assert two.id[:12] in found["app-9090:9090"]["ID"] and labelled.id[:12] in found["web:8080"]["ID"]
+    assert "not registered" not in reg.output()
+
+
 def test_hostile_labels_are_refused_with_one_line_each(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "2s", "--verbose")
     bad = [
@@ -415,7 +432,7 @@ def test_hostile_labels_are_refused_with_one_line_each(run: Run) -> None:
 def test_sigterm_leaves_registrations_or_removes_them(run: Run) -> None:
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s")
     run.start(web("web"))
-    wait_until(lambda: run.agent(), 20, what="registered")
+    wait_until(run.agent, 20, what="registered")
     assert reg.stop() == 0
     assert len(run.agent()) == 1
     reg = run.registrator("--host-ip", "127.0.0.1", "--resync", "5s", "--deregister-on-exit", name="registrator-2")

@@ -83,7 +83,7 @@ def test_check_none_and_tcp_settings_reach_haproxy(stack: Stack, apps: Apps):
 
 
 def test_reloads_caused_by_100_weight_changes_and_100_instance_changes(stack: Stack, apps: Apps):
-    """The figure the README reports: weight and instance changes go through the runtime API."""
+    """The figure docs/routing.md reports: weight and instance changes go through the runtime API."""
     apps.start("web", "web-1", meta={"disco-weight": "1"})
     apps.start("web", "web-2")
     start_routed(stack, ["web"], expect=2)
@@ -94,7 +94,7 @@ def test_reloads_caused_by_100_weight_changes_and_100_instance_changes(stack: St
         apps.register("web", "web-1", meta={"disco-weight": weight})
         wait_until(lambda w=weight: weight_in_config(stack, "web-1") == w, 10, interval=0.01, what=f"weight {weight}")
     apps.start("web", "extra", register=False)
-    for i in range(50):  # 50 additions and 50 removals
+    for _ in range(50):  # 50 additions and 50 removals
         apps.register("web", "extra")
         wait_until(lambda: "extra" in stack.servers_in_config(), 10, interval=0.01, what="extra added")
         apps.deregister("extra")

@@ -199,7 +199,7 @@ def test_discover_follows_route_tagged_services_as_they_come_and_go(caplog):
         )
         catalog.change(services={"web": [], "shop": ["v2"]})  # drops its route tag
         wait_for(lambda: names(Gone) == ["shop"])
-        assert [m for m in seen if isinstance(m, Gone)][0].reason == NO_ROUTE_TAG
+        assert next(m for m in seen if isinstance(m, Gone)).reason == NO_ROUTE_TAG
         assert caplog.text.count("'bad name' has characters") == 1  # logged once while it stays
         catalog.change(services={"web": [], "shop": ["urlprefix-/shop"]})
         wait_for(lambda: names(Update) == ["web", "shop", "shop"])  # back: read again, even if unchanged

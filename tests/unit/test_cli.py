@@ -74,3 +74,22 @@ def test_missing_token_file_is_bad_input(tmp_path):
     assert lines == [
         f"disco: error: cannot read CONSUL_HTTP_TOKEN_FILE {tmp_path / 'missing-token'}: No such file or directory"
     ]
+
+
+def test_version_prints_the_distribution_and_version() -> None:
+    from discovery import DISTRIBUTION, __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"disco {__version__} ({DISTRIBUTION})"
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["watch"], ["plan"], ["status"], ["explain"], ["register"], ["registrator"], ["demo"]]
+)
+def test_flags_show_as_flags_in_help(command: list[str]) -> None:
+    """A boolean flag takes no value, so --help must not show it with a value type."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_building_touches_nothing_prepare_cleans_up(tmp_path):
 
 def test_out_of_step_means_reload_even_for_the_same_text(tmp_path):
     """After a failed or partial update the next decision is a reload, never 'unchanged'."""
-    live, app = applier(tmp_path, Reloader())
+    _live, app = applier(tmp_path, Reloader())
     app.apply(GOOD)
     app.executor.in_sync = False
     assert app.executor.decide(GOOD).action is Action.RELOAD
@@ -149,7 +150,7 @@ LIVE_BASE = GOOD + "  server a 127.0.0.1:8001 check\n"
 class Updater:
     """The runtime API side, scripted: this test is about what is validated before anything goes live."""
 
-    draining: dict = {}
+    draining: ClassVar[dict] = {}
 
     def __init__(self):
         self.ran = []

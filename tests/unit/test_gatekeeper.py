@@ -20,7 +20,7 @@ def gatekeeper(when_empty="keep", grace=30.0):
 
 
 def test_ordinary_changes_pass_and_ask_nothing():
-    gate, services, events, _ = gatekeeper()
+    gate, services, _events, _ = gatekeeper()
     assert gate.admit(service("a"))
     assert services["web"] == service("a") and not gate.holds and not gate.probe_wanted.is_set()
 
@@ -55,7 +55,7 @@ def test_instances_coming_back_end_a_reported_hold():
 
 
 def test_grace_time_releases_whatever_consul_says():
-    gate, services, events, now = gatekeeper(when_empty="keep", grace=5.0)
+    gate, services, _events, now = gatekeeper(when_empty="keep", grace=5.0)
     gate.admit(service())
     gate.on_leader(LeaderStatus(healthy=False))
     assert gate.next_expiry() == 105.0 and not gate.release_expired()

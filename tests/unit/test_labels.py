@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.registration.labels import Container, Placement, container_of, from_inspect, plan, service_id
+from discovery.registration.labels import (
+    Container,
+    Placement,
+    container_of,
+    from_inspect,
+    plan,
+    service_id,
+    split_tags,
+)
 from discovery.state import checks
 
 CID = "0123456789abcdef" * 4
@@ -129,6 +137,56 @@ def test_default_every_published_port_named_after_the_image():
     assert sorted(w.registration.service for w in plan(several, HOST_IP).wanted) == ["shop-8080", "shop-9090"]
     assert plan(box(), Placement(host="h", host_ip="127.0.0.1", explicit=True)).wanted == ()
     assert one(box({"SERVICE_NAME": "x"}), Placement(host="h", host_ip="127.0.0.1", explicit=True)).service == "x"
+
+
+REDIRECT = "urlprefix-/old redirect=301,https://new.example.com$path"
+
+
+@pytest.mark.parametrize(
+    ("text", "tags"),
+    [
+        ("a,b", ["a", "b"]),
+        (" a , b ,, ", ["a", "b"]),
+        ("", []),
+        (REDIRECT, [REDIRECT]),
+        (f"blue,{REDIRECT},v2", ["blue", REDIRECT, "v2"]),
+        ("urlprefix-/old redirect=301, https://n.example.com/", ["urlprefix-/old redirect=301,https://n.example.com/"]),
+        ("urlprefix-/a strip=/a,urlprefix-/b", ["urlprefix-/a strip=/a", "urlprefix-/b"]),  # nothing open: two tags
+        (
+            "urlprefix-/x redirect=301,https://a.example.com/,v2",
+            ["urlprefix-/x redirect=301,https://a.example.com/", "v2"],
+        ),
+        ("redirect=301,https://a.example.com/", ["redirect=301", "https://a.example.com/"]),  # not a route tag
+        (r"a\,b,c", ["a,b", "c"]),  # an escaped comma, in any tag
+        (
+            r"urlprefix-/old redirect=301\,https://n.example.com/",
+            ["urlprefix-/old redirect=301,https://n.example.com/"],
+        ),
+    ],
+)
+def test_tags_split_on_commas_except_inside_a_redirect_or_escaped(text, tags):
+    assert split_tags(text) == tags
+
+
+def test_a_route_tag_with_a_redirect_registers_from_both_vocabularies():
+    labels = {"disco.service": "web", "disco.port": "8080", "disco.tags": f"blue,{REDIRECT}"}
+    assert one(box(labels)).tags == ("blue", REDIRECT)
+    assert one(box(env={"SERVICE_NAME": "web", "SERVICE_TAGS": f"{REDIRECT},v2"})).tags == (REDIRECT, "v2")
+
+
+def test_service_name_on_several_ports_gets_the_port_appended_unless_the_name_is_the_ports_own():
+    two = {"published": {80: (("", 1),), 9090: (("", 2),)}, "exposed": (80, 9090)}
+
+    def names(container: Container) -> list[str]:
+        return sorted(w.registration.service for w in plan(container, HOST_IP).wanted)
+
+    assert names(box(env={"SERVICE_NAME": "app"}, **two)) == ["app-80", "app-9090"]
+    assert names(box(env={"SERVICE_NAME": "app", "SERVICE_9090_NAME": "metrics"}, **two)) == ["app-80", "metrics"]
+    assert names(box(labels={"SERVICE_80_NAME": "www", "SERVICE_9090_NAME": "metrics"}, **two)) == ["metrics", "www"]
+    assert names(box(env={"SERVICE_NAME": "app"})) == ["app"]  # one port: the name as it is
+    explicit = Placement(host="h", host_ip="127.0.0.1", explicit=True)
+    only = box(env={"SERVICE_9090_NAME": "metrics"}, **two)
+    assert sorted(w.registration.service for w in plan(only, explicit).wanted) == ["metrics"]
 
 
 def test_label_filter():

@@ -7,7 +7,7 @@ import pytest
 from discovery.errors import TemplateError
 from discovery.state.convert import convert
 from discovery.state.model import Route, Service, ServiceSettings
-from discovery.state.routes import parse_tag
+from discovery.state.routes import parse_tag, redirect_target
 from discovery.state.routing import parse_ports, table
 
 
@@ -184,3 +184,58 @@ def test_bad_tcp_ports_value_is_an_operator_error(text):
 
 def test_tcp_ports_ranges():
     assert parse_ports("5000, 9000-9002") == {5000, 9000, 9001, 9002}
+
+
+@pytest.mark.parametrize(
+    "url, location, hosts, self_path",
+    [
+        # fabio: $path is the request's path and its query string; the "/" before $path goes
+        (
+            "https://new.example.com$path",
+            "https://new.example.com%[pathq]",
+            ("new.example.com", "new.example.com:443"),
+            "",
+        ),
+        (
+            "https://new.example.com/$path",
+            "https://new.example.com%[pathq]",
+            ("new.example.com", "new.example.com:443"),
+            "",
+        ),
+        ("http://a.example/v2/$path", "http://a.example/v2%[pathq]", ("a.example", "a.example:80"), None),
+        ("http://a.example/v2$path", "http://a.example/v2%[pathq]", ("a.example", "a.example:80"), None),
+        # without $path: the URL as it is (an empty path is "/"), no query string added
+        ("https://a.example", "https://a.example/", ("a.example", "a.example:443"), "/"),
+        ("https://a.example/here", "https://a.example/here", ("a.example", "a.example:443"), "/here"),
+        ("http://a.example:8080/x/", "http://a.example:8080/x/", ("a.example:8080",), "/x/"),
+        ("https://a.example:443$path", "https://a.example:443%[pathq]", ("a.example", "a.example:443"), ""),
+    ],
+)
+def test_redirect_target_like_fabio(url, location, hosts, self_path):
+    target = redirect_target(url)
+    assert (target.location, target.hosts, target.self_path) == (location, hosts, self_path)
+
+
+def test_redirect_rules_skip_a_redirect_onto_the_request_itself():
+    rules = table(
+        [svc("old", "urlprefix-/a redirect=301,https://x.example$path", "urlprefix-/b redirect=302,http://x.example/b")]
+    ).http
+    assert [r.as_context()["redirect_self"] for r in rules] == [
+        {"scheme": "https", "hosts": ["x.example", "x.example:443"], "path": ""},
+        {"scheme": "http", "hosts": ["x.example", "x.example:80"], "path": "/b"},
+    ]
+    assert rules[0].as_context()["redirect_location"] == "https://x.example%[pathq]"
+
+
+@pytest.mark.parametrize("text", ["0", "30", "1m30s", "25d", "-1s", "1h;bind"])
+def test_bad_tcp_idle_timeout_value_is_an_operator_error(text):
+    with pytest.raises(TemplateError, match="tcp_idle_timeout"):
+        table([svc("db", "urlprefix-:5432 proto=tcp")], {"tcp_ports": "5432", "tcp_idle_timeout": text})
+
+
+def test_every_tcp_service_has_an_idle_timeout_none_by_default():
+    db, other = svc("db", "urlprefix-:5432 proto=tcp"), svc("zz", "urlprefix-:5432 proto=tcp")
+    t = table([svc("web"), db, other], {"tcp_ports": "5432"})
+    assert t.tcp_timeouts == (("db", "24d"), ("zz", "24d"))  # the loser of a conflict keeps a backend
+    assert t.as_context()["tcp"] == [{"port": 5432, "service": "db", "idle_timeout": "24d"}]
+    assert table([db], {"tcp_ports": "5432", "tcp_idle_timeout": "2h"}).tcp_timeouts == (("db", "2h"),)

@@ -62,6 +62,11 @@ def test_settings_and_instance_settings_are_read():
         ("disco-weight", "-1"),
         ("disco-weight", "1.5"),
         ("disco-weight", ""),
+        ("disco-idle-timeout", "0"),
+        ("disco-idle-timeout", "25d"),
+        ("disco-idle-timeout", "1m30s"),
+        ("disco-idle-timeout", "90"),
+        ("disco-idle-timeout", "1h\n"),
     ],
 )
 def test_a_bad_setting_is_dropped_from_that_instance_with_one_line(key, value):
@@ -155,3 +160,26 @@ def test_a_weight_change_is_planned_as_a_runtime_weight_change():
 def test_the_cookie_key_is_stable_across_renders_and_differs_per_service():
     a1, a2 = convert("a", [entry("x")]).service, convert("a", [entry("y")]).service
     assert a1.cookie_key == a2.cookie_key != convert("b", [entry("x")]).service.cookie_key
+
+
+def test_tcp_routes_have_no_idle_timeout_unless_asked():
+    db = [entry("db-1", tags=["urlprefix-:5432 proto=tcp"])]
+    assert convert("db", db).service.settings.idle_timeout == ""
+    text = render(convert("db", db).service, tcp_ports="5432")
+    assert "    timeout client 24d\n    option clitcpka\n" in text  # the frontend tcp-5432
+    assert "    mode tcp\n    timeout server 24d\n    option srvtcpka\n" in text  # the backend
+    assert "timeout client 30s" in text  # HTTP keeps its own
+    text = render(convert("db", db).service, tcp_ports="5432", tcp_idle_timeout="1h")  # the operator's default
+    assert "timeout client 1h\n" in text and "timeout server 1h\n" in text
+    asks = [entry("db-1", {"disco-idle-timeout": "90s"}, tags=["urlprefix-:5432 proto=tcp"])]
+    text = render(convert("db", asks).service, tcp_ports="5432", tcp_idle_timeout="1h")  # the service's own
+    assert "timeout client 90s\n" in text and "timeout server 90s\n" in text
+    none = [entry("db-1", {"disco-idle-timeout": "none"}, tags=["urlprefix-:5432 proto=tcp"])]
+    text = render(convert("db", none).service, tcp_ports="5432", tcp_idle_timeout="1h")
+    assert "timeout client 24d\n" in text and "timeout server 24d\n" in text
+
+
+def test_idle_timeout_on_an_http_service_is_ignored_with_one_line():
+    conv = convert("web", [entry("a", {"disco-idle-timeout": "5m"})])
+    assert conv.service.settings.idle_timeout == ""
+    assert conv.skipped == ("web: disco-idle-timeout applies to TCP routes (proto=tcp) only; ignored",)
