@@ -18,7 +18,7 @@ is its file-against-HAProxy half, so none of them can say otherwise than the oth
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,18 +214,22 @@ def compare(
     haproxy_errors: Mapping[str, str] | None = None,
     admin: Mapping[tuple[str, str], str] | None = None,
     settling: bool = False,
+    kept: Set[tuple[str, str]] = frozenset(),
     summary: str = "",
     notes: tuple[str, ...] = (),
     broken: str | None = None,
 ) -> Comparison:
     """Pure: ``backends`` in the three places (``desired`` None: no desired config; ``running``
     None: HAProxy not asked; a backend missing from ``running`` was not asked either; ``admin``:
-    (backend, server) -> the state an operator override holds it in)."""
+    (backend, server) -> the state an operator override holds it in; ``kept``: servers the watcher
+    keeps as the file has them, a failover datacenter not answering: the file's line is desired)."""
     errors = haproxy_errors or {}
     result = []
     for backend in backends:
         wanted = desired.servers_of(backend) if desired is not None else None
         lines = file.servers_of(backend) if file is not None else {}
+        if wanted is not None and any(b == backend for b, _ in kept):
+            wanted = {**wanted, **{n: line for n, line in lines.items() if (backend, n) in kept}}
         ran = running.get(backend) if running is not None else None
         held = {n: st for (b, n), st in (admin or {}).items() if b == backend}
         result.append(compare_backend(backend, wanted, lines, ran, errors.get(backend), admin=held, settling=settling))
@@ -334,11 +338,12 @@ def observe(
     datacenters and operator overrides are read and applied as the watcher does
     (:func:`~discovery.observe.beyond.beyond`)."""
     state, read_notes = read_state(catalog, services, tag, discover)
-    more: list[str] = []
-    state, admin = beyond(catalog, _Beyond(services, failover_dcs, overrides_prefix), state, more)
-    notes = read_notes + tuple(more)
     text = LiveConfig(output).read() if output is not None else None
     file = parse(text) if text is not None else None
+    in_file = {b: {n: line.addr_port for n, line in file.servers_of(b).items()} for b in file.backends} if file else {}
+    more: list[str] = []
+    state, admin, kept = beyond(catalog, _Beyond(services, failover_dcs, overrides_prefix), state, more, in_file)
+    notes = read_notes + tuple(more)
     candidate, broken = None, None
     try:
         candidate = desired_config(state, Renderer(template), values, env)
@@ -357,6 +362,7 @@ def observe(
         haproxy_errors=errors,
         admin=admin,
         settling=settling,
+        kept={(b, n) for b, names in kept.items() for n in names},
         summary=state.summary(),
         notes=notes,
         broken=broken,
