@@ -62,6 +62,7 @@ WATCH_KEYS: dict[str, Key] = {
     "dry-run": Key(_BOOL, False),
     "consul-addr": Key(_STR),
     "listen": Key(_STR),
+    "listen-auth-file": Key(_STR),
     "log-format": Key(_STR, "text"),
     "verbose": Key(_BOOL, False),
 }

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..consul.client import Catalog
-from ..haproxy.plan import ServerLine
+from ..haproxy.plan import ParsedConfig, ServerLine
 from ..haproxy.runtime import RuntimeAPI, ServerState
-from .compare import BackendCompared, Comparison, observe
+from .compare import BackendCompared, Comparison, compare_backend, observe
 
 #: Exit status of ``disco status`` (1 and 2 as for every command).
 IN_STEP, DRIFT, PENDING = 0, 3, 4
@@ -100,7 +100,7 @@ def _file(line: ServerLine) -> str:
     return f"{line.addr_port} (weight {1 if slot.weight is None else slot.weight}{extra})"
 
 
-def backend_status(compared: BackendCompared, held: str | None = None) -> BackendStatus:
+def backend_rows(compared: BackendCompared, held: str | None = None) -> BackendStatus:
     """Pure: one backend's rows from the comparison."""
     rows = []
     for s in compared.servers:
@@ -122,12 +122,34 @@ def backend_status(compared: BackendCompared, held: str | None = None) -> Backen
     return BackendStatus(compared.backend, tuple(rows), held, compared.haproxy_error)
 
 
+def backend_status(
+    backend: str,
+    consul: Mapping[str, str],
+    parsed: ParsedConfig | None,
+    running: Mapping[str, ServerState] | None,
+    held: str | None = None,
+    haproxy_error: str | None = None,
+    admin: Mapping[str, str] | None = None,
+) -> BackendStatus:
+    """One backend's rows when Consul's side is known only as addresses (``consul``: server ->
+    ``address:port``; the dashboard's adapter, until it asks :func:`~discovery.observe.compare.observe`):
+    the same comparison, with each server Consul routes desired as the file's line at Consul's address."""
+    file = parsed.servers_of(backend) if parsed is not None else {}
+    desired = {}
+    for name, addr_port in consul.items():
+        host, _, port = addr_port.rpartition(":")
+        line = file.get(name)
+        desired[name] = ServerLine(backend, name, host.strip("[]"), int(port), line.options if line else ())
+    compared = compare_backend(backend, desired, file, running, haproxy_error, admin=admin)
+    return backend_rows(compared, held)
+
+
 def from_comparison(comparison: Comparison, held: Mapping[str, str] | None = None) -> Status:
     notes = list(comparison.notes)
     if comparison.broken:
         notes.append(f"the template failed, so what Consul says could not be rendered: {comparison.broken}")
     return Status(
-        tuple(backend_status(b, (held or {}).get(b.backend)) for b in comparison.backends),
+        tuple(backend_rows(b, (held or {}).get(b.backend)) for b in comparison.backends),
         tuple(notes),
         comparison.skeleton,
     )
