@@ -24,8 +24,9 @@ from ..errors import ConfigError
 from ..haproxy.render import DEFAULT_TEMPLATE
 from ..haproxy.runtime import RuntimeAPI, ServerState
 from ..state.convert import failing_checks, in_maintenance, refusal, status
-from .compare import ServerCompared, observe
+from .compare import ServerCompared
 from .overrides import Seen
+from .views import observe
 
 #: Exit status of ``disco explain``: every instance shown is routed / at least one is not.
 ALL_ROUTED, NOT_ROUTED = 0, 3
@@ -114,7 +115,7 @@ def explain(
     """Every instance of ``service`` (or just ``instance``, by service ID or server name).
 
     The server names, and whether each is routed, come from the comparison ``status`` and
-    ``plan`` use (:func:`~discovery.observe.compare.observe`): Consul converted as the watcher
+    ``plan`` use (:func:`~discovery.observe.views.observe`): Consul converted as the watcher
     does (passing instances only, so an ID shared with a failing instance elsewhere keeps its
     plain name), the file and HAProxy.  ConfigError when none of them knows the service."""
     held = held or {}

@@ -23,7 +23,7 @@ from ..haproxy.plan import describe
 from ..haproxy.runtime import RuntimeAPI
 from ..pipeline.decide import Action, Decision, decide
 from ..pipeline.watcher import WatchConfig
-from .compare import observe, read_state
+from .views import observe, read_state
 
 __all__ = ["BROKEN", "CHANGES", "NO_CHANGE", "PlanReport", "make_plan", "read_state", "validate_privately"]
 
@@ -78,7 +78,7 @@ class PlanReport:
 
 def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | None = None) -> PlanReport:
     """Read, render, decide and validate; raises only for Consul or the live file (DiscoveryError).
-    The three places are read and compared by :func:`~discovery.observe.compare.observe`, as
+    The three places are read and compared by :func:`~discovery.observe.views.observe`, as
     ``status`` and ``explain`` do."""
     observed = observe(
         catalog,

@@ -25,7 +25,8 @@ from pathlib import Path
 from ..consul.client import Catalog
 from ..haproxy.plan import ParsedConfig, ServerLine
 from ..haproxy.runtime import RuntimeAPI, ServerState
-from .compare import BackendCompared, Comparison, compare_backend, observe
+from .compare import BackendCompared, Comparison, compare_backend
+from .views import observe
 
 #: Exit status of ``disco status`` (1 and 2 as for every command).
 IN_STEP, DRIFT, PENDING = 0, 3, 4
@@ -132,7 +133,7 @@ def backend_status(
     admin: Mapping[str, str] | None = None,
 ) -> BackendStatus:
     """One backend's rows when Consul's side is known only as addresses (``consul``: server ->
-    ``address:port``; the dashboard's adapter, until it asks :func:`~discovery.observe.compare.observe`):
+    ``address:port``; the dashboard's adapter, until it asks :func:`~discovery.observe.views.observe`):
     the same comparison, with each server Consul routes desired as the file's line at Consul's address."""
     file = parsed.servers_of(backend) if parsed is not None else {}
     desired = {}

@@ -43,7 +43,7 @@ from discovery import ConsulClient, WatchConfig, Watcher, consul_settings
 from discovery.haproxy.master import MasterSocket
 from discovery.haproxy.render import DEFAULT_TEMPLATE
 from discovery.haproxy.runtime import RuntimeAPI
-from discovery.observe.compare import observe
+from discovery.observe.views import observe
 from discovery.state.gate import GatePolicy
 from testkit import ConsulAgent, Proc, take_port, wait_until
 
