@@ -47,6 +47,7 @@ class DemoSpec:
     lb_port: int = 8080
     stats_port: int = 1936
     consul_port: int = 8500
+    dashboard_port: int = 9120
     first_webapp_port: int = 9001
     workdir: Path = Path("run/demo")
     consul_bin: str | None = None
@@ -59,6 +60,7 @@ class DemoSpec:
             "load balancer": f"http://127.0.0.1:{self.lb_port}/",
             "HAProxy stats": f"http://127.0.0.1:{self.stats_port}/",
             "Consul UI": f"http://127.0.0.1:{self.consul_port}/ui/",
+            "disco dashboard": f"http://127.0.0.1:{self.dashboard_port}/",
         }
 
 
@@ -67,6 +69,7 @@ def demo_ports(spec: DemoSpec, consul: tuple[int, int, int]) -> list[Port]:
         Port(spec.lb_port, "load balancer", "--lb-port"),
         Port(spec.stats_port, "HAProxy stats page", "--stats-port"),
         Port(spec.consul_port, "Consul HTTP API and UI", "--consul-port"),
+        Port(spec.dashboard_port, "disco's dashboard and metrics", "--dashboard-port"),
     ]
     ports += [
         Port(spec.first_webapp_port + n, f"webapp {SERVICE}-{n + 1}", "--first-webapp-port")
@@ -239,6 +242,7 @@ def watch_toml(spec: DemoSpec) -> str:
         "master-socket": str(work / "master.sock"),
         "runtime-socket": str(work / "admin.sock"),
         "consul-addr": f"http://127.0.0.1:{spec.consul_port}",
+        "listen": f"127.0.0.1:{spec.dashboard_port}",
     }
     lines = ["# Written by disco demo: the watcher's settings (disco watch --config FILE)."]
     lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]  # JSON strings are TOML strings
@@ -369,6 +373,11 @@ def run_demo(
             for name, url in urls.items():
                 on_ready(f"  {name:14} {url}")
             on_ready(f"  logs           {spec.workdir / 'logs'}")
+            on_ready(
+                "Try an operator override (drain web-2 without touching its registration; delete the key to end it):\n"
+                f"  curl -X PUT http://127.0.0.1:{spec.consul_port}/v1/kv/disco/overrides/{SERVICE} "
+                f"""-d '{{"drain": ["{SERVICE}-2"]}}'"""
+            )
             on_ready("Press Ctrl-C to stop everything.")
         reported: set[tuple[str, str, int]] = set()
         while proc.poll() is None and not stopped.is_set():

@@ -18,6 +18,7 @@ def demo(
     lb_port: Annotated[int, typer.Option(help="Load balancer port on 127.0.0.1.")] = 8080,
     stats_port: Annotated[int, typer.Option(help="HAProxy stats page port.")] = 1936,
     consul_port: Annotated[int, typer.Option(help="Consul HTTP/UI port.")] = 8500,
+    dashboard_port: Annotated[int, typer.Option(help="disco's dashboard (and /metrics) port.")] = 9120,
     first_webapp_port: Annotated[int, typer.Option(help="Port of the first webapp; the others follow.")] = 9001,
     workdir: Annotated[
         Path | None, typer.Option(help="Where configs, sockets and logs go. Default: ./run/demo.")
@@ -52,6 +53,7 @@ def demo(
             lb_port=lb_port,
             stats_port=stats_port,
             consul_port=consul_port,
+            dashboard_port=dashboard_port,
             first_webapp_port=first_webapp_port,
             workdir=(workdir or Path("run/demo")).resolve(),
             consul_bin=consul_bin,

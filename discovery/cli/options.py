@@ -114,7 +114,18 @@ MaxStale = Annotated[
 ]
 Listen = Annotated[
     str | None,
-    typer.Option(metavar="ADDR:PORT", help="Serve /metrics (Prometheus), /healthz and /readyz on this address."),
+    typer.Option(
+        metavar="ADDR:PORT",
+        help="Serve the dashboard (/), /metrics (Prometheus), /healthz and /readyz on this address.",
+    ),
+]
+ListenAuthFile = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="With --listen: the dashboard and /metrics ask for the credential in FILE (one line: a bearer "
+        "token, or user:password); /healthz and /readyz stay open.",
+    ),
 ]
 LogFormat = Annotated[
     str | None,

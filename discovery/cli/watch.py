@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 import typer
 
-from ..errors import DiscoveryError
+from ..errors import ConfigError, DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
 from .app import command
@@ -45,6 +46,7 @@ def watch(
     stale: o.Stale = False,
     max_stale: o.MaxStale = None,
     listen: o.Listen = None,
+    listen_auth_file: o.ListenAuthFile = None,
     once: o.Once = False,
     bootstrap: o.Bootstrap = False,
     dry_run: o.DryRun = False,
@@ -89,6 +91,7 @@ def watch(
             stale=stale,
             max_stale=max_stale,
             listen=listen,
+            listen_auth_file=listen_auth_file,
             once=once,
             bootstrap=bootstrap,
             dry_run=dry_run,
@@ -109,8 +112,11 @@ def watch(
         watcher = Watcher(
             client, watch_settings, dry_run=opts["dry-run"], output=lambda text: typer.echo(text, nl=False)
         )
+        auth_file = opts["listen-auth-file"]
+        if auth_file and not opts["listen"]:
+            raise ConfigError("--listen-auth-file protects --listen: give both")
         if opts["listen"] and not opts["once"]:
-            serve(watcher, parse_listen(opts["listen"]))
+            serve(watcher, parse_listen(opts["listen"]), auth_file=Path(auth_file) if auth_file else None)
         on_signals(watcher.stop)
         SignalRelay(watcher.log_stats, what="stats").install(signal.SIGUSR1)
         if opts["bootstrap"]:

@@ -8,8 +8,9 @@
 - ``/metrics``: the watcher's own registry in Prometheus' text format.
 
 :class:`Health` is an event subscriber; :class:`Server` binds at once (a ConfigError naming
-the address when it cannot) and serves from one of the watcher's worker threads
-(:meth:`Server.serve`, which returns once the watcher's stop event is set).
+the address when it cannot) and accepts on one of the watcher's worker threads (:meth:`Server.serve`,
+which returns once the watcher's stop event is set); each request is answered on a bounded worker
+thread of its own, so a slow client cannot starve the probes (:mod:`.httpd`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from ..consul.watch import ConsulRequest
 from ..errors import ConfigError
-from ..pipeline.events import Applied, ChangeSeen, ConsulRequest, Event, Failed, Heartbeat, Held, Released, Stopping
+from ..pipeline.events import Applied, ChangeSeen, Event, Failed, Heartbeat, Held, Released, Stopping
 from ..pipeline.execute import Outcome
+from .auth import CHALLENGE, Credential
+from .dashboard import Dashboard, send
+from .httpd import BoundedHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -95,51 +100,68 @@ class Health:
 
 
 class Server:
-    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``, served one request at a time."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``address`` (and the dashboard, when given one):
+    at most ``workers`` requests at a time, each of which must send its request line and headers
+    within ``read_timeout`` seconds, and at most ``streams`` open dashboards besides.  With
+    ``auth``, everything but ``/healthz`` and ``/readyz`` asks for it (:mod:`.auth`)."""
 
-    def __init__(self, address: tuple[str, int], health: Health, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        health: Health,
+        registry: CollectorRegistry,
+        *,
+        workers: int = 16,
+        streams: int = 32,
+        read_timeout: float = 5.0,
+        dashboard: Dashboard | None = None,
+        auth: Credential | None = None,
+    ) -> None:
         self.health = health
         self.registry = registry
+        self.dashboard = dashboard
+        self.auth = auth
         try:
-            self.httpd = HTTPServer(address, self._handler())
+            self.httpd = BoundedHTTPServer(
+                address, self._handler(), workers=workers, streams=streams, read_timeout=read_timeout
+            )
         except OSError as exc:
             raise ConfigError(
                 f"--listen {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}"
             ) from exc
-        self.httpd.timeout = 0.2
         self.address = f"{address[0]}:{self.httpd.server_address[1]}"
 
     def serve(self, stop: threading.Event) -> None:
-        """Answer requests until ``stop`` is set (the watcher's Workers run this)."""
-        log.info("serving /metrics, /healthz and /readyz on http://%s/", self.address)
-        try:
-            while not stop.is_set():
-                self.httpd.handle_request()
-        finally:
-            self.httpd.server_close()
+        """Answer requests until ``stop`` is set (the watcher's Workers run this); joins its request threads."""
+        log.info(
+            "serving %s/metrics, /healthz and /readyz on http://%s/%s",
+            "the dashboard at /, " if self.dashboard else "",
+            self.address,
+            " (/ and /metrics ask for --listen-auth-file's credential)" if self.auth else "",
+        )
+        self.httpd.serve(stop)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            timeout = 5.0  # a client that sends nothing cannot hold the server
+            timeout = None  # the server sets the socket's timeout, and cuts off a head that takes too long
+            server_version = "disco"
 
             def do_GET(self) -> None:
+                server.httpd.head_read(self.connection)
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
-                elif path in ("/healthz", "/readyz"):
+                if path in ("/healthz", "/readyz"):  # open: probes carry no credential
                     ok, body = server.health.live() if path == "/healthz" else server.health.ready()
-                    self._send(200 if ok else 503, "application/json", json.dumps(body).encode() + b"\n")
+                    send(self, 200 if ok else 503, "application/json", json.dumps(body).encode() + b"\n")
+                elif server.auth is not None and not server.auth.allows(self.headers.get("Authorization")):
+                    send(self, 401, "text/plain; charset=utf-8", b"unauthorized\n", **{"WWW-Authenticate": CHALLENGE})
+                elif path == "/metrics":
+                    send(self, 200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
+                elif server.dashboard is not None and server.dashboard.handles(path):
+                    server.dashboard.answer(self, path)
                 else:
-                    self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send(self, 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /healthz, /readyz\n")
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)

@@ -76,6 +76,8 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
             str(stats),
             "--consul-port",
             str(consul),
+            "--dashboard-port",
+            str(take_port()),
             "--first-webapp-port",
             str(take_ports(2)[0]),
             "--workdir",
@@ -99,7 +101,7 @@ def test_demo_names_a_program_that_dies_and_its_log(tmp_path):
 
 
 def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
-    ports = {"lb": take_port(), "stats": take_port(), "consul": take_port()}
+    ports = {"lb": take_port(), "stats": take_port(), "consul": take_port(), "dashboard": take_port()}
     first_webapp = take_ports(4)[0]  # three web instances, then api-1
     webapp_ports = [first_webapp, first_webapp + 1, first_webapp + 2, first_webapp + 3]
     workdir = tmp_path / "demo"
@@ -115,6 +117,8 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
             str(ports["stats"]),
             "--consul-port",
             str(ports["consul"]),
+            "--dashboard-port",
+            str(ports["dashboard"]),
             "--first-webapp-port",
             str(first_webapp),
             "--workdir",
@@ -128,6 +132,8 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         wait_until(lambda: "Press Ctrl-C" in demo.output(), 90, interval=0.2, what="the demo to be ready")
         out = demo.output()
         assert f"http://127.0.0.1:{ports['lb']}/" in out and f"http://127.0.0.1:{ports['consul']}/ui/" in out
+        assert f"http://127.0.0.1:{ports['dashboard']}/" in out  # the dashboard, beside the stats page
+        assert "<title>disco</title>" in requests.get(f"http://127.0.0.1:{ports['dashboard']}/", timeout=3).text
         assert set(instances_reached(f"http://127.0.0.1:{ports['lb']}/", 12)) == {"web-1", "web-2", "web-3"}
 
         def api_answer() -> requests.Response | None:
@@ -144,6 +150,16 @@ def test_demo_serves_three_webapps_and_ctrl_c_stops_everything(tmp_path):
         assert all(listening(p) for p in [*ports.values(), *webapp_ports])
         for sock in ("master.sock", "admin.sock"):  # HAProxy's control sockets: owner only
             assert (workdir / sock).stat().st_mode & 0o777 == 0o600
+
+        # The override the demo suggests: web-2 drains (no new requests) and comes back when the key goes.
+        override = f"http://127.0.0.1:{ports['consul']}/v1/kv/disco/overrides/web"
+        assert f"curl -X PUT {override}" in out
+        requests.put(override, data='{"drain": ["web-2"]}', timeout=3).raise_for_status()
+        wait_until(
+            lambda: "web-2" not in instances_reached(f"http://127.0.0.1:{ports['lb']}/", 6), 15, what="web-2 drained"
+        )
+        requests.delete(override, timeout=3).raise_for_status()
+        wait_until(lambda: "web-2" in instances_reached(f"http://127.0.0.1:{ports['lb']}/", 6), 15, what="web-2 back")
 
         # HAProxy's master killed: supervisord starts it again on the current file, and changes
         # still reach the new process.

@@ -67,11 +67,13 @@ def test_the_wheel_carries_the_command_and_the_template(built: tuple[Path, Path]
     assert wheel.name.startswith(f"{DISTRIBUTION.replace('-', '_')}-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "discovery/templates/haproxy.cfg.j2" in names
+    dashboard = {f"discovery/observe/static/{n}" for n in ("index.html", "dashboard.css", "dashboard.js")}
+    assert dashboard <= set(names)  # the dashboard's page is served from the installed package
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "disco = discovery.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "README.md", "CHANGELOG.md", "discovery/templates/haproxy.cfg.j2"} <= members
+    assert {"pyproject.toml", "README.md", "CHANGELOG.md", "discovery/templates/haproxy.cfg.j2", *dashboard} <= members
 
 
 def test_installed_disco_runs_outside_the_checkout(installed: Path, tmp_path: Path) -> None:

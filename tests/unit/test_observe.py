@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -26,7 +27,7 @@ from discovery.pipeline.events import (
     Released,
     Stopping,
 )
-from testkit import take_port
+from testkit import take_port, wait_until
 
 
 class Clock:
@@ -148,3 +149,34 @@ def test_a_discovered_service_that_leaves_takes_its_label_series_along():
     assert value(m, "disco_catalog_instances", service="web", status="passing") == 1  # --service: always there
     m(Applied("0 backends", "reloaded", 0.1, True, ()))
     assert value(m, "disco_catalog_instances", service="web", status="passing") == 1
+
+
+def test_past_its_workers_the_server_answers_busy_at_once_and_stops_with_connections_open():
+    h = Health(clock=lambda: 1.0)
+    h(Heartbeat(1.0))
+    server = Server(("127.0.0.1", take_port()), h, Metrics(("web",), "0").registry, workers=2, read_timeout=30)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    host, port = server.address.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+    try:
+        base = f"http://{server.address}"
+        busy = wait_until(lambda: [r for r in [_get(f"{base}/healthz")] if r is not None and r.status_code == 503], 5)
+        assert b"busy" in busy[0].content
+        idle[0].close()  # a worker comes free
+        wait_until(lambda: (_get(f"{base}/healthz") or busy[0]).status_code == 200, 5, what="a free worker")
+    finally:
+        started = time.monotonic()
+        stop.set()
+        thread.join(5)
+        for sock in idle:
+            sock.close()
+    assert not thread.is_alive() and time.monotonic() - started < 2.5  # the idle connection did not hold it
+
+
+def _get(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=2)
+    except requests.ConnectionError:  # refused before the request was read: the connection is reset
+        return None
