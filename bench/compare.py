@@ -6,12 +6,15 @@ own DNS service discovery against Consul's DNS, `consul watch` + a handler that
 re-renders and reloads), on a fresh Consul dev agent and HAProxy 2.6:
 
 1. Convergence: N changes (register, check critical, check passing,
-   deregister, in turn, at most one every 250 ms) on an idle balancer; the time from the Consul API call
-   to the first request answered by an added instance, or the last request
-   answered by a removed one.
+   deregister, in turn, at most one every 250 ms) on an idle balancer; the time from the start of
+   the Consul API call to the end of the first probe answered by an added instance, or of the last
+   probe answered by a removed one.  The probes run as a stream of their own (bench/lib.py
+   ProbeStream), started before the changes and independent of the API call, so a removal that is
+   live while the call is in flight is seen as such; adds and removals are reported apart.
 The floor (bench/floor.py) is measured first, in the same run: a raw blocking-query
-client seeing the same changes, plus one probe's cost; every contender is also
-shown as a multiple of it.
+client seeing the same changes; for adds, plus the probes it takes to find the new server in the
+rotation (round robin over ROTATION servers: one to ROTATION probes); for removals, nothing more.
+Adds and removals are each shown as a multiple of their own floor.
 
 2. Failed requests under churn: wrk sends a steady load through HAProxy (fresh
    connection per request) while N more changes happen; socket errors and
@@ -38,8 +41,10 @@ from bench.budget import table as budget_table
 from bench.contenders import ALL, Contender
 from bench.floor import BlockingQueryClient
 from bench.lib import (
+    ADDS,
     KINDS,
     MOVING_ADDRESS,
+    REMOVALS,
     Load,
     cycles,
     draw,
@@ -109,8 +114,12 @@ def run_one(name: str, cls: type[Contender], changes: int) -> dict[str, object]:
             server.shutdown()
     flat = [v for values in idle.values() for v in values]
     flat_churn = [v for values in churn.values() for v in values]
+    removals = [v for k in REMOVALS for v in idle[k]]
     return {
         "convergence_ms": summarize(flat),
+        "adds_ms": summarize([v for k in ADDS for v in idle[k]]),
+        "removals_ms": summarize(removals),
+        "removals_at_zero": sum(1 for v in removals if v <= 0),
         "convergence_samples_ms": samples(flat),
         "by_kind_ms": {k: summarize(idle[k]) for k in KINDS},
         "convergence_under_load_ms": summarize(flat_churn),
@@ -141,18 +150,51 @@ def run_floor(changes: int) -> dict[str, object]:
         consul.stop()
         base.shutdown()
         spare.shutdown()
+    # An add is found by the probes up to ROTATION requests after it is live (round robin): spread
+    # evenly over the rotation; a removal needs no probe to be live.
+    adds = [v + cost * (1 + n % ROTATION) for n, v in enumerate(v for k in ADDS for v in seen[k])]
+    removals = [v for k in REMOVALS for v in seen[k]]
     flat = [v + cost for values in seen.values() for v in values]
     return {
         "convergence_ms": summarize(flat),
+        "adds_ms": summarize(adds),
+        "removals_ms": summarize(removals),
         "convergence_samples_ms": samples(flat),
         "probe_ms": cost * 1000,
         "blocking_query_ms": summarize([v for values in seen.values() for v in values]),
     }
 
 
+#: Servers in the rotation when the moving instance is in: base-1, base-2, base-3 and it.
+ROTATION = 4
+
+
 def samples(values: list[float]) -> list[float]:
     """Every change's time in ms, for the distribution in the plot (bench/plots.py)."""
     return [round(v * 1000, 3) for v in values]
+
+
+def split_table(results: dict[str, dict], floor: dict | None) -> str:
+    """Adds and removals apart, each against its own floor (p50 / p99 in ms, and as a multiple of the floor)."""
+    lines = [
+        "| contender | adds p50 ms | adds p99 ms | adds p50 / p99 vs floor | removals p50 ms | removals p99 ms "
+        "| removals p50 / p99 vs floor | removals seen gone at the first probe |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = ([("*floor*", floor)] if floor else []) + list(results.items())
+    for name, r in rows:
+        if "adds_ms" not in r:
+            continue
+        cells = []
+        for key in ("adds_ms", "removals_ms"):
+            c = r[key]
+            f = floor[key] if floor else None
+            vs = f"{c['p50'] / f['p50']:.1f}x / {c['p99'] / f['p99']:.1f}x" if f and f["p50"] and f["p99"] else "-"
+            cells.append(f"{c['p50']:.1f} | {c['p99']:.1f} | {vs}")
+        zero = r.get("removals_at_zero")
+        at_zero = "-" if zero is None else f"{zero} of {r['removals_ms']['n']}"
+        lines.append(f"| {name} | {' | '.join(cells)} | {at_zero} |")
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict], floor: dict | None) -> str:
@@ -204,6 +246,7 @@ def main() -> int:
     if not results:
         return 1
     print(table(results, floor))
+    print("\nAdds and removals apart, each against its own floor (idle phase):\n" + split_table(results, floor))
     if budgets := {name: r["budget_ms"] for name, r in results.items() if "budget_ms" in r}:
         print("\nLatency budget (ms per change, idle phase; bench/budget.py):\n" + budget_table(budgets))
     for name, why in failed.items():

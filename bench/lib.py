@@ -3,7 +3,10 @@ change driver, statistics."""
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
+import multiprocessing
 import re
 import shutil
 import socket
@@ -16,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -112,25 +116,118 @@ def serve(instance: str, address: str = "127.0.0.1") -> tuple[Server, int]:
     return server, int(server.server_address[1])
 
 
-def until_seen(lb: int, instance: str, t0: float) -> float:
-    while time.perf_counter() - t0 < DEADLINE:
-        if probe(lb) == instance:
-            return time.perf_counter() - t0
-    raise TimeoutError(f"{instance} never answered within {DEADLINE}s")
+class ProbeStream:
+    """Probes that run on their own, in a process of their own, independent of the changes being timed.
+
+    A probe started only after the Consul API call returns is blind while the call is in flight:
+    a removal already live by then reads 0 ms.  A probe thread in this process would be as blind
+    (it waits for the GIL while the call runs), so the probes run in a child process that stamps
+    each with ``time.perf_counter`` (CLOCK_MONOTONIC, the same clock in every process) and sends
+    (start, end, value) back; a change is timed against them from the moment its call started.
+    ``probe(target)`` returns what one probe saw of ``target`` (set with :meth:`aim`).  Bounded:
+    the child stops after ``limit`` seconds, on :meth:`stop`, or when this process goes away.
+    """
+
+    def __init__(self, probe: Callable[[object], object], limit: float = 3600.0, pause: float = 0.0) -> None:
+        self._probe, self._limit, self._pause = probe, limit, pause
+        self.samples: list[tuple[float, float, object]] = []
+        self._cond = threading.Condition()
+        self._samples_in, samples_out = multiprocessing.Pipe(duplex=False)
+        aims_in, self._aims_out = multiprocessing.Pipe(duplex=False)
+        self._child = multiprocessing.get_context("fork").Process(
+            target=_probe_stream, args=(probe, samples_out, aims_in, limit, pause), name="probe-stream", daemon=True
+        )
+        self._reader = threading.Thread(target=self._read, name="probe-stream-reader", daemon=True)
+
+    def __enter__(self) -> ProbeStream:
+        self._child.start()
+        self._reader.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self.samples, timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def aim(self, target: object) -> None:
+        """What the next probes look at (the child takes it before its next probe)."""
+        self._aims_out.send(target)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._aims_out.send(_STOP)
+        self._child.join(10)
+        if self._child.is_alive():
+            self._child.kill()
+        self._reader.join(10)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                sample = self._samples_in.recv()
+            except (EOFError, OSError):
+                return
+            with self._cond:
+                self.samples.append(sample)
+                if len(self.samples) > 200_000:  # bounded memory: keep the recent half
+                    del self.samples[:100_000]
+                self._cond.notify_all()
+
+    def _since(self, t0: float) -> list[tuple[float, float, object]]:
+        """The probes that ended at or after ``t0`` (the samples are in order of their end)."""
+        return self.samples[bisect.bisect_left(self.samples, t0, key=lambda s: s[1]) :]
+
+    def seen(self, t0: float, hit: Callable[[object], bool], deadline: float = DEADLINE) -> float:
+        """An add: seconds from ``t0`` to the end of the first probe that saw it."""
+        found: list[float] = []
+
+        def first() -> bool:
+            found[:] = [end for start, end, value in self._since(t0) if hit(value)][:1]
+            return bool(found)
+
+        with self._cond:
+            if not self._cond.wait_for(first, timeout=deadline):
+                raise TimeoutError(f"never seen within {deadline}s")
+        return found[0] - t0
+
+    def gone(self, t0: float, hit: Callable[[object], bool], quiet: float, deadline: float = DEADLINE) -> float:
+        """A removal: seconds from ``t0`` to the end of the last probe that still saw it (0 when none after
+        ``t0`` did), once no probe has seen it for ``quiet`` seconds."""
+        last: list[float] = [t0]
+
+        def settled() -> bool:
+            since = self._since(t0)
+            hits = [end for start, end, value in since if hit(value)]
+            last[0] = hits[-1] if hits else t0
+            return bool(since) and since[-1][0] - last[0] > quiet
+
+        with self._cond:
+            if not self._cond.wait_for(settled, timeout=deadline):
+                raise TimeoutError(f"still seen after {deadline}s")
+        return last[0] - t0
 
 
-def until_gone(lb: int, instance: str, t0: float) -> float:
-    last_hit = t0
-    while time.perf_counter() - t0 < DEADLINE:
-        now = time.perf_counter()
-        if probe(lb) == instance:
-            last_hit = now
-        elif now - last_hit > QUIET:
-            return last_hit - t0
-    raise TimeoutError(f"{instance} still answered after {DEADLINE}s")
+_STOP = "stop"
+
+
+def _probe_stream(probe: Callable[[object], object], out: Any, aims: Any, limit: float, pause: float) -> None:
+    """The child of a :class:`ProbeStream`: probe, stamp, send, until told to stop (or ``limit`` seconds)."""
+    target: object = None
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        while aims.poll():
+            target = aims.recv()
+            if target == _STOP:
+                return
+        t = time.perf_counter()
+        value = probe(target)
+        out.send((t, time.perf_counter(), value))
+        if pause:
+            time.sleep(pause)
 
 
 KINDS = ("add (register)", "remove (check fails)", "add (check passes)", "remove (deregister)")
+ADDS, REMOVALS = (KINDS[0], KINDS[2]), (KINDS[1], KINDS[3])
 
 
 MOVING_ADDRESS = "127.0.0.9"
@@ -157,6 +254,38 @@ def drive_changes(
     returns the seconds until the change was seen (the floor uses it).  ``record``, when given,
     gets (time of the API call, seconds to seen) for every change (for the latency budget)."""
     results: dict[str, list[float]] = {k: [] for k in KINDS}
+    stream = ProbeStream(lambda _target: probe(lb)) if observe is None else None
+    if stream is not None:
+        stream.__enter__()
+    try:
+        _drive(consul, spare_port, changes, progress, results, stream, observe, record)
+    finally:
+        if stream is not None:
+            stream.stop()
+    return results
+
+
+def _drive(
+    consul: ConsulAgent,
+    spare_port: int,
+    changes: int,
+    progress: Callable[[int], None],
+    results: dict[str, list[float]],
+    stream: ProbeStream | None,
+    observe: Callable[[float], float] | None,
+    record: list[tuple[float, float]] | None,
+) -> None:
+    def moving(value: object) -> bool:
+        return value == "moving"
+
+    def until_seen(t0: float) -> float:
+        assert stream is not None
+        return stream.seen(t0, moving)
+
+    def until_gone(t0: float) -> float:
+        assert stream is not None
+        return stream.gone(t0, moving, QUIET)
+
     for cycle in range(cycles(changes)):
         sid = f"moving-{cycle}"
         check = f"service:{sid}"
@@ -167,23 +296,22 @@ def drive_changes(
             "Port": spare_port,
             "Check": {"CheckID": check, "TTL": "1h", "Status": "passing"},
         }
-        steps: list[tuple[str, Callable[[], None], Callable[[int, str, float], float]]] = [
-            (KINDS[0], lambda: consul.put("/v1/agent/service/register", body), until_seen),
-            (KINDS[1], lambda: consul.put(f"/v1/agent/check/fail/{check}"), until_gone),
-            (KINDS[2], lambda: consul.put(f"/v1/agent/check/pass/{check}"), until_seen),
-            (KINDS[3], lambda: consul.put(f"/v1/agent/service/deregister/{sid}"), until_gone),
+        steps: list[tuple[str, Callable[[], None], Callable[[float], float]]] = [
+            (KINDS[0], lambda body=body: consul.put("/v1/agent/service/register", body), until_seen),
+            (KINDS[1], lambda check=check: consul.put(f"/v1/agent/check/fail/{check}"), until_gone),
+            (KINDS[2], lambda check=check: consul.put(f"/v1/agent/check/pass/{check}"), until_seen),
+            (KINDS[3], lambda sid=sid: consul.put(f"/v1/agent/service/deregister/{sid}"), until_gone),
         ]
         for kind, act, wait in steps:
             t0 = time.perf_counter()
             act()
-            results[kind].append(observe(t0) if observe else wait(lb, "moving", t0))
+            results[kind].append(observe(t0) if observe else wait(t0))
             if record is not None:
                 record.append((t0, results[kind][-1]))
             rest = PACE - (time.perf_counter() - t0)
             if rest > 0:
                 time.sleep(rest)
         progress(4 * (cycle + 1))
-    return results
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Scale: disco watch with 100, 1,000, 10,000 and 50,000 instances across 10, 100, 500 and 2,500 services.
 
-For each size, on a fresh single Consul server and HAProxy 2.6, with `disco watch`
-(live apply, default watch mode: one blocking query per service up to 8
-services, the catalog-wide watch above):
+For each size, on a fresh single Consul server, a Consul client agent joined to it (as in
+production: disco runs beside a client agent, with its connection limit per client raised as
+the image's consul/client.hcl does; ``--no-agent``: disco talks to the server) and HAProxy 2.6,
+with `disco watch` (live apply, default watch mode: auto, which chooses one long poll per
+service when they fit under the agent's limit, the catalog-wide watch otherwise):
 
-- time from one change in Consul (an instance registered, then deregistered) to
-  the moment HAProxy's runtime API shows it, p50 and max over the changes;
+- time from one change in Consul (an instance registered, then deregistered; on the client
+  agent's node and on a node new to the catalog in turn) to the moment HAProxy's runtime API
+  shows it, read by a probe stream of its own (bench/lib.py ProbeStream, every 2 ms, in a
+  process of its own, so a change live while its API call is in flight is timed as such);
+  adds and removals p50 and p99, apart and together; one change every PACE (100 ms) at most, so
+  that the quiescence timer (--wait) does not take two changes for one burst;
+- Consul's CPU per change (the server and the client agent);
 - the watcher's CPU time and peak RSS (from /proc);
 - requests per second the watcher makes to Consul while idle and during churn
   (its own count, read through SIGUSR1), and the blocking queries it keeps open;
@@ -28,14 +35,17 @@ as a dev agent (``--consul dev``): a dev agent indents every answer, which at th
 doubles the bytes of ``/v1/health/state/any`` (3.7 vs 2.3 MB at 10,000 checks) and the time
 Consul takes to send it (124 vs 55 ms here).
 Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500 50000:2500] [--idle 60] [--consul server|dev]
+       [--no-agent] [--quick: sizes of 100,000 instances and more with 10 changes, 5 s idle, no HAProxy timing]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -53,13 +63,18 @@ sys.path.insert(0, str(REPO))
 
 from bench.budget import read_timelines, split
 from bench.budget import table as budget_table
-from bench.lib import draw, phase, require_tools, summarize, write_json
+from bench.lib import ProbeStream, draw, phase, require_tools, summarize, write_json
+from discovery.consul.agent import find_consul
 from discovery.errors import HAProxyUnavailable, ReloadError
 from discovery.haproxy.master import socket_command
 from discovery.haproxy.runtime import RuntimeAPI
 from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until
 
 TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
+#: Seconds from one change's API call to the next (bench/compare.py waits 250 ms).
+PACE = 0.1
+#: --quick: sizes from this many instances get fewer changes and idle seconds, and no HAProxy timing.
+QUICK_FROM, QUICK_CHANGES, QUICK_IDLE = 100_000, 10, 5.0
 MODES = ("auto", "service", "catalog")
 
 
@@ -77,13 +92,19 @@ def stats(watch: Proc) -> tuple[int, int]:
     watch.popen.send_signal(signal.SIGUSR1)
     wait_until(lambda: watch.output().count("stats:") > before, 10, interval=0.02, what="stats line")
     line = watch.output().rsplit("stats:", 1)[1]
-    m = re.match(r" (\d+) requests to Consul, (\d+) blocking queries", line)
+    m = re.match(r" (\d+) requests to Consul(?: \(\d+ stale answers asked again\))?, (\d+) blocking queries", line)
     assert m, line
     return int(m.group(1)), int(m.group(2))
 
 
 BATCH = 30  # instances per /v1/txn: two operations each (service, check), Consul 1.8 allows 64
 PER_NODE = 250  # placeholder instances per catalog node
+
+
+def node_prefix(n: int) -> str:
+    """The first three octets of node ``n``'s addresses: 127.1.N up to 250 nodes, then 127.2.N-250, ...
+    (172,000 instances are 688 nodes)."""
+    return f"127.{1 + n // 250}.{n % 250}"
 
 
 def register_all(consul: ConsulAgent, instances: int, services: int, progress: Callable[[int], None]) -> None:
@@ -93,12 +114,12 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
     def batch(lo: int) -> int:
         hi = min(instances, lo + BATCH)
         ops: list[dict[str, object]] = [
-            {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"127.1.{n}.1"}}}
+            {"Node": {"Verb": "set", "Node": {"Node": f"scale-{n}", "Address": f"{node_prefix(n)}.1"}}}
             for n in sorted({i // PER_NODE for i in range(lo, hi)})
         ]
         for i in range(lo, hi):
             sid, node = f"i{i}", f"scale-{i // PER_NODE}"
-            address = f"127.1.{i // PER_NODE}.{i % PER_NODE + 1}"
+            address = f"{node_prefix(i // PER_NODE)}.{i % PER_NODE + 1}"
             ops.append(
                 {
                     "Service": {
@@ -138,53 +159,138 @@ def register_all(consul: ConsulAgent, instances: int, services: int, progress: C
             progress(done)
 
 
+class ClientAgent:
+    """A Consul client agent on loopback joined to ``server``, as disco runs in production (beside a
+    client agent, as the HAProxy image does), with the connection limit per client raised as the
+    image's consul/client.hcl does (``limit``)."""
+
+    def __init__(self, server: ConsulAgent, workdir: Path, limit: int) -> None:
+        self.http_port = take_port()
+        serf_lan = json.loads(server.config.read_text())["ports"]["serf_lan"]
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "client.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "node_name": "disco-client",
+                    "server": False,
+                    "bind_addr": "127.0.0.1",
+                    "client_addr": "127.0.0.1",
+                    "data_dir": str(workdir / "data"),
+                    "retry_join": [f"127.0.0.1:{serf_lan}"],
+                    "retry_interval": "1s",
+                    "log_level": "WARN",
+                    "disable_update_check": True,
+                    "limits": {"http_max_conns_per_client": limit},
+                    "ports": {
+                        "http": self.http_port,
+                        "dns": -1,
+                        "grpc": -1,
+                        "serf_lan": take_port(),
+                        "serf_wan": take_port(),
+                        "server": take_port(),
+                    },
+                }
+            )
+        )
+        self.workdir = workdir
+        self.proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        binary = find_consul(os.environ.get("DISCO_CONSUL_BIN"))
+        self.proc = Proc([binary, "agent", "-config-file", str(self.config)], self.workdir / "client.log")
+        wait_until(lambda: requests.get(f"{self.url}/v1/status/leader", timeout=1).json(), 60, what="the client joined")
+        wait_until(
+            lambda: requests.get(f"{self.url}/v1/catalog/node/disco-client", timeout=1).json(),
+            60,
+            what="the client agent's node in the catalog",
+        )
+
+    def put(self, path: str, body: object = None) -> object:
+        response = requests.put(f"{self.url}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
 def churn(
-    consul: ConsulAgent,
+    agent: ClientAgent | ConsulAgent,
     api: RuntimeAPI,
     services: int,
     changes: int,
-    applied: list[float],
+    applied: dict[str, list[float]],
     progress: Callable[[int], None],
     budget: float = float("inf"),
     deadline: float = 30.0,
     record: list[tuple[float, float]] | None = None,
 ) -> str | None:
-    """Add then remove up to ``changes`` instances one at a time; append seconds from the Consul call to
-    HAProxy's view.  No new instance once ``budget`` seconds have gone; a change HAProxy does not show
-    within ``deadline`` seconds ends the phase: returns what timed out (None when nothing did)."""
-    start = time.perf_counter()
-    for c in range(changes):
-        if time.perf_counter() - start > budget:
-            break
-        service, sid = f"svc{c % services}", f"moving{c}"
-        body = {
-            "Name": service,
-            "ID": sid,
-            "Address": "127.2.0.1",
-            "Port": 9000 + c,
-            "Check": {"CheckID": f"service:{sid}", "TTL": "24h", "Status": "passing"},
-        }
+    """Add then remove up to ``changes`` instances one at a time, on the agent's own node and on new
+    nodes in turn; append seconds from the start of the Consul call to HAProxy's view showing it, in
+    ``applied["add"]`` and ``applied["remove"]``.  HAProxy's view is read by a probe stream of its own
+    (the runtime API every 2 ms, bench/lib.py ProbeStream), independent of the call.  No new instance
+    once ``budget`` seconds have gone; a change HAProxy does not show within ``deadline`` seconds ends
+    the phase: returns what timed out (None when nothing did)."""
+
+    def look(target: object) -> object:
+        """One probe of the stream (in its own process): is ``target`` (service, instance) in HAProxy?"""
+        if not isinstance(target, tuple):
+            return None
+        service, sid = target
         try:
-            t = time.perf_counter()
-            consul.put("/v1/agent/service/register", body)
-            wait_until(lambda: sid in api.servers(service), deadline, interval=0.002, what=f"{sid} added")
-            applied.append(time.perf_counter() - t)
-            if record is not None:
-                record.append((t, applied[-1]))
-            t = time.perf_counter()
-            consul.put(f"/v1/agent/service/deregister/{sid}")
-            wait_until(
-                lambda: api.servers(service).get(sid) is None or api.servers(service)[sid].draining,
-                deadline,
-                interval=0.002,
-                what=f"{sid} removed",
-            )
-            applied.append(time.perf_counter() - t)
-            if record is not None:
-                record.append((t, applied[-1]))
-        except AssertionError as exc:
-            return str(exc)
-        progress(c + 1)
+            server = api.servers(service).get(sid)
+        except Exception as exc:  # a probe that failed is a sample too, never a hit
+            return ("error", str(exc))
+        return ("up", sid) if server is not None and not server.draining else ("down", sid)
+
+    start = time.perf_counter()
+    with ProbeStream(look, limit=budget + 600, pause=0.002) as stream:
+        for c in range(changes):
+            if time.perf_counter() - start > budget:
+                break
+            service, sid = f"svc{c % services}", f"moving{c}"
+            stream.aim((service, sid))
+            new_node = c % 2 == 1
+            check = {"CheckID": f"service:{sid}", "Name": "moving", "Status": "passing"}
+            if new_node:  # an instance on a node of its own, new to the catalog
+                node = {"Node": f"moving-node-{c}", "Address": f"127.10.{c // 250 % 250}.{c % 250 + 1}"}
+                service_body = {"Service": service, "ID": sid, "Address": node["Address"], "Port": 9000 + c}
+                add = ("/v1/catalog/register", {**node, "Service": service_body, "Check": {**check, "ServiceID": sid}})
+                remove = ("/v1/catalog/deregister", {"Node": node["Node"]})
+            else:  # on the client agent's node, registered through the agent as a service does
+                body = {"Name": service, "ID": sid, "Address": "127.9.0.1", "Port": 9000 + c}
+                add = (
+                    "/v1/agent/service/register",
+                    {**body, "Check": {"CheckID": check["CheckID"], "TTL": "24h", "Status": "passing"}},
+                )
+                remove = (f"/v1/agent/service/deregister/{sid}", None)
+
+            def up(value: object, sid: str = sid) -> bool:
+                return value == ("up", sid)
+
+            def down(value: object, sid: str = sid) -> bool:
+                return value == ("down", sid)
+
+            try:
+                for kind, (path, body_) in (("add", add), ("remove", remove)):
+                    t = time.perf_counter()
+                    agent.put(path, body_)
+                    seen = stream.seen(t, up if kind == "add" else down, deadline)
+                    applied[kind].append(seen)
+                    if record is not None:
+                        record.append((t, seen))
+                    # One change at a time: the next one after a pause, or the watcher's quiescence timer
+                    # (--wait, 10 ms) rightly takes it for a burst with this one.
+                    time.sleep(max(0.0, t + PACE - time.perf_counter()))
+            except TimeoutError as exc:
+                return f"{sid}: {exc}"
+            progress(c + 1)
     return None
 
 
@@ -243,14 +349,24 @@ def run_size(
     budget: float,
     consul_mode: str = "server",
     watch_mode: str = "auto",
+    agent: bool = True,
+    quick: bool = False,
 ) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
-    # One blocking query per service needs as many connections: Consul's limit per client (200) is raised for it.
-    extra = {"limits": {"http_max_conns_per_client": services + 100}} if watch_mode == "service" else None
+    # Without a client agent, one blocking query per service goes to the server: its limit per client
+    # (200) is raised for it.  With one (as in production), the agent's is, as the image's config does
+    # (4,096), or further for more services than that.
+    # (Consul wants as many file descriptors and 20 more.)
+    limit = min(max(4096, services * 5 // 4 + 100), resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100)
+    extra = {"limits": {"http_max_conns_per_client": services + 100}} if watch_mode == "service" and not agent else None
     consul = ConsulAgent(work, dev=consul_mode == "dev", extra=extra)
     consul.start()
+    client = ClientAgent(consul, work / "client", limit) if agent else None
     procs: list[Proc] = []
     try:
+        if client is not None:
+            client.start()
+        watched = client or consul
         t = time.perf_counter()
         with phase(f"{instances} instances, {services} services: registering instances", instances) as report:
             register_all(consul, instances, services, report)
@@ -264,7 +380,7 @@ def run_size(
             "--template",
             str(TEMPLATE),
             "--consul-addr",
-            consul.url,
+            watched.url,
             "--set",
             f"frontend_port={take_port()}",
             "--runtime-socket",
@@ -316,35 +432,48 @@ def run_size(
         idle_rps = (req1 - req0) / idle_elapsed
 
         cpu_a, _ = proc_figures(watch.popen.pid)
-        applied: list[float] = []
+        consul_pids = [p.proc.popen.pid for p in (consul, client) if p is not None and p.proc is not None]
+        consul_a = [proc_figures(pid)[0] for pid in consul_pids]
+        by_kind: dict[str, list[float]] = {"add": [], "remove": []}
         recorded: list[tuple[float, float]] = []
         t_churn = time.perf_counter()
         with phase(f"{label}: instances added and removed", changes) as report:
             timed_out = churn(
-                consul, api, services, changes, applied, report, budget, deadline=30 * slow, record=recorded
+                watched, api, services, changes, by_kind, report, budget, deadline=30 * slow, record=recorded
             )
+        applied = by_kind["add"] + by_kind["remove"]
+        consul_cpu = [proc_figures(pid)[0] - before for pid, before in zip(consul_pids, consul_a, strict=True)]
         if timed_out:
             print(f"bench: {label}: {timed_out}", file=sys.stderr)
         churn_seconds = time.perf_counter() - t_churn
         req2, _ = stats(watch)
         cpu_b, peak = proc_figures(watch.popen.pid)
+        chosen = re.search(r"watch mode (\w+)", watch.output())
         watch.stop()
         stages = split(recorded, read_timelines(watch.log))
-        with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
-            try:
-                costs: dict[str, object] = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
-            except AssertionError as exc:  # keep the watcher's figures
-                print(f"bench: {label}: {exc}", file=sys.stderr)
-                costs = {"haproxy_failed": str(exc)}
+        costs: dict[str, object] = {}
+        if not quick:
+            with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
+                try:
+                    costs = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
+                except AssertionError as exc:  # keep the watcher's figures
+                    print(f"bench: {label}: {exc}", file=sys.stderr)
+                    costs = {"haproxy_failed": str(exc)}
     finally:
         for proc in reversed(procs):
             proc.stop()
+        if client is not None:
+            client.stop()
         consul.stop()
     return {
         "instances": instances,
         "services": services,
         "consul": consul_mode,
         "watch_mode": watch_mode,
+        "chosen_mode": chosen.group(1) if chosen else watch_mode,
+        "client_agent": agent,
+        "agent_conn_limit": limit if agent else None,
+        "quick": quick,
         "registered_in_s": registered_in,
         "bootstrap_s": bootstrap,
         "haproxy_start_s": haproxy_start,
@@ -353,6 +482,9 @@ def run_size(
         "config_bytes": cfg.stat().st_size,
         **costs,
         "change_to_applied_ms": summary(applied),
+        "adds_ms": summary(by_kind["add"]),
+        "removals_ms": summary(by_kind["remove"]),
+        "consul_cpu_per_change_ms": 1000 * sum(consul_cpu) / max(1, len(applied)),
         "blocking_queries": queries,
         "blocking_queries_one_per_service": services,
         "idle_requests_per_s": idle_rps,
@@ -371,7 +503,7 @@ def main() -> int:
     parser.add_argument(
         "--sizes",
         nargs="*",
-        default=["100:10", "1000:100", "10000:500", "10000:500:service", "50000:2500"],
+        default=["100:10", "1000:100", "10000:500", "10000:500:catalog", "50000:2500"],
         help="INSTANCES:SERVICES[:WATCH_MODE]; the mode defaults to --watch-mode",
     )
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
@@ -395,6 +527,17 @@ def main() -> int:
         default="auto",
         help="disco watch --watch-mode (service: Consul's connection limit per client is raised)",
     )
+    parser.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="disco talks to the server directly (by default: to a client agent joined to it, as in production)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"sizes of {QUICK_FROM:,} instances and more: {QUICK_CHANGES} changes, {QUICK_IDLE:.0f} s idle, "
+        "no haproxy -c / reload timing (said so in the table)",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
@@ -405,15 +548,18 @@ def main() -> int:
         if mode and mode[0] not in MODES:
             parser.error(f"--sizes {size}: the watch mode is one of {', '.join(MODES)}")
         idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
+        quick = args.quick and int(count) >= QUICK_FROM
         rows.append(
             run_size(
                 int(count),
                 int(services_count),
-                idle,
-                args.changes,
+                QUICK_IDLE if quick else idle,
+                min(args.changes, QUICK_CHANGES) if quick else args.changes,
                 args.churn_budget,
                 args.consul,
                 mode[0] if mode else args.watch_mode,
+                agent=not args.no_agent,
+                quick=quick,
             )
         )
     print(table(rows))
@@ -461,6 +607,21 @@ def table(rows: list[dict]) -> str:
             f"{r.get('config_bytes', 0) / 1e6:.2f} | {sec(r, 'haproxy_check_s')} | "
             f"{sec(r, 'haproxy_reload_s')} ({sec(r, 'haproxy_reload_max_s')}) |"
         )
+    lines += [
+        "",
+        "| instances | watch | adds p50 ms | adds p99 ms | removals p50 ms | removals p99 ms "
+        "| Consul CPU ms/change (server + agent) | via |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if "adds_ms" not in r:
+            continue
+        a, m = r["adds_ms"], r["removals_ms"]
+        via = "client agent" if r.get("client_agent") else "server"
+        lines.append(
+            f"| {r['instances']} | {watch_label(r)} | {a['p50']:.1f} | {a['p99']:.1f} | {m['p50']:.1f} | "
+            f"{m['p99']:.1f} | {r.get('consul_cpu_per_change_ms', float('nan')):.1f} | {via} |"
+        )
     for r in rows:
         for key in ("change_timed_out", "haproxy_failed"):
             if r.get(key):
@@ -469,11 +630,13 @@ def table(rows: list[dict]) -> str:
 
 
 def watch_label(row: dict) -> str:
-    """How the watcher followed Consul at that size: the catalog-wide watch, or one query per service."""
-    mode = row.get("watch_mode", "auto")
-    if mode == "auto":  # auto: one query per service up to 8 services, the catalog-wide watch above
+    """How the watcher followed Consul at that size: the catalog-wide watch, or one query per service
+    (auto: what the watcher chose, from its log; older rows: one query per service up to 8 services)."""
+    mode = row.get("chosen_mode") or row.get("watch_mode", "auto")
+    if mode == "auto":
         mode = "service" if row["services"] <= 8 else "catalog"
-    return "per service" if mode == "service" else "catalog-wide"
+    label = "per service" if mode == "service" else "catalog-wide"
+    return label + (" (quick)" if row.get("quick") else "")
 
 
 def size_label(row: dict) -> str:

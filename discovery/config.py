@@ -147,6 +147,21 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def render_inputs(options: Mapping[str, Any]) -> tuple[Path, dict[str, str]]:
+    """The template and ``--set`` values the watcher renders with (``admin_socket`` from
+    ``--runtime-socket`` unless set): ``status`` and ``explain`` render what it would write."""
+    from .haproxy.render import DEFAULT_TEMPLATE
+    from .settings import parse_pairs
+
+    template = Path(options["template"]) if options.get("template") else None
+    if template is not None and not template.is_file():
+        raise ConfigError(f"--template {template}: no such file")
+    values = parse_pairs([f"{k}={v}" for k, v in (options.get("set") or {}).items()], "--set")
+    if options.get("runtime-socket"):
+        values.setdefault("admin_socket", str(options["runtime-socket"]))
+    return template or DEFAULT_TEMPLATE, values
+
+
 def watch_config(options: Mapping[str, Any]) -> Any:
     """Resolved options -> WatchConfig (checked: every error is a ConfigError naming the flag)."""
     from .consul.watch import WatchTiming

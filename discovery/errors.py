@@ -7,6 +7,7 @@ The tree::
     ├── CatalogError               Consul could not answer
     │   ├── CatalogUnavailable     unreachable, timed out, or 5xx: retried with backoff
     │   └── AccessDenied           the ACL token was refused (403): not retried
+    ├── ConnectionLimit            the agent keeps resetting our connections (its per-client limit)
     ├── TemplateError              the Jinja2 template failed to load or render
     ├── ValidationError            the rendered config was rejected by `haproxy -c`
     ├── LiveUpdateFailed           the runtime API refused a change: disco reloads instead
@@ -74,6 +75,10 @@ class LiveUpdateFailed(DiscoveryError):
 
 class OutputError(DiscoveryError):
     """The output file, its temporary copy or its last good copy could not be written or read."""
+
+
+class ConnectionLimit(DiscoveryError):
+    """The agent resets connection after connection: more long polls than its per-client limit allows."""
 
 
 class WorkerFailed(DiscoveryError):

@@ -107,6 +107,8 @@ class Disco(Contender):
         self.start_haproxy()
         # --verbose: the debug lines include one timeline per pass (bench/budget.py reads them).
         self.watch = self.spawn([*self.args(), "--master-socket", str(self.master), "--verbose"], "watch.log")
+        # Ready once its first pass is done: a change made before would time the watcher's start-up.
+        wait_until(lambda: "timeline " in self.watch.output(), 60, what="disco watch's first pass")
 
     def watcher_pids(self) -> list[int]:
         return [self.watch.popen.pid]

@@ -24,7 +24,9 @@ def explain(
     ],
     config: o.Config = None,
     output: o.Output = None,
+    template: o.Template = None,
     tag: o.Tag = None,
+    set_: o.Set = None,
     overrides_prefix: o.OverridesPrefix = None,
     runtime_socket: o.RuntimeSocket = None,
     listen: o.AskWatcher = None,
@@ -35,15 +37,15 @@ def explain(
     """Why each instance of a service is routed or not: every instance Consul knows (whatever its
     checks say) and every reason, in order: a check not passing (which, with its output),
     maintenance mode, filtered out by --tag, refused by the catalog checks (which field and why),
-    held by the sanity gate, draining in HAProxy. Reads only; takes the watcher's `--config`.
+    held by the sanity gate, draining in HAProxy, a change not yet applied. Server names and
+    whether each is routed come from the comparison `status` and `plan` use (give the watcher's
+    `--template` and `--set` values, or its `--config`). Reads only.
 
     Exit status: 0 every instance shown is routed; 3 at least one is not; 1 Consul could not be
-    read; 2 bad input (an instance nobody knows).
+    read; 2 bad input (a service or an instance nobody knows).
     """
-    from ..config import overrides_prefix_of
+    from ..config import overrides_prefix_of, render_inputs
     from ..consul.client import ConsulClient
-    from ..haproxy.files import LiveConfig
-    from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
     from ..observe.explain import ALL_ROUTED, NOT_ROUTED, as_dicts
     from ..observe.explain import explain as run
@@ -55,7 +57,9 @@ def explain(
         opts = o.resolve_options(
             config,
             output=output,
+            template=template,
             tag=tag,
+            set_=set_,
             overrides_prefix=overrides_prefix,
             runtime_socket=runtime_socket,
             listen=listen,
@@ -68,7 +72,7 @@ def explain(
 
         if reason := checks.check(checks.SERVICE_NAME, service, "service name"):
             raise ConfigError(reason)
-        live = LiveConfig(Path(opts["output"])).read() if opts.get("output") else None
+        template_path, values = render_inputs(opts)
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
         client = ConsulClient(consul_settings(opts["consul-addr"]))
@@ -78,7 +82,9 @@ def explain(
             service,
             instance or None,
             tag=opts["tag"],
-            config=parse(live) if live else None,
+            output=Path(opts["output"]) if opts.get("output") else None,
+            template=template_path,
+            values=values,
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
             overrides=overrides,

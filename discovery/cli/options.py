@@ -90,8 +90,10 @@ WhenEmpty = Annotated[
 WatchMode = Annotated[
     str | None,
     typer.Option(
-        help="service: one blocking query per service; catalog: two for the whole datacenter; "
-        "auto (default): catalog above 8 services, or with --discover."
+        help="service: one blocking query per service, all on one event loop (refused at start when they "
+        "would not fit under the agent's connection limit); catalog: two for the whole datacenter; auto "
+        "(default): service when the long polls fit under the agent's http_max_conns_per_client with "
+        "headroom, catalog otherwise, when the limit cannot be read (agent:read), or with --discover."
     ),
 ]
 Stale = Annotated[

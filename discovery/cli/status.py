@@ -21,7 +21,9 @@ def status(
     service: o.Services = None,
     output: o.Output = None,
     config: o.Config = None,
+    template: o.Template = None,
     tag: o.Tag = None,
+    set_: o.Set = None,
     discover: o.Discover = False,
     overrides_prefix: o.OverridesPrefix = None,
     failover_dc: o.FailoverDc = None,
@@ -33,15 +35,16 @@ def status(
 ) -> None:
     """Per backend, the servers as Consul says they should be, as the config file has them and as
     HAProxy runs them (state, weight, health through the runtime API), with drift and gate holds
-    flagged. Reads only; takes the watcher's `--config`.
+    flagged. Every server option is compared (address, weight, backup, maxconn, check), and the
+    rest of the config (routes, service settings): Consul's view is rendered with the template
+    and `--set` values, so give the watcher's (or its `--config`). Reads only.
 
     Exit status: 0 all three agree; 3 drift: HAProxy differs from the file; 4 pending: the file is
     not yet what Consul says (a change on its way, or held by the sanity gate); 1 Consul or a
     file could not be read; 2 bad input.
     """
-    from ..config import overrides_prefix_of, require
+    from ..config import overrides_prefix_of, render_inputs, require
     from ..consul.client import ConsulClient
-    from ..consul.discover import read_followed
     from ..haproxy.files import LiveConfig
     from ..haproxy.plan import parse
     from ..haproxy.runtime import RuntimeAPI
@@ -55,7 +58,9 @@ def status(
             config,
             service=service,
             output=output,
+            template=template,
             tag=tag,
+            set_=set_,
             discover=discover,
             overrides_prefix=overrides_prefix,
             failover_dc=failover_dc,
@@ -66,30 +71,33 @@ def status(
         )
         setup_logging(opts["verbose"], opts["log-format"])
         require(opts, "output")
+        template_path, values = render_inputs(opts)
         text = LiveConfig(Path(opts["output"])).read()
         parsed = parse(text) if text is not None else None
         catalog = ConsulClient(consul_settings(opts["consul-addr"]))
-        services = opts["service"] or (parsed.backends if parsed else ())
-        if opts["discover"]:  # what watch follows now, and backends it still has (a service just gone)
-            followed = read_followed(catalog, opts["service"], opts["tag"])[0]
-            services = (*followed, *(b for b in (parsed.backends if parsed else ()) if b not in followed))
+        # What watch follows (with --discover, the services with a route tag too); with neither,
+        # the file's backends.  Backends the file still has are compared as well (a service just gone).
+        services = tuple(opts["service"]) or (() if opts["discover"] else (parsed.backends if parsed else ()))
         watcher = ask_watcher(opts["listen"]) if opts.get("listen") else None
         socket = opts.get("runtime-socket")
-        overrides = seen(catalog, overrides_prefix_of(opts))
+        prefix = overrides_prefix_of(opts)
+        overrides = seen(catalog, prefix)
         report = run(
             catalog,
             services,
-            parsed,
+            Path(opts["output"]),
+            template=template_path,
+            values=values,
             tag=opts["tag"],
+            discover=bool(opts["discover"]),
             runtime=RuntimeAPI(Path(socket)) if socket else None,
             held=(watcher or {}).get("held_services") or {},
-            overrides=overrides,
-            failover=tuple(opts["failover-dc"] or ()),
+            overrides_prefix=prefix,
+            failover_dcs=tuple(opts["failover-dc"] or ()),
         )
     except DiscoveryError as exc:
         raise fail(exc) from None
-    notes = list(report.notes)
-    override_lines = overrides.lines()
+    notes = list(report.notes)  # the overrides' lines among them, as the watcher reads them
     if text is None:
         notes.append(f"{opts['output']} does not exist yet")
     if not socket:
@@ -99,7 +107,7 @@ def status(
     if json_:
         typer.echo(json.dumps({**report.as_dict(), "notes": notes, "overrides": overrides.as_dict()}, indent=2))
     else:
-        show(report, override_lines + notes)
+        show(report, notes)
     raise typer.Exit(report.exit_code)
 
 
@@ -139,6 +147,8 @@ def show(report: object, notes: list[str]) -> None:
         console.print(table)
         if backend.haproxy_error:
             console.print(f"  HAProxy did not answer: {backend.haproxy_error}")
+    if report.config_pending:
+        console.print(f"pending: {report.config_pending}", markup=False)
     for note in notes:
         console.print(f"note: {note}", markup=False)
     verdict = {

@@ -34,21 +34,15 @@ import consul
 
 from ..errors import AccessDenied, CatalogUnavailable
 from ..settings import ConsulSettings, format_duration
+from .aio_client import AsyncConsul
+from .fit import AgentLimits, agent_limits
 from .http import PerThreadHTTPClient
+from .stale import DEFAULT_MAX_STALE as DEFAULT_MAX_STALE
+from .stale import too_stale as too_stale
 
 T = TypeVar("T")
 Entries = Sequence[Mapping[str, Any]]
 log = logging.getLogger(__name__)
-
-#: consul-template's ``max_stale`` in its examples: a stale answer older than this is asked again.
-DEFAULT_MAX_STALE = 2.0
-
-
-def too_stale(last_contact_ms: int | None, max_stale: float) -> bool:
-    """Whether a ``?stale`` answer is too old to use: its server last heard from the leader more
-    than ``max_stale`` seconds ago.  No ``X-Consul-LastContact`` (a leader's own answer, or an
-    older Consul) is never too old."""
-    return last_contact_ms is not None and last_contact_ms > max_stale * 1000
 
 
 @dataclass(frozen=True)
@@ -89,6 +83,14 @@ class Catalog(Protocol):
 
     def interrupt(self) -> None:
         """End the reads in flight at once (when stopping: a long poll may otherwise last minutes)."""
+        ...
+
+    def agent_limits(self) -> AgentLimits:
+        """The agent's connection limit per client and whether it serves ``?cached`` (unknown when unreadable)."""
+        ...
+
+    def service_reader(self, connections: int, cached: bool) -> AsyncConsul:
+        """A client for the per-service long polls, on the caller's event loop, with the same settings."""
         ...
 
     @property
@@ -284,6 +286,43 @@ class ConsulClient:
     def catalog_services(self, *, index: int = 0, wait: float = 300.0) -> tuple[int, Mapping[str, Sequence[str]]]:
         answer = self._read("/v1/catalog/services", [], index, wait)
         return answer.index, answer.body or {}
+
+    def service_reader(self, connections: int, cached: bool) -> AsyncConsul:
+        """The per-service watch's client (:mod:`~discovery.consul.service_loop`): same address, token,
+        consistency and counters as this one, at most ``connections`` open at once."""
+        return AsyncConsul(
+            self.settings,
+            connections=connections,
+            stale=self.stale,
+            max_stale=self.max_stale,
+            cached=cached,
+            request_timeout=self.request_timeout,
+            counted=self._count,
+            reasked=self._count_reask,
+        )
+
+    def _count(self) -> None:
+        with self._requests_lock:
+            self._made += 1
+
+    def _count_reask(self) -> None:
+        with self._requests_lock:
+            self._reasked += 1
+
+    def agent_limits(self) -> AgentLimits:
+        """``/v1/agent/self``'s connection limit per client and cache setting; unknown (with the reason)
+        when the agent cannot be asked or the token lacks ``agent:read``."""
+
+        def get(token: str | None = None) -> Any:
+            headers = {"X-Consul-Token": token} if token else {}
+            return self._http.get(consul.base.CB.json(), "/v1/agent/self", headers=headers)
+
+        try:
+            return agent_limits(self._call(get))
+        except AccessDenied:
+            return AgentLimits(why="the token may not read /v1/agent/self, which needs agent:read")
+        except CatalogUnavailable as exc:
+            return AgentLimits(why=str(exc), unreachable=True)
 
     # -- the local agent (disco register) ----------------------------------------------
 

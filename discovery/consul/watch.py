@@ -9,17 +9,20 @@ are spaced by a minimum interval; errors back off exponentially with jitter
 token is reported once and re-tried slowly, since a token file may be fixed
 without a restart.  Every wait is on the stop event, so SIGTERM acts at once.
 
-:class:`ServiceWatch` follows one service (``/v1/health/service/NAME``); for
-many services, :mod:`discovery.catalog_watch` follows the whole catalog with a
-fixed number of queries instead.
+:class:`ServiceView` is what one service's answers mean; the per-service long polls
+run on one event loop (:mod:`~discovery.consul.service_loop`, the same rules with
+:meth:`Retry.call_async`), and :mod:`~discovery.consul.catalog_watch` follows the whole
+catalog with a fixed number of queries instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,7 +32,6 @@ from ..errors import AccessDenied, CatalogError
 from ..retrying import sleeper, stopped
 from ..state.convert import Conversion, convert
 from ..state.model import Service
-from .client import Catalog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,10 +57,13 @@ class Update:
 
 @dataclass(frozen=True)
 class ConsulRequest:
-    """One answer (or failure) of a request to Consul: ``result`` is changed, unchanged or error."""
+    """One answer (or failure) of a request to Consul: ``result`` is changed, unchanged or error;
+    ``cache`` and ``backend`` are the answer's ``X-Cache`` and ``X-Consul-Query-Backend`` (if any)."""
 
     endpoint: str
     result: str
+    cache: str = ""
+    backend: str = ""
 
 
 Report = Callable[[ConsulRequest], None]
@@ -109,13 +114,16 @@ class Retry:
     def _log(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
+        self._failed(exc, state.attempt_number, delay)
+
+    def _failed(self, exc: BaseException | None, attempt: int, delay: float) -> None:
         self.report(ConsulRequest(self.endpoint, "error"))
         if isinstance(exc, AccessDenied):
             if not self._denied_reported:
                 log.error("%s: %s; not retried as an outage, checking again every %.0fs", self.identity, exc, delay)
                 self._denied_reported = True
             return
-        log.warning("%s: %s; retry %d in %.2fs", self.identity, exc, state.attempt_number, delay)
+        log.warning("%s: %s; retry %d in %.2fs", self.identity, exc, attempt, delay)
 
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Raises CatalogError only once stopped."""
@@ -130,6 +138,28 @@ class Retry:
         result = retrying(fn, *args, **kwargs)
         self._denied_reported = False
         return result
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """The same rules on an event loop: the waits are ``asyncio.sleep``, ended by cancelling the task.
+        Written out rather than through ``tenacity.AsyncRetrying``, whose set-up per call was a third of
+        the watch's CPU for an answer (thousands of long polls each return once per change)."""
+        attempt = 0
+        while True:
+            try:
+                result = await fn(*args, **kwargs)
+            except CatalogError as exc:
+                attempt += 1
+                if isinstance(exc, AccessDenied):
+                    delay = self.timing.denied_retry
+                else:  # tenacity.wait_random_exponential's rule
+                    delay = random.uniform(
+                        0, min(self.timing.backoff_max, self.timing.backoff_min * 2 ** (attempt - 1))
+                    )
+                self._failed(exc, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._denied_reported = False
+            return result
 
 
 class Follow:
@@ -206,57 +236,42 @@ def changed_view(
     )
 
 
-class ServiceWatch:
-    """One service, one blocking query at a time; changed views go to ``on_update``.
+class ServiceView:
+    """What one service's answers mean: converted (:func:`~discovery.state.convert.convert`), compared
+    with the last view, and handed to ``on_update`` when they changed.
 
-    It reads every instance, whatever its checks say (so the catalog can be counted by
-    status), and routes only the passing ones (``passing``), as Consul's ``?passing`` would.
+    Every instance is read, whatever its checks say (so the catalog can be counted by status), and
+    only the passing ones are routed (``passing``), as Consul's ``?passing`` would.  The loop that
+    asks Consul is :class:`~discovery.consul.service_loop.ServiceLoop`'s.
     """
 
     def __init__(
-        self,
-        catalog: Catalog,
-        service: str,
-        on_update: Callable[[Update], None],
-        stop: threading.Event,
-        *,
-        tag: str | None = None,
-        passing: bool = True,
-        timing: WatchTiming = WatchTiming(),
-        clock: Callable[[], float] = time.monotonic,
-        report: Report = no_report,
+        self, service: str, on_update: Callable[[Update], None], *, tag: str | None = None, passing: bool = True
     ) -> None:
         self.service = service
         self.on_update = on_update
         self.passing = passing
-        identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
+        self.identity = f"health.service({service}{'|' + tag if tag else ''}{'|passing' if passing else ''})"
         self._last: Update | None = None
-        self._skips = SkipLog(identity)
+        self._skips = SkipLog(self.identity)
 
-        def fetch(index: int, wait: float) -> tuple[int, Any]:
-            return catalog.health_service(service, tag=tag, index=index, wait=wait, passing=False)
-
-        self.follow = Follow(identity, fetch, self._answer, stop, timing, clock, HEALTH_SERVICE, report)
-
-    def _answer(self, index: int, entries: Any) -> bool:
+    def answer(self, index: int, entries: Any, answered_at: float) -> bool:
+        """Take one answer; whether it changed the view (and was handed on)."""
         conversion = convert(self.service, list(entries), passing_only=self.passing)
         self._skips.report(conversion)
-        update = changed_view(self._last, conversion, index, self.follow.answered_at)
+        update = changed_view(self._last, conversion, index, answered_at)
         if update is None:
             return False
         if self._last is None or update.service != self._last.service:
             log.info(
                 "%s: change seen at index %d: %d instances",
-                self.follow.identity,
+                self.identity,
                 index,
                 len(conversion.service.instances),
             )
         self._last = update
         self.on_update(update)
         return True
-
-    def run(self) -> None:
-        self.follow.run()
 
 
 class SkipLog:

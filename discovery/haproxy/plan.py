@@ -11,8 +11,12 @@ validated file swap and a reload.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
+
+from . import options
+from .options import Slot
 
 _SECTION = re.compile(
     r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|"
@@ -36,21 +40,15 @@ class ServerLine:
         opts = self.options
         return next((opts[i + 1] for i, o in enumerate(opts[:-1]) if o == "weight"), None)
 
-    def options_without_weight(self) -> tuple[str, ...]:
-        out, skip = [], False
-        for opt in self.options:
-            if skip:
-                skip = False
-            elif opt == "weight":
-                skip = True
-            else:
-                out.append(opt)
-        return tuple(out)
-
     @property
     def addr_port(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{host}:{self.port}"
+
+    @cached_property
+    def slot(self) -> Slot:
+        """The line's options, one by one (:mod:`~discovery.haproxy.options`)."""
+        return options.parse(self.address, self.port, self.options)
 
 
 @dataclass(frozen=True)
@@ -178,19 +176,22 @@ class Add:
 class Remove:
     backend: str
     name: str
+    #: The line the server had: its slot drains with these options, and is reused only for a
+    #: line it can serve (:func:`~discovery.haproxy.options.reusable`).
+    server: ServerLine | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
-class SetAddress:
+class Set:
+    """Set one option of a running server (an option with a runtime command) to the line's value."""
+
     server: ServerLine
+    option: str
 
 
-@dataclass(frozen=True)
-class SetWeight:
-    server: ServerLine
-
-
-Op = Add | Remove | SetAddress | SetWeight
+Op = Add | Remove | Set
+#: (backend, server) -> the line of a slot HAProxy still holds while it drains.
+Held = Mapping[tuple[str, str], ServerLine]
 
 
 @dataclass(frozen=True)
@@ -225,18 +226,23 @@ class Planner:
         known, self._known = self._known, {}
         return parse(text, known, self._known)
 
-    def plan(self, old_text: str | None, new_text: str) -> Plan:
+    def plan(self, old_text: str | None, new_text: str, held: Held | None = None) -> Plan:
         if old_text is None:
             return Plan(reload_reason="no running config")
         old = self.parsed(old_text)
         new = self._parse(new_text)
         self._last = (new_text, new)
-        return diff(old, new)
+        return diff(old, new, held)
 
 
-def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
+def _them(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names)} ({'it' if len(names) == 1 else 'them'} the runtime API cannot set)"
+
+
+def diff(old: ParsedConfig | None, new: ParsedConfig | None, held: Held | None = None) -> Plan:
     """Runtime operations between two parsed configs, or why a reload is needed.  Sections that
-    are the same object in both are skipped."""
+    are the same object in both are skipped.  ``held``: slots still draining in HAProxy; a server
+    that comes back is planned into its old slot, which must be able to carry it."""
     if old is None or new is None:
         return Plan(reload_reason="server lines the planner cannot read")
     if old.skeleton != new.skeleton:  # unchanged sections share their skeleton: compared by identity
@@ -248,21 +254,29 @@ def diff(old: ParsedConfig | None, new: ParsedConfig | None) -> Plan:
             continue
         before_servers, servers = before_section.servers, section.servers
         for name in before_servers.keys() - servers.keys():
-            removed.append(Remove(section.name, name))
+            removed.append(Remove(section.name, name, before_servers[name]))
         for name, server in servers.items():
             before = before_servers.get(name)
             if before is None:
+                refused = options.not_addable(server.slot)
+                if refused:
+                    return Plan(reload_reason=f"server {section.name}/{name}: add server refuses {', '.join(refused)}")
+                draining = (held or {}).get((section.name, name))
+                if draining is not None:
+                    fixed = options.not_live(options.changed(draining.slot, server.slot))
+                    if fixed:
+                        return Plan(
+                            reload_reason=f"server {section.name}/{name} comes back to its draining slot "
+                            f"with other {_them(fixed)}"
+                        )
                 changed.append(((section.name, name), [Add(server)]))
                 continue
-            if before.options_without_weight() != server.options_without_weight():
-                return Plan(reload_reason=f"options of server {section.name}/{name} changed")
-            ops: list[Op] = []
-            if (before.address, before.port) != (server.address, server.port):
-                ops.append(SetAddress(server))
-            if before.weight != server.weight:
-                ops.append(SetWeight(server))
-            if ops:
-                changed.append(((section.name, name), ops))
+            differ = options.changed(before.slot, server.slot)
+            fixed = options.not_live(differ)
+            if fixed:
+                return Plan(reload_reason=f"options of server {section.name}/{name} changed: {_them(fixed)}")
+            if differ:
+                changed.append(((section.name, name), [Set(server, option) for option in differ]))
     removed.sort(key=lambda op: (op.backend, op.name) if isinstance(op, Remove) else ("", ""))
     changed.sort(key=lambda item: item[0])
     return Plan(tuple(removed) + tuple(op for _, ops in changed for op in ops))
@@ -276,9 +290,7 @@ def describe(op: Op) -> str:
         )
     if isinstance(op, Remove):
         return f"drain, then delete server {op.backend}/{op.name}"
-    if isinstance(op, SetAddress):
-        return f"set server {op.server.backend}/{op.server.name} addr {op.server.address} port {op.server.port}"
-    return f"set server {op.server.backend}/{op.server.name} weight {op.server.weight or 1}"
+    return options.command(op.option, op.server.backend, op.server.name, op.server.slot)[0]
 
 
 def delta(text: str, ops: tuple[Op, ...]) -> str:

@@ -47,6 +47,7 @@ from ..errors import TemplateError
 from ..state import checks as names
 from ..state.model import DesiredState, Service
 from ..state.routing import Table, parse_ports, table
+from . import options
 from .sections import Admission, admit, own_sections, probe_states
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Renderer:
             autoescape=False,
         )
         env.filters["server_address"] = server_address
+        env.filters["server_options"] = options.render_words
         env.globals["cached"] = self._cached if incremental else _call
         # Unchanged services are the same objects from one pass to the next: keep their context.
         self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import LiveUpdateFailed, ReloadError
@@ -19,6 +20,11 @@ class ServerState:
     op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
     admin_state: int  # bit flags: 0x01/0x02/0x04/0x20 maintenance, 0x08/0x10 drain
     weight: int = 1  # the user weight (srv_uweight)
+    check_state: int | None = None  # srv_check_state flags (0x02: a check is configured)
+    # From ``show stat`` (``servers(full=True)``); None: not asked.
+    backup: bool | None = None  # the bck column
+    maxconn: int | None = None  # the slim column; 0: no limit
+    cookie: str | None = None  # the cookie column: None unless a static cookie is wanted
 
     @property
     def in_maintenance(self) -> bool:
@@ -124,13 +130,51 @@ class RuntimeAPI:
             if len(row) > 2 and row[0] == backend
         }
 
-    def servers(self, backend: str) -> dict[str, ServerState]:
-        """``show servers state`` of one backend, by server name."""
-        result = {}
+    def servers(self, backend: str, full: bool = False, only: Iterable[str] | None = None) -> dict[str, ServerState]:
+        """``show servers state`` of one backend, by server name; with ``full``, also what only
+        ``show stat`` reports (backup, maxconn, cookie): every option the read-back compares
+        (:mod:`~discovery.haproxy.options`), for every server or for those named by ``only``
+        (one short ``show stat`` each: a live change in a backend of 10,000 servers reads back
+        the few it touched, not a 4 MB table)."""
+        result, ids = {}, {}
         for line in self.ask(f"show servers state {backend}").splitlines():
             words = line.split()
             if len(words) > 18 and words[1] == backend and words[0].isdigit():
+                ids[words[3]] = f"{words[0]} 4 {words[2]}"
                 result[words[3]] = ServerState(
-                    words[3], words[4], int(words[18]), int(words[5]), int(words[6]), int(words[7])
+                    words[3],
+                    words[4],
+                    int(words[18]),
+                    int(words[5]),
+                    int(words[6]),
+                    int(words[7]),
+                    int(words[13]) if words[13].isdigit() else None,
+                )
+        if not full or not result:
+            return result
+        names = None if only is None else [n for n in dict.fromkeys(only) if n in ids]
+        if names is None or len(names) > self.FEW:
+            stat = self._stat_text(backend, f"{backend} 4 -1")
+        else:
+            stat = {k: v for name in names for k, v in self._stat_text(backend, ids[name]).items()}
+        for name, row in stat.items():
+            if name in result:
+                result[name] = replace(
+                    result[name],
+                    backup=row.get("bck") == "1",
+                    maxconn=int(row.get("slim") or 0),
+                    cookie=row.get("cookie") or None,
                 )
         return result
+
+    #: Up to this many servers are read back one ``show stat`` each; more, the whole backend at once.
+    FEW = 64
+
+    def _stat_text(self, backend: str, which: str) -> dict[str, dict[str, str]]:
+        """``show stat WHICH`` (``BACKEND 4 -1``, or ``BE_ID 4 SRV_ID``): server name -> every column, as text."""
+        lines = self.ask(f"show stat {which}").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise LiveUpdateFailed(f"runtime API: unexpected answer to show stat: {lines[:1]}")
+        columns = lines[0][2:].split(",")
+        rows = (line.split(",") for line in lines[1:] if line)
+        return {row[1]: dict(zip(columns, row, strict=False)) for row in rows if len(row) > 2 and row[0] == backend}

@@ -72,6 +72,13 @@ class Metrics:
             ["endpoint", "result"],
             registry=r,
         )
+        self.answer_sources = Counter(
+            "disco_consul_answer_sources",
+            "Answers of the per-service watch by the agent's X-Cache (hit, miss) and "
+            "X-Consul-Query-Backend (blocking-query, streaming); none: the header was absent.",
+            ["cache", "backend"],
+            registry=r,
+        )
         self.consul_up = Gauge(
             "disco_consul_up", "1 when Consul answered the last request, 0 when it failed.", registry=r
         )
@@ -174,8 +181,10 @@ class Metrics:
 
     def __call__(self, event: Event) -> None:
         match event:
-            case ConsulRequest(endpoint, result):
+            case ConsulRequest(endpoint, result, cache, backend):
                 self.requests.labels(endpoint, result).inc()
+                if cache or backend:
+                    self.answer_sources.labels(cache.lower() or "none", backend or "none").inc()
                 self.consul_up.set(0 if result == "error" else 1)
             case Counted(service, statuses, left_out):
                 self._labelled.add(service)

@@ -12,25 +12,20 @@ judges changes as they arrive, and a single read has no history.
 from __future__ import annotations
 
 import difflib
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..consul.client import Catalog
-from ..consul.discover import read_followed
-from ..errors import HAProxyUnavailable, LiveUpdateFailed, TemplateError, ValidationError
-from ..haproxy.files import LiveConfig
-from ..haproxy.plan import describe, parse
-from ..haproxy.render import Renderer
+from ..errors import ValidationError
+from ..haproxy.plan import describe
 from ..haproxy.runtime import RuntimeAPI
 from ..pipeline.decide import Action, Decision, decide
-from ..pipeline.live import LiveUpdater
 from ..pipeline.watcher import WatchConfig
-from ..state.convert import convert
-from ..state.model import DesiredState
-from .beyond import beyond
+from .views import observe, read_state
+
+__all__ = ["BROKEN", "CHANGES", "NO_CHANGE", "PlanReport", "make_plan", "read_state", "validate_privately"]
 
 #: Exit status of ``disco plan`` (1 and 2 are every command's: runtime failure, bad input).
 NO_CHANGE, CHANGES, BROKEN = 0, 3, 4
@@ -81,48 +76,28 @@ class PlanReport:
         return out + ([self.diff.rstrip("\n")] if self.diff else [])
 
 
-def read_state(
-    catalog: Catalog, services: tuple[str, ...], tag: str | None, discover: bool = False
-) -> tuple[DesiredState, tuple[str, ...]]:
-    """Every service read once (no blocking), converted as the watches do; with ``discover``,
-    the services with a route tag too (the catalog list read once)."""
-    found, notes, discovered = [], [], frozenset[str]()
-    if discover:
-        explicit = services
-        services, discovery = read_followed(catalog, explicit, tag)
-        discovered = frozenset(services) - set(explicit)
-        notes += [f"discover: service skipped: {reason}" for _, reason in sorted(discovery.refused.items())]
-    for name in services:
-        _, entries = catalog.health_service(name, tag=tag, index=0, wait=0, passing=False)
-        conversion = convert(name, list(entries), passing_only=True)
-        found.append(conversion.service)
-        notes += conversion.skipped
-    return DesiredState(tuple(found), discovered), tuple(notes)
-
-
-def _drift(config: WatchConfig, running: str, admin: Mapping[tuple[str, str], str] | None = None) -> str | None:
-    if config.runtime_socket is None:
-        return None
-    try:
-        updater = LiveUpdater(RuntimeAPI(config.runtime_socket))
-        updater.admin = dict(admin or {})  # servers drained or disabled by an operator override
-        updater.verify(parse(running), None)
-    except LiveUpdateFailed as exc:
-        return None if isinstance(exc.__cause__, HAProxyUnavailable) else str(exc)
-    return None
-
-
 def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | None = None) -> PlanReport:
-    """Read, render, decide and validate; raises only for Consul or the live file (DiscoveryError)."""
-    state, skipped = read_state(catalog, config.services, config.tag, config.discover)
-    more: list[str] = []
-    state, admin = beyond(catalog, config, state, more)  # failover datacenters, operator overrides
-    skipped += tuple(more)
-    running = LiveConfig(config.output).read()
-    try:
-        candidate = Renderer(config.template).render(state, config.values, dict(os.environ if env is None else env))
-    except TemplateError as exc:
-        return PlanReport(state.summary(), None, "", skipped, broken=str(exc))
+    """Read, render, decide and validate; raises only for Consul or the live file (DiscoveryError).
+    The three places are read and compared by :func:`~discovery.observe.views.observe`, as
+    ``status`` and ``explain`` do."""
+    observed = observe(
+        catalog,
+        services=config.services,
+        output=config.output,
+        template=config.template,
+        values=config.values,
+        tag=config.tag,
+        discover=config.discover,
+        runtime=RuntimeAPI(config.runtime_socket) if config.runtime_socket is not None else None,
+        env=env,
+        failover_dcs=tuple(config.failover_dcs),
+        overrides_prefix=config.overrides_prefix,
+        settling=True,  # an override's state not set yet is what watch sets live, not a drift to reload for
+    )
+    comparison, running, candidate = observed.comparison, observed.file_text, observed.desired_text
+    skipped = comparison.notes
+    if candidate is None:
+        return PlanReport(comparison.summary, None, "", skipped, broken=comparison.broken)
     diff = "".join(
         difflib.unified_diff(
             (running or "").splitlines(keepends=True),
@@ -131,15 +106,15 @@ def make_plan(catalog: Catalog, config: WatchConfig, env: Mapping[str, str] | No
             f"{config.output} (candidate)",
         )
     )
-    drift = _drift(config, running, admin) if running is not None else None
+    drift = comparison.drift if running is not None else None
     decision = decide(running, candidate, in_sync=drift is None, live_capable=config.runtime_socket is not None)
     if decision.action is not Action.NOTHING and config.validator is not None:
         try:
             validate_privately(candidate, config)
         except ValidationError as exc:
             broken = "\n".join([str(exc), *exc.details.splitlines()[1:]])
-            return PlanReport(state.summary(), None, diff, skipped, broken=broken, drift=drift)
-    return PlanReport(state.summary(), decision, diff, skipped, drift=drift)
+            return PlanReport(comparison.summary, None, diff, skipped, broken=broken, drift=drift)
+    return PlanReport(comparison.summary, decision, diff, skipped, drift=drift)
 
 
 def validate_privately(text: str, config: WatchConfig) -> None:

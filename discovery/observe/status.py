@@ -1,13 +1,17 @@
 """``disco status``: per backend, the servers as Consul says they should be, as the config file
 has them, and as HAProxy runs them (runtime API), with every difference flagged.  Read-only.
 
-Two kinds of difference, with their own exit status:
+The differences come from :mod:`~discovery.observe.compare` (the comparison ``plan``, ``explain``
+and the watcher's read-back use), over every option a server line carries.  Two kinds, with
+their own exit status:
 
 - drift: HAProxy runs something other than the file says (a server missing, extra, in
-  maintenance, draining while the file lists it, at another address or weight).  The
+  maintenance, draining while the file lists it, at another address, or with another weight,
+  backup flag, maxconn or check; or not in the state an operator override asks for).  The
   watcher repairs drift with a reload on its next change;
-- pending: the file is not yet what Consul says (a change on its way, or held back by
-  the sanity gate, which the running watcher reports on ``/readyz``).
+- pending: the file is not yet what Consul says (a server to add or remove, an option such as
+  ``disco-weight`` changed, routes or service settings changed; a change on its way, or held
+  back by the sanity gate, which the running watcher reports on ``/readyz``).
 
 A server HAProxy drains after Consul dropped it is neither: it is deleted once done.
 """
@@ -16,14 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..consul.client import Catalog
-from ..errors import LiveUpdateFailed
-from ..haproxy.plan import ParsedConfig
+from ..haproxy.plan import ParsedConfig, ServerLine
 from ..haproxy.runtime import RuntimeAPI, ServerState
-from ..state.convert import convert
-from .failover import with_failover
-from .overrides import Seen
+from .compare import BackendCompared, Comparison, compare_backend
+from .views import observe
 
 #: Exit status of ``disco status`` (1 and 2 as for every command).
 IN_STEP, DRIFT, PENDING = 0, 3, 4
@@ -56,6 +59,8 @@ class BackendStatus:
 class Status:
     backends: tuple[BackendStatus, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: The config beyond server lines is not yet what Consul says (routes, settings, template).
+    config_pending: str | None = None
 
     @property
     def drift(self) -> bool:
@@ -63,7 +68,7 @@ class Status:
 
     @property
     def pending(self) -> bool:
-        return any(b.held or any(row.pending for row in b.servers) for b in self.backends)
+        return bool(self.config_pending) or any(b.held or any(row.pending for row in b.servers) for b in self.backends)
 
     @property
     def exit_code(self) -> int:
@@ -74,6 +79,7 @@ class Status:
             "backends": [asdict(b) for b in self.backends],
             "drift": self.drift,
             "pending": self.pending,
+            "config_pending": self.config_pending,
             "notes": list(self.notes),
             "exit_code": self.exit_code,
         }
@@ -83,23 +89,38 @@ def _state(s: ServerState) -> str:
     return "maint" if s.in_maintenance else "drain" if s.draining else "ready"
 
 
-def _drift(file: tuple[str, int] | None, running: ServerState | None, held: str | None = None) -> str | None:
-    if running is None:
-        return "missing from HAProxy" if file is not None else None
-    addr = f"{running.address}:{running.port}"
-    if file is None:
-        return None if running.draining else "HAProxy runs it, the file does not list it"
-    if addr != file[0]:
-        return f"HAProxy runs it at {addr}, the file says {file[0]}"
-    if running.in_maintenance and held != "maint":
-        return "in maintenance in HAProxy"
-    if running.draining and held != "drain":
-        return "draining in HAProxy while the file lists it"
-    if held is not None and _state(running) != held:
-        return f"{_state(running)} in HAProxy, an operator override asks for {held}"
-    if running.weight != file[1]:
-        return f"weight {running.weight} in HAProxy, {file[1]} in the file"
-    return None
+def _file(line: ServerLine) -> str:
+    slot = line.slot
+    extra = "".join(
+        (
+            ", backup" if slot.backup else "",
+            f", maxconn {slot.maxconn}" if slot.maxconn else "",
+            "" if slot.check else ", no check",
+        )
+    )
+    return f"{line.addr_port} (weight {1 if slot.weight is None else slot.weight}{extra})"
+
+
+def backend_rows(compared: BackendCompared, held: str | None = None) -> BackendStatus:
+    """Pure: one backend's rows from the comparison."""
+    rows = []
+    for s in compared.servers:
+        r = s.running
+        rows.append(
+            ServerRow(
+                s.name,
+                s.desired.addr_port if s.desired else None,
+                _file(s.file) if s.file else None,
+                f"{r.address}:{r.port}" if r else None,
+                _state(r) if r else None,
+                r.weight if r else None,
+                _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
+                s.drift,
+                s.pending,
+                s.override,
+            )
+        )
+    return BackendStatus(compared.backend, tuple(rows), held, compared.haproxy_error)
 
 
 def backend_status(
@@ -111,75 +132,58 @@ def backend_status(
     haproxy_error: str | None = None,
     admin: Mapping[str, str] | None = None,
 ) -> BackendStatus:
-    """Pure: one backend's rows from the three views (``running`` None: HAProxy not asked);
-    ``admin``: server -> the state (drain, maint) an operator override holds it in."""
-    file = {
-        name: (s.addr_port, int(s.weight or 1))
-        for (b, name), s in (parsed.servers if parsed else {}).items()
-        if b == backend
-    }
-    names = sorted(set(consul) | set(file) | set(running or {}))
-    rows = []
-    for name in names:
-        f, r, c = file.get(name), (running or {}).get(name), consul.get(name)
-        pending = None
-        if c != (f[0] if f else None):
-            pending = (
-                "Consul routes it, the file does not list it yet"
-                if f is None
-                else "Consul no longer routes it"
-                if c is None
-                else f"Consul says {c}"
-            )
-        rows.append(
-            ServerRow(
-                name,
-                c,
-                f"{f[0]} (weight {f[1]})" if f else None,
-                f"{r.address}:{r.port}" if r else None,
-                _state(r) if r else None,
-                r.weight if r else None,
-                _HEALTH.get(r.op_state, str(r.op_state)) if r else None,
-                _drift(f, r, (admin or {}).get(name)) if running is not None else None,
-                pending,
-                (admin or {}).get(name),
-            )
-        )
-    return BackendStatus(backend, tuple(rows), held, haproxy_error)
+    """One backend's rows when Consul's side is known only as addresses (``consul``: server ->
+    ``address:port``; the dashboard's adapter, until it asks :func:`~discovery.observe.views.observe`):
+    the same comparison, with each server Consul routes desired as the file's line at Consul's address."""
+    file = parsed.servers_of(backend) if parsed is not None else {}
+    desired = {}
+    for name, addr_port in consul.items():
+        host, _, port = addr_port.rpartition(":")
+        line = file.get(name)
+        desired[name] = ServerLine(backend, name, host.strip("[]"), int(port), line.options if line else ())
+    compared = compare_backend(backend, desired, file, running, haproxy_error, admin=admin)
+    return backend_rows(compared, held)
+
+
+def from_comparison(comparison: Comparison, held: Mapping[str, str] | None = None) -> Status:
+    notes = list(comparison.notes)
+    if comparison.broken:
+        notes.append(f"the template failed, so what Consul says could not be rendered: {comparison.broken}")
+    return Status(
+        tuple(backend_rows(b, (held or {}).get(b.backend)) for b in comparison.backends),
+        tuple(notes),
+        comparison.skeleton,
+    )
 
 
 def status(
     catalog: Catalog,
     services: Sequence[str],
-    parsed: ParsedConfig | None,
+    output: Path,
     *,
+    template: Path,
+    values: Mapping[str, str],
     tag: str | None = None,
+    discover: bool = False,
     runtime: RuntimeAPI | None = None,
     held: Mapping[str, str] | None = None,
-    overrides: Seen | None = None,
-    failover: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    failover_dcs: tuple[str, ...] = (),
+    overrides_prefix: str = "",
 ) -> Status:
-    """Ask Consul (once per service) and HAProxy; compare with the parsed config file."""
-    backends: list[BackendStatus] = []
-    notes: list[str] = []
-    for service in services:
-        _, entries = catalog.health_service(service, tag=tag, index=0, wait=0, passing=False)
-        conversion = convert(service, list(entries), passing_only=True)
-        notes += conversion.skipped
-        routed, kept = conversion.service, dict[str, str]()
-        if failover:  # other datacenters' instances are backups of this backend (or kept, if unreachable)
-            in_file = {n: s.addr_port for (b, n), s in (parsed.servers if parsed else {}).items() if b == service}
-            routed, kept = with_failover(catalog, routed, failover, in_file, notes)
-        consul = {
-            i.name: f"{i.address}:{i.port}" if ":" not in i.address else f"[{i.address}]:{i.port}"
-            for i in routed.instances
-        } | kept
-        running, error = None, None
-        if runtime is not None:
-            try:
-                running = runtime.servers(service)
-            except LiveUpdateFailed as exc:
-                error = str(exc)
-        admin = overrides.admin(service, {i.name: i.id for i in routed.instances}) if overrides else None
-        backends.append(backend_status(service, consul, parsed, running, (held or {}).get(service), error, admin))
-    return Status(tuple(backends), tuple(notes))
+    """Ask Consul (once per service: failover datacenters and overrides too) and HAProxy; compare
+    with the config file."""
+    observed = observe(
+        catalog,
+        services=tuple(services),
+        output=output,
+        template=template,
+        values=values,
+        tag=tag,
+        discover=discover,
+        runtime=runtime,
+        env=env,
+        failover_dcs=failover_dcs,
+        overrides_prefix=overrides_prefix,
+    )
+    return from_comparison(observed.comparison, held)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..haproxy.plan import Op, ParsedConfig, Planner
+from ..haproxy.plan import Held, Op, ParsedConfig, Planner
 
 
 class Action(enum.Enum):
@@ -42,9 +42,16 @@ class Decision:
 
 
 def decide(
-    running: str | None, candidate: str, *, in_sync: bool, live_capable: bool, planner: Planner | None = None
+    running: str | None,
+    candidate: str,
+    *,
+    in_sync: bool,
+    live_capable: bool,
+    planner: Planner | None = None,
+    held: Held | None = None,
 ) -> Decision:
-    """What to do to go from ``running`` to ``candidate``."""
+    """What to do to go from ``running`` to ``candidate``; ``held``: the lines of slots HAProxy
+    still drains (a server that comes back reuses its slot only if the slot can carry it)."""
     if running is None:
         return Decision(Action.RELOAD, "no running config")
     if not in_sync:
@@ -54,7 +61,7 @@ def decide(
     if not live_capable:
         return Decision(Action.RELOAD, "config changed (no runtime API socket)")
     planner = planner or Planner()
-    plan = planner.plan(running, candidate)
+    plan = planner.plan(running, candidate, held)
     if not plan.live:
         return Decision(Action.RELOAD, plan.reload_reason or "config changed")
     return Decision(Action.LIVE, "only servers changed", plan.ops, planner.parsed(candidate))

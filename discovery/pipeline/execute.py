@@ -152,7 +152,12 @@ class Executor:
 
     def decide(self, text: str) -> Decision:
         return decide(
-            self.running, text, in_sync=self.in_sync, live_capable=self.updater is not None, planner=self.planner
+            self.running,
+            text,
+            in_sync=self.in_sync,
+            live_capable=self.updater is not None,
+            planner=self.planner,
+            held=getattr(self.updater, "held", None),
         )
 
     def execute(self, decision: Decision, text: str, mark: Callable[[str], None] = no_mark) -> Outcome:

@@ -32,8 +32,10 @@ from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
 from ..consul.discover import Gone, Listed
 from ..consul.failover_watch import DCReader, FailoverReach, FailoverUpdate, FailoverWatch
+from ..consul.fit import AgentLimits, ModeChoice, choose_mode
 from ..consul.overrides_watch import KVReader, OverridesUpdate, OverridesWatch
-from ..consul.watch import ConsulRequest, ServiceWatch, Update, WatchTiming
+from ..consul.service_loop import ServiceLoop
+from ..consul.watch import ConsulRequest, Update, WatchTiming
 from ..errors import CatalogUnavailable, DiscoveryError, OutputError
 from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
@@ -56,8 +58,8 @@ from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-#: In ``auto`` mode, more services than this are followed through the catalog-wide watch.
-CATALOG_ABOVE = 8
+#: How long to wait for the agent to answer ``/v1/agent/self`` at start (it may start with disco).
+AGENT_SELF_WITHIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ class WatchConfig:
     runtime_socket: Path | None = None
     #: How long a removed server may drain before it is deleted.
     drain_grace: float = 10.0
-    #: ``service``: one blocking query per service; ``catalog``: two for the whole datacenter
-    #: (:mod:`discovery.catalog_watch`); ``auto``: catalog above ``CATALOG_ABOVE`` services.
+    #: ``service``: one blocking query per service, on one event loop (:mod:`discovery.consul.service_loop`);
+    #: ``catalog``: two for the whole datacenter (:mod:`discovery.consul.catalog_watch`); ``auto``: the
+    #: per-service watch when its long polls fit under the agent's connection limit (:mod:`discovery.consul.fit`).
     watch_mode: str = "auto"
     #: The sanity gate for changes that take away most of a service (:mod:`discovery.gate`).
     gate: GatePolicy = field(default_factory=GatePolicy)
@@ -146,7 +149,14 @@ class Watcher:
         self.events.subscribe(log_event)
         self.stop_event = threading.Event()
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE), interrupt=catalog.interrupt)
+        self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE), interrupt=self._interrupt)
+        # The catalog watch needs nothing of the agent: chosen now; the others when run() starts.
+        self._mode: ModeChoice | None = (
+            choose_mode("catalog", len(config.services), AgentLimits(), discover=config.discover)
+            if config.discover or config.watch_mode == "catalog"
+            else None
+        )
+        self._service_loop: ServiceLoop | None = None
         self._owned: list[tuple[str, Callable[[], None]]] = []
         self._followed = Followed(config.services, config.discover)
         self._gate = Gatekeeper(config.gate, self._followed.views, self.events.emit, clock)
@@ -190,21 +200,37 @@ class Watcher:
 
     @property
     def blocking_queries(self) -> int:
-        """How many blocking queries the watch keeps open against Consul."""
-        return 2 if self._catalog_mode else len(self.config.services)
+        """How many blocking queries the watch keeps open against Consul (0 before it starts)."""
+        return self._mode.blocking_queries if self._mode else 0
 
-    @property
-    def _catalog_mode(self) -> bool:
-        mode = self.config.watch_mode
-        if self.config.discover or mode == "catalog":
-            return True
-        return mode == "auto" and len(self.config.services) > CATALOG_ABOVE
+    def _interrupt(self) -> None:
+        self.catalog.interrupt()
+        if self._service_loop is not None:
+            self._service_loop.stop()
+
+    def choose_mode(self) -> ModeChoice:
+        """The watch that fits (:func:`~discovery.consul.fit.choose_mode`; logged with its reason at start).
+        Raises ConfigError for ``--watch-mode service`` beyond the agent's connection limit."""
+        config = self.config
+        limits = AgentLimits(why="not asked")
+        if not config.discover and config.watch_mode != "catalog":
+            limits = self.catalog.agent_limits()
+            deadline, delay = self.clock() + AGENT_SELF_WITHIN, 0.25
+            while limits.unreachable and self.clock() < deadline:  # not up yet: ask again
+                if self.stop_event.wait(delay):
+                    break
+                limits, delay = self.catalog.agent_limits(), min(2.0, delay * 2)
+        others = (1 if config.overrides_prefix else 0) + len(config.services) * len(config.failover_dcs)
+        return choose_mode(config.watch_mode, len(config.services), limits, discover=config.discover, others=others)
 
     def _start_workers(self) -> None:
         post = self._inbox.put
         for name, target in self._owned:
             self._workers.start(name, target)
-        if self._catalog_mode:
+        self._mode = self._mode or self.choose_mode()
+        how = " (?cached: the agent keeps the queries to the servers)" if self._mode.cached else ""
+        log.info("watch mode %s%s: %s", self._mode.mode, how, self._mode.reason)
+        if self._mode.mode == "catalog":
             watch = CatalogWatch(
                 self.catalog,
                 self.config.services,
@@ -217,19 +243,16 @@ class Watcher:
             )
             self._workers.start("watch-catalog", watch.run)
         else:
-            for name in self.config.services:
-                self._workers.start(
-                    f"watch-{name}",
-                    ServiceWatch(
-                        self.catalog,
-                        name,
-                        post,
-                        self.stop_event,
-                        tag=self.config.tag,
-                        timing=self.config.timing,
-                        report=post,
-                    ).run,
-                )
+            connections, cached = self._mode.connections, self._mode.cached
+            self._service_loop = ServiceLoop(
+                lambda: self.catalog.service_reader(connections, cached),
+                self.config.services,
+                post,
+                tag=self.config.tag,
+                timing=self.config.timing,
+                report=post,
+            )
+            self._workers.start("watch-services", self._service_loop.run)
         if self.config.overrides_prefix:
             kv = OverridesWatch(
                 cast(KVReader, self.catalog),
@@ -280,6 +303,7 @@ class Watcher:
         """
         timer = Quiescence(*self.config.wait)
         started = self.clock()
+        self._mode = self._mode or self.choose_mode()  # before anything is written: a refused mode is bad input
         if self.executor is not None:
             self.executor.prepare()
             if not once:  # a restarted watcher protects what HAProxy serves (a one-off render is asked for)

@@ -92,6 +92,13 @@ class Stack:
             *extra,
         ]
 
+    def watch_values(self) -> list[str]:
+        """The watcher's ``--set`` values: status and explain render what Consul says with them."""
+        return [
+            *("--set", f"frontend_port={self.lb_port}", "--set", f"stats_port={self.stats_port}"),
+            *("--set", "bind_address=127.0.0.1"),
+        ]
+
     def add_webapp(self, instance: str) -> Path:
         """Start a webapp and its `disco register`; return its fail file (touch it to make it sick)."""
         port, fail = take_port(), self.workdir / f"{instance}.fail"

@@ -83,7 +83,8 @@ def test_refused_token_is_reported_once_and_a_fixed_token_file_is_picked_up(acl_
     token_file.write_text("00000000-0000-0000-0000-000000000000\n")  # a token Consul does not know
     output = tmp_path / "haproxy.cfg"
     watch = Proc(
-        watch_args(acl_consul, output),
+        # The per-service watch (an unknown token cannot read the agent's limit, so auto would follow the catalog).
+        watch_args(acl_consul, output, "--watch-mode", "service"),
         tmp_path / "watch.log",
         env={"CONSUL_HTTP_TOKEN_FILE": str(token_file), "CONSUL_HTTP_TOKEN": ""},
     )

@@ -82,4 +82,4 @@ def test_a_drift_made_while_no_watcher_ran_is_repaired_at_start(stack: Stack):
     stack.watch = stack.spawn(stack.watch_args("--master-socket", str(stack.master_socket)), "watch")
     wait_until(lambda: set(instances_reached(stack.lb, 12)) == {"web-1", "web-2"}, 20, what="web-2 served again")
     assert stack.reloads() == reloads + 1
-    assert "differs from" in stack.watch.output() and "web/web-2 is missing from HAProxy" in stack.watch.output()
+    assert "differs from" in stack.watch.output() and "web/web-2: missing from HAProxy" in stack.watch.output()

@@ -154,7 +154,7 @@ def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
 
 def status(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
     argv = [*DISCO, "status", "--service", "web", "--output", str(stack.output), "--consul-addr", stack.consul.url]
-    argv += ["--runtime-socket", str(stack.admin_socket), *extra]
+    argv += ["--runtime-socket", str(stack.admin_socket), *stack.watch_values(), *extra]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -52,6 +52,7 @@ def disco(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
             *argv,
             *("--output", str(stack.output), "--runtime-socket", str(stack.admin_socket)),
             *("--consul-addr", stack.consul.url),
+            *stack.watch_values(),
         ],
         capture_output=True,
         text=True,

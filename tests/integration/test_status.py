@@ -28,6 +28,9 @@ def status(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
         str(stack.output),
         "--runtime-socket",
         str(stack.admin_socket),
+        # The watcher's values: status renders what Consul says with them, and compares it all.
+        *("--set", f"frontend_port={stack.lb_port}", "--set", f"stats_port={stack.stats_port}"),
+        *("--set", "bind_address=127.0.0.1"),
         *extra,
     ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)

@@ -17,7 +17,7 @@ class FakeAPI:
         self.sent: list[str] = []
         self.fail = fail
 
-    def servers(self, backend):
+    def servers(self, backend, full=False, only=None):
         if self.fail:
             raise LiveUpdateFailed("runtime API: no socket")
         return {n: ServerState(n, "10.0.0.1", 80, 2, BITS[s]) for n, s in self.state.items()}

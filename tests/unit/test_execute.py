@@ -10,7 +10,6 @@ import pytest
 
 from discovery.errors import HAProxyUnavailable, LiveUpdateFailed, ReloadError, ValidationError
 from discovery.haproxy.files import LiveConfig
-from discovery.haproxy.runtime import ServerState
 from discovery.haproxy.validate import Validator
 from discovery.pipeline.decide import Action
 from discovery.pipeline.execute import Executor, Outcome, ReloadRetry
@@ -309,8 +308,9 @@ class RefusingDeletes:
     """HAProxy's runtime API as the soak met it (seed 564439984): a drained server whose deletion
     HAProxy refuses ("Server still has connections attached to it") for longer than disco tries."""
 
-    def servers(self, backend):
-        return {"a": ServerState("a", "127.0.0.1", 8001, 2, 0)} if backend == "b" else {}
+    def servers(self, backend, **_):
+        # At start the watcher reads HAProxy back; none answers yet, so the file is taken as running.
+        raise LiveUpdateFailed("runtime API: no HAProxy answers") from HAProxyUnavailable("no socket")
 
     def used_connections(self, backend, name):
         return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.consul.fit import AgentLimits
 from discovery.errors import WorkerFailed
 from discovery.haproxy.render import DEFAULT_TEMPLATE
 from discovery.pipeline.lifecycle import Workers
@@ -22,6 +23,24 @@ class BrokenCatalog:
 
     def health_service(self, service, **_):
         raise RuntimeError("unexpected")
+
+    def agent_limits(self):
+        return AgentLimits(200, False)
+
+    def service_reader(self, connections, cached):
+        catalog = self
+
+        class Reader:
+            async def __aenter__(self):
+                return self
+
+            async def __aexit__(self, *exc):
+                pass
+
+            async def health_service(self, service, **kwargs):
+                return catalog.health_service(service, **kwargs)
+
+        return Reader()
 
     def leader(self):
         return "127.0.0.1:8300"
@@ -40,7 +59,7 @@ def test_a_dying_watch_thread_stops_the_watcher_with_an_error(tmp_path: Path):
     )
     watcher = Watcher(BrokenCatalog(), config)
     started = time.monotonic()
-    with pytest.raises(WorkerFailed, match="thread watch-(web|api) failed: RuntimeError: unexpected"):
+    with pytest.raises(WorkerFailed, match="thread watch-services failed: RuntimeError: unexpected"):
         watcher.run()
     assert time.monotonic() - started < 5
     assert not (tmp_path / "haproxy.cfg").exists()

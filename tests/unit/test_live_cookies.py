@@ -40,7 +40,7 @@ class FakeAPI:
         self.commands.append(f"refresh cookies {backend} {key}")
         self.cookie.update(dict.fromkeys(self.state[backend], "c"))
 
-    def servers(self, backend):
+    def servers(self, backend, full=False, only=None):
         return self.state[backend]
 
     def cookies(self, backend):

@@ -10,7 +10,8 @@ from discovery.consul.overrides_watch import OverridesUpdate, OverridesWatch
 from discovery.consul.watch import WatchTiming
 from discovery.haproxy.plan import parse
 from discovery.haproxy.runtime import ServerState
-from discovery.observe.status import backend_status
+from discovery.observe.compare import compare
+from discovery.observe.status import backend_rows, backend_status
 
 
 class FakeKV:
@@ -53,9 +54,25 @@ def test_a_server_an_override_drains_is_not_drift_and_the_row_says_so():
         "w1": ServerState("w1", "10.0.0.1", 80, 2, 0x08),
         "w2": ServerState("w2", "10.0.0.2", 80, 2, 0),
     }
-    consul = {"w1": "10.0.0.1:80", "w2": "10.0.0.2:80"}
+
+    def rows(admin):
+        compared = compare(parsed, parsed, {"web": running}, ["web"], admin=admin)  # the one comparison
+        return {r.name: r for r in backend_rows(compared.backends[0]).servers}
+
+    drained = rows({("web", "w1"): "drain"})
+    assert drained["w1"].drift is None and drained["w1"].override == "drain" and drained["w1"].state == "drain"
+    disabled = rows({("web", "w2"): "maint"})
+    assert disabled["w1"].drift == "draining in HAProxy while the file lists it"
+    assert disabled["w2"].drift == "ready in HAProxy, an operator override asks for maint"
+
+
+def test_the_address_only_view_goes_through_the_same_comparison():
+    parsed = parse("backend web\n    server w1 10.0.0.1:80 check\n    server w2 10.0.0.2:80 check\n")
+    running = {"w1": ServerState("w1", "10.0.0.1", 80, 2, 0x08), "w2": ServerState("w2", "10.0.0.2", 80, 2, 0)}
+    consul = {"w1": "10.0.0.1:80", "w3": "[fd00::3]:80"}
     rows = {r.name: r for r in backend_status("web", consul, parsed, running, admin={"w1": "drain"}).servers}
-    assert rows["w1"].drift is None and rows["w1"].override == "drain" and rows["w1"].state == "drain"
-    rows = {r.name: r for r in backend_status("web", consul, parsed, running, admin={"w2": "maint"}).servers}
-    assert rows["w1"].drift == "draining in HAProxy while the file lists it"
-    assert rows["w2"].drift == "ready in HAProxy, an operator override asks for maint"
+    assert rows["w1"].drift is None and rows["w1"].override == "drain" and rows["w1"].pending is None
+    assert rows["w2"].pending == "Consul no longer routes it"
+    assert (
+        rows["w3"].pending == "Consul routes it, the file does not list it yet" and rows["w3"].consul == "[fd00::3]:80"
+    )

@@ -1,6 +1,6 @@
 """Diffing rendered configs into runtime operations (pure)."""
 
-from discovery.haproxy.plan import Add, Planner, Remove, SetAddress, SetWeight, parse
+from discovery.haproxy.plan import Add, Planner, Remove, Set, parse
 
 
 def plan(old, new):
@@ -48,7 +48,7 @@ def test_added_and_removed_servers_become_ops():
 
 def test_address_and_weight_changes_are_live():
     p = plan(cfg("a 10.0.0.1:80 check weight 10"), cfg("a 10.0.0.9:8080 check weight 20"))
-    assert [type(op) for op in p.ops] == [SetAddress, SetWeight]
+    assert [(type(op), op.option) for op in p.ops if isinstance(op, Set)] == [(Set, "address"), (Set, "weight")]
 
 
 def test_order_of_server_lines_is_no_change():

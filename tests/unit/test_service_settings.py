@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.haproxy.plan import Planner, SetWeight
+from discovery.haproxy.plan import Planner, Set
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.state.convert import convert
 from discovery.state.model import DesiredState, ServiceSettings
@@ -153,7 +153,7 @@ def test_a_weight_change_is_planned_as_a_runtime_weight_change():
         convert("web", [entry("a", {"disco-weight": "1"}), entry("b", {"disco-weight": "0"}, port=8081)]).service
     )
     plan = Planner().plan(before, after)
-    assert plan.live and {type(op) for op in plan.ops} == {SetWeight}
+    assert plan.live and {(type(op), op.option) for op in plan.ops if isinstance(op, Set)} == {(Set, "weight")}
     assert sorted((op.server.name, op.server.weight) for op in plan.ops) == [("a", "1"), ("b", "0")]
 
 

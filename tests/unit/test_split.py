@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.haproxy.plan import Planner, SetWeight
+from discovery.haproxy.plan import Planner, Set
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.state import split
 from discovery.state.convert import convert
@@ -159,6 +159,6 @@ def test_changing_the_split_or_the_instances_is_weights_only_live():
 
     before, after = text(10), text(50)
     plan = planner.plan(before, after)
-    assert plan.live and plan.ops and all(isinstance(op, SetWeight) for op in plan.ops)
+    assert plan.live and plan.ops and all(isinstance(op, Set) and op.option == "weight" for op in plan.ops)
     plan = planner.plan(after, text(50, [entry("s3", (), {"disco-split": "v2=50"})]))
     assert plan.live  # an instance joins: it is added, the others' weights follow

@@ -1,14 +1,16 @@
-"""The blocking-query loop, against a scripted catalog (pure logic: no Consul here)."""
+"""The blocking-query loop of one service, against a scripted catalog (pure logic: no Consul here)."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 
 import pytest
 
-from discovery.consul.watch import ServiceWatch, Update, WatchTiming, next_index
-from discovery.errors import AccessDenied, CatalogUnavailable
+from discovery.consul.aio_client import ConnectionReset, Reply
+from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop
+from discovery.consul.watch import ServiceView, Update, WatchTiming, next_index
+from discovery.errors import AccessDenied, CatalogUnavailable, ConnectionLimit
 
 
 def entry(sid, port=8080):
@@ -19,33 +21,36 @@ def entry(sid, port=8080):
     }
 
 
-class ScriptedCatalog:
-    """Answers from a list; each item is (index, entries) or an exception. Stops the watch at the end."""
+class End(Exception):
+    """The script ran out: ends the follow (a cancelled task in real life)."""
 
-    def __init__(self, script, stop: threading.Event):
+
+class ScriptedCatalog:
+    """Answers from a list; each item is (index, entries) or an exception. Ends the follow at the end."""
+
+    def __init__(self, script):
         self.script = list(script)
-        self.stop = stop
         self.calls: list[int] = []
 
-    def health_service(self, service, *, tag, index, wait, passing):
+    async def fetch(self, index, wait):
         self.calls.append(index)
         if not self.script:
-            self.stop.set()
-            raise CatalogUnavailable("script ended")
+            raise End()
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
-        return item
+        return Reply(*item)
 
 
 FAST = WatchTiming(wait=1, min_interval=0.0, backoff_min=0.001, backoff_max=0.002, denied_retry=0.001)
 
 
 def run(script, timing=FAST):
-    stop = threading.Event()
-    catalog = ScriptedCatalog(script, stop)
+    catalog = ScriptedCatalog(script)
     updates: list[Update] = []
-    ServiceWatch(catalog, "web", updates.append, stop, timing=timing).run()
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=timing)
+    with pytest.raises(End):
+        asyncio.run(follow.run())
     return catalog, updates
 
 
@@ -96,32 +101,129 @@ def test_access_denied_is_logged_once(caplog):
 
 def test_min_interval_spaces_queries():
     """A catalog that returns at once with a new index must not be hammered."""
-    stop = threading.Event()
-    answers = [(i, [entry("a")]) for i in range(1, 1000)]
-    catalog = ScriptedCatalog(answers, stop)
-    timing = WatchTiming(wait=1, min_interval=0.05)
-    thread = threading.Thread(target=ServiceWatch(catalog, "web", lambda u: None, stop, timing=timing).run)
+    catalog = ScriptedCatalog([(i, [entry("a")]) for i in range(1, 1000)])
+    follow = ServiceFollow(
+        ServiceView("web", lambda u: None), catalog.fetch, timing=WatchTiming(wait=1, min_interval=0.05)
+    )
+
+    async def for_half_a_second():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(follow.run(), 0.5)
+
     started = time.monotonic()
-    thread.start()
-    threading.Event().wait(0.5)
-    stop.set()
+    asyncio.run(for_half_a_second())
     elapsed = time.monotonic() - started
-    thread.join(5)
-    assert not thread.is_alive()
     assert len(catalog.calls) <= elapsed / 0.05 + 2  # one at once, then one per min_interval at most
 
 
-def test_stop_interrupts_backoff_at_once():
-    stop = threading.Event()
+def test_resets_in_a_row_are_the_connection_limit_not_an_outage():
+    """An agent past its connection limit resets with no answer: after a few, the follow fails clearly."""
+    catalog, updates = None, []
+    script = [(3, [entry("a")])] + [ConnectionReset("reset")] * RESETS_MAX
+    catalog = ScriptedCatalog(script)
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=FAST)
+    with pytest.raises(ConnectionLimit, match="http_max_conns_per_client"):
+        asyncio.run(follow.run())
+    assert len(catalog.calls) == 1 + RESETS_MAX
 
-    class Down:
-        def health_service(self, *a, **k):
-            raise CatalogUnavailable("down")
 
-    slow = WatchTiming(backoff_min=10, backoff_max=60)
-    thread = threading.Thread(target=ServiceWatch(Down(), "web", lambda u: None, stop, timing=slow).run)
+def test_a_reset_between_answers_is_retried():
+    script = [(3, [entry("a")]), ConnectionReset("reset"), ConnectionReset("reset"), (4, [entry("b")])]
+    script += [ConnectionReset("reset")] * (RESETS_MAX - 1) + [(5, [entry("c")])]
+    _, updates = run(script)
+    assert [u.service.instances[0].id for u in updates] == ["a", "b", "c"]
+
+
+class Reader:
+    """A reader whose long polls block until cancelled, counting those open at once."""
+
+    def __init__(self):
+        self.open = 0
+        self.most = 0
+        self.closed = False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.closed = True
+
+    async def health_service(self, service, *, tag, index, wait):
+        if not index:
+            return Reply(1, [entry(service)])
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.open -= 1
+        raise AssertionError("not cancelled")
+
+
+def test_the_loop_runs_one_task_per_service_and_stop_cancels_them_all():
+    import threading
+
+    reader, updates = Reader(), []
+    loop = ServiceLoop(lambda: reader, [f"s{i}" for i in range(200)], updates.append, timing=FAST)
+    thread = threading.Thread(target=loop.run)
     thread.start()
-    threading.Event().wait(0.2)
-    stop.set()
-    thread.join(2)
-    assert not thread.is_alive()
+    deadline = time.monotonic() + 20
+    while reader.most < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reader.most == 200 and len(updates) == 200
+    loop.stop()
+    thread.join(10)
+    assert not thread.is_alive() and reader.open == 0 and reader.closed
+
+
+def test_stop_before_the_loop_starts_is_not_lost():
+    loop = ServiceLoop(Reader, ["web"], lambda u: None, timing=FAST)
+    loop.stop()
+    loop.run()  # returns at once
+
+
+def test_cancelling_ends_a_backoff_at_once():
+    async def down(index, wait):
+        raise CatalogUnavailable("down")
+
+    follow = ServiceFollow(ServiceView("web", lambda u: None), down, timing=WatchTiming(backoff_min=10, backoff_max=60))
+
+    async def cancelled_soon():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(follow.run(), 0.2)
+
+    started = time.monotonic()
+    asyncio.run(cancelled_soon())
+    assert time.monotonic() - started < 2
+
+
+def test_first_reads_go_a_bounded_number_at_a_time():
+    """Thousands of first reads at once would each be a cache miss the agent sends to the servers together."""
+    import threading
+
+    from discovery.consul.service_loop import READS_AT_ONCE
+
+    class SlowFirstReads(Reader):
+        def __init__(self):
+            super().__init__()
+            self.first, self.most_first = 0, 0
+
+        async def health_service(self, service, *, tag, index, wait):
+            if not index:
+                self.first += 1
+                self.most_first = max(self.most_first, self.first)
+                await asyncio.sleep(0.01)
+                self.first -= 1
+            return await super().health_service(service, tag=tag, index=index, wait=wait)
+
+    reader, updates = SlowFirstReads(), []
+    loop = ServiceLoop(lambda: reader, [f"s{i}" for i in range(READS_AT_ONCE * 3)], updates.append, timing=FAST)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(updates) < READS_AT_ONCE * 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    thread.join(10)
+    assert len(updates) == READS_AT_ONCE * 3
+    assert reader.most_first == READS_AT_ONCE
