@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +22,22 @@ __all__ = ["Agreement", "Views", "independent_views", "status_agrees", "wait_for
 Servers = dict[str, dict[str, tuple[str, int]]]
 
 
-def status_agrees(consul_url: str, services: Sequence[str], output: Path, admin: Path) -> tuple[bool, str]:
-    """What ``disco status`` says: (in step, its rows as text).  The only call of that comparison
-    here: when it moves to its own module, point this function at it."""
+def status_agrees(
+    consul_url: str, services: Sequence[str], output: Path, admin: Path, template: Path, values: Mapping[str, str]
+) -> tuple[bool, str]:
+    """What ``disco status`` says (the one comparison, with the watcher's template and values):
+    (in step, its rows as text).  The only call of that comparison here."""
     from discovery.consul.client import ConsulClient
-    from discovery.haproxy.files import LiveConfig
-    from discovery.haproxy.plan import parse
     from discovery.haproxy.runtime import RuntimeAPI
     from discovery.observe.status import IN_STEP, status
     from discovery.settings import consul_settings
 
-    text = LiveConfig(output).read()
     report = status(
         ConsulClient(consul_settings(consul_url)),
         services,
-        parse(text) if text is not None else None,
+        output,
+        template=template,
+        values=values,
         runtime=RuntimeAPI(admin),
     )
     rows = [
@@ -46,6 +47,7 @@ def status_agrees(consul_url: str, services: Sequence[str], output: Path, admin:
         for r in b.servers
     ]
     errors = [f"  {b.backend}: {b.haproxy_error}" for b in report.backends if b.haproxy_error]
+    errors += [f"  config: {report.config_pending}"] if report.config_pending else []
     return report.exit_code == IN_STEP and not errors, "\n".join(rows + errors)
 
 
@@ -154,6 +156,8 @@ def wait_for_agreement(
     services: Sequence[str],
     output: Path,
     admin: Path,
+    template: Path,
+    values: Mapping[str, str],
     deadline: float,
     since: float,
     each_turn: Callable[[], None] = lambda: None,
@@ -167,7 +171,7 @@ def wait_for_agreement(
         try:
             views = independent_views(consul_url(), services, output, admin)
             differences = views.differences()
-            ok, rows = status_agrees(watcher_consul, services, output, admin)
+            ok, rows = status_agrees(watcher_consul, services, output, admin, template, values)
             if not differences and ok:
                 return Agreement(True, time.monotonic() - since, "")
             report = (

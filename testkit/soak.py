@@ -224,6 +224,16 @@ class SoakStack:
             self.haproxy = None
 
     # --- the watcher ----------------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, str]:
+        """The template values the watcher renders with (``--set``, and the admin socket)."""
+        return {
+            "frontend_port": str(self.lb_port),
+            "stats_port": str(self.stats_port),
+            "bind_address": "127.0.0.1",
+            "admin_socket": str(self.paths.admin),
+        }
+
     def watch_argv(self, *extra: str) -> list[str]:
         services = [arg for name in SERVICES for arg in ("--service", name)]
         assert self.proxy is not None
@@ -245,12 +255,11 @@ class SoakStack:
             f"{BLOCKING_WAIT:g}s",
             "--gate-grace",
             f"{GATE_GRACE:g}s",
-            "--set",
-            f"frontend_port={self.lb_port}",
-            "--set",
-            f"stats_port={self.stats_port}",
-            "--set",
-            "bind_address=127.0.0.1",
+            *(
+                arg
+                for key in ("frontend_port", "stats_port", "bind_address")
+                for arg in ("--set", f"{key}={self.values[key]}")
+            ),
             *extra,
         ]
 

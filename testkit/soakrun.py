@@ -102,6 +102,8 @@ class _Run:
             list(SERVICES),
             stack.paths.output,
             stack.paths.admin,
+            stack.paths.template,
+            stack.values,
             deadline,
             since,
             self.watcher_alive,
