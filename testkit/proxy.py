@@ -31,7 +31,7 @@ class HalfOpenProxy:
     def __init__(self, target: int) -> None:
         self.target = target
         self.port = take_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
+        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", self.port), backlog=64)
         self._listener.settimeout(0.2)
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
@@ -55,10 +55,24 @@ class HalfOpenProxy:
             self.silenced += len(live)
             return len(live)
 
+    def refuse(self) -> None:
+        """Stop listening: new connections are refused, as the agent itself refuses them while it
+        restarts (an accept-then-close would look like a connection limit to the watcher)."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def listen_again(self) -> None:
+        with self._lock:
+            if self._listener is None:
+                self._listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
+                self._listener.settimeout(0.2)
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self._listener.close()
+        self.refuse()
         with self._lock:
             for pair in self._pairs:
                 for sock in (pair.client, pair.upstream):
@@ -67,12 +81,16 @@ class HalfOpenProxy:
 
     def _accept(self) -> None:
         while not self._stop.is_set():
+            listener = self._listener
+            if listener is None:
+                self._stop.wait(0.05)
+                continue
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
-                return
+                continue  # closed by refuse() or stop()
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
             except OSError:
