@@ -1,65 +1,58 @@
 """The watch pipeline: watches -> desired state -> render -> decide -> execute.
 
 Worker threads (one blocking query per service, or two for the whole catalog,
-and the gate's leader probe) are owned by :class:`~discovery.pipeline.lifecycle.Workers`
-and hand what they see to one inbox; this module's loop owns everything else,
+and the gate's leader probe; chosen and started by :mod:`~discovery.pipeline.sources`)
+are owned by :class:`~discovery.pipeline.lifecycle.Workers` and hand what they see to
+one inbox (:mod:`~discovery.pipeline.inbox`); this module's loop owns everything else,
 so the pipeline has a single writer.  A worker that dies stops the loop with
 WorkerFailed.  Nothing is rendered until every service has been read once: a
 watcher that starts while Consul is down leaves the live config alone.  The
 template file is watched too, so an edit is applied without a restart.
 
-Each pass is: render (pure), decide (pure, :mod:`~discovery.pipeline.decide`),
-execute (:mod:`~discovery.pipeline.execute`); every step emits an event
-(:mod:`~discovery.pipeline.events`) that the log and other observers subscribe to.
+Each pass (:mod:`~discovery.pipeline.passes`) is: render (pure), decide (pure,
+:mod:`~discovery.pipeline.decide`), execute (:mod:`~discovery.pipeline.execute`); every step
+emits an event (:mod:`~discovery.pipeline.events`) that the log and other observers subscribe to.
 A pass that leaves HAProxy possibly different from the file, or that could not
-write it, is tried again with backoff until it succeeds.
+write it, is tried again with backoff (this module) until it succeeds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import resource
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
-from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
-from ..consul.discover import Gone, Listed
-from ..consul.failover_watch import DCReader, FailoverReach, FailoverUpdate, FailoverWatch
-from ..consul.fit import AgentLimits, ModeChoice, choose_mode
-from ..consul.overrides_watch import KVReader, OverridesUpdate, OverridesWatch
+from ..consul.fit import ModeChoice
 from ..consul.service_loop import ServiceLoop
-from ..consul.watch import ConsulRequest, Update, WatchTiming
+from ..consul.watch import WatchTiming
 from ..errors import CatalogUnavailable, DiscoveryError, OutputError
 from ..haproxy.files import LiveConfig
 from ..haproxy.master import Reloader
 from ..haproxy.runtime import RuntimeAPI
 from ..haproxy.validate import Validator
 from ..state.gate import GatePolicy
-from ..state.model import DesiredState
 from .bootstrap import bootstrap
-from .events import Applied, ChangeSeen, Counted, Decided, EventBus, Failed, Heartbeat, Rendered, Stopping, log_event
+from .events import EventBus, Failed, Heartbeat, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .failover import FailoverStage
 from .followed import Followed
-from .gatekeeper import Gatekeeper, LeaderProbe, LeaderStatus
+from .gatekeeper import Gatekeeper
+from .inbox import STOP, WAKE, Inbox
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .overrides import OverrideStage
+from .passes import Passes
 from .quiescence import Quiescence
+from .sources import fitting_mode, known_mode, start_watches
 from .template_file import TemplateFile
-from .timeline import Timeline
 
 log = logging.getLogger(__name__)
-
-#: How long to wait for the agent to answer ``/v1/agent/self`` at start (it may start with disco).
-AGENT_SELF_WITHIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,28 +90,6 @@ class WatchConfig:
     failover_dcs: tuple[str, ...] = ()
 
 
-class _Stop:
-    """The inbox message that ends the loop."""
-
-
-class _Wake:
-    """The inbox message that makes the loop look at its workers."""
-
-
-STOP, WAKE = _Stop(), _Wake()
-Message = (
-    Update
-    | Listed
-    | Gone
-    | ConsulRequest
-    | LeaderStatus
-    | OverridesUpdate
-    | FailoverUpdate
-    | FailoverReach
-    | _Stop
-    | _Wake
-)
-
 #: Retrying a pass that left HAProxy out of step: first after this long, doubling to RETRY_MAX.
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 #: The ceiling while no HAProxy answers (asking costs one failed connect): a restarted HAProxy
@@ -148,14 +119,9 @@ class Watcher:
         self.events = EventBus()
         self.events.subscribe(log_event)
         self.stop_event = threading.Event()
-        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._workers = Workers(self.stop_event, lambda: self._inbox.put(WAKE), interrupt=self._interrupt)
         # The catalog watch needs nothing of the agent: chosen now; the others when run() starts.
-        self._mode: ModeChoice | None = (
-            choose_mode("catalog", len(config.services), AgentLimits(), discover=config.discover)
-            if config.discover or config.watch_mode == "catalog"
-            else None
-        )
+        self._mode: ModeChoice | None = known_mode(config)
         self._service_loop: ServiceLoop | None = None
         self._owned: list[tuple[str, Callable[[], None]]] = []
         self._followed = Followed(config.services, config.discover)
@@ -163,10 +129,7 @@ class Watcher:
         self._template = TemplateFile(config.template, config.template_poll, clock)
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
-        self._route_notes: tuple[str, ...] = ()
         self._tick_error: str | None = None  # the last housekeeping failure reported
-        self._refused: tuple[tuple[str, str], ...] = ()
-        self._origin: tuple[float, float] | None = None  # the oldest pending change: (answered_at, seen_at)
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         self._failover = FailoverStage(config.failover_dcs, config.gate, self.events.emit, clock)
         self._overrides = OverrideStage(None if dry_run else updater, self.events.emit)
@@ -183,6 +146,19 @@ class Watcher:
                 updater,
                 self.events.emit,
             )
+        )
+        self._inbox = Inbox(self._followed, self._gate, self._failover, self._overrides, self.events, clock)
+        self._passes = Passes(
+            self._template,
+            config.values,
+            self.env,
+            self._failover,
+            self._overrides,
+            self.executor,
+            self.events.emit,
+            output,
+            self._schedule_retry,
+            clock,
         )
 
     def bootstrap(self) -> bool:
@@ -211,71 +187,20 @@ class Watcher:
     def choose_mode(self) -> ModeChoice:
         """The watch that fits (:func:`~discovery.consul.fit.choose_mode`; logged with its reason at start).
         Raises ConfigError for ``--watch-mode service`` beyond the agent's connection limit."""
-        config = self.config
-        limits = AgentLimits(why="not asked")
-        if not config.discover and config.watch_mode != "catalog":
-            limits = self.catalog.agent_limits()
-            deadline, delay = self.clock() + AGENT_SELF_WITHIN, 0.25
-            while limits.unreachable and self.clock() < deadline:  # not up yet: ask again
-                if self.stop_event.wait(delay):
-                    break
-                limits, delay = self.catalog.agent_limits(), min(2.0, delay * 2)
-        others = (1 if config.overrides_prefix else 0) + len(config.services) * len(config.failover_dcs)
-        return choose_mode(config.watch_mode, len(config.services), limits, discover=config.discover, others=others)
+        return fitting_mode(self.catalog, self.config, self.clock, self.stop_event)
 
     def _start_workers(self) -> None:
-        post = self._inbox.put
         for name, target in self._owned:
             self._workers.start(name, target)
         self._mode = self._mode or self.choose_mode()
-        how = " (?cached: the agent keeps the queries to the servers)" if self._mode.cached else ""
-        log.info("watch mode %s%s: %s", self._mode.mode, how, self._mode.reason)
-        if self._mode.mode == "catalog":
-            watch = CatalogWatch(
-                self.catalog,
-                self.config.services,
-                post,
-                self.stop_event,
-                tag=self.config.tag,
-                timing=self.config.timing,
-                report=post,
-                discover=self.config.discover,
-            )
-            self._workers.start("watch-catalog", watch.run)
-        else:
-            connections, cached = self._mode.connections, self._mode.cached
-            self._service_loop = ServiceLoop(
-                lambda: self.catalog.service_reader(connections, cached),
-                self.config.services,
-                post,
-                tag=self.config.tag,
-                timing=self.config.timing,
-                report=post,
-            )
-            self._workers.start("watch-services", self._service_loop.run)
-        if self.config.overrides_prefix:
-            kv = OverridesWatch(
-                cast(KVReader, self.catalog),
-                self.config.overrides_prefix,
-                post,
-                self.stop_event,
-                timing=self.config.timing,
-                report=post,
-            )
-            self._workers.start("watch-overrides", kv.run)
-        for name in self.config.services if self.config.failover_dcs else ():
-            for dc in self.config.failover_dcs:
-                remote = FailoverWatch(
-                    cast(DCReader, self.catalog), name, dc, post, self.stop_event, timing=self.config.timing
-                )
-                self._workers.start(f"watch-{name}-{dc}", remote.run)
-        probe = LeaderProbe(self.catalog, self._gate.probe_wanted, post, self.stop_event)
-        self._workers.start("gate-leader", probe.run)
-        log.info(
-            "watching %d services%s with %d blocking queries",
-            len(self.config.services),
-            " and every service with a route tag" if self.config.discover else "",
-            self.blocking_queries,
+        self._service_loop = start_watches(
+            self.catalog,
+            self.config,
+            self._mode,
+            self._inbox.put,
+            self.stop_event,
+            self._workers,
+            self._gate.probe_wanted,
         )
 
     def log_stats(self) -> None:
@@ -291,10 +216,6 @@ class Watcher:
             usage.ru_utime + usage.ru_stime,
             usage.ru_maxrss / 1024,
         )
-
-    @property
-    def _complete(self) -> bool:
-        return self._followed.complete
 
     def run(self, once: bool = False) -> Outcome | None:
         """Follow Consul until stopped; with ``once``, return after the first pass.
@@ -314,7 +235,7 @@ class Watcher:
             while not self.stop_event.is_set():
                 self.events.emit(Heartbeat(self.clock()))
                 self._workers.check()
-                if once and not self._complete and self.clock() - started > self.config.once_timeout:
+                if once and not self._followed.complete and self.clock() - started > self.config.once_timeout:
                     raise CatalogUnavailable(
                         f"Consul did not answer for every service within {self.config.once_timeout:.0f}s"
                     )
@@ -322,16 +243,16 @@ class Watcher:
                     break
                 if self._gate.release_expired() | self._failover.release_expired():
                     timer.change(self.clock())
-                if self._template.changed() and self._complete:
+                if self._template.changed() and self._followed.complete:
                     timer.change(self.clock())
                 if self._overrides.pending and not timer.pending:
                     timer.change(self.clock())
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
-                if self._complete and (once or timer.due(self.clock())):
-                    timeline = self._timeline()
+                if self._followed.complete and (once or timer.due(self.clock())):
+                    timeline = self._inbox.timeline()
                     state = self._followed.state()
-                    last, error = self._pass(state, timeline)
+                    last, error = self._passes.run(state, timeline)
                     timer.flushed(self.clock(), reloaded=last in (Outcome.RELOADED, Outcome.ROLLED_BACK))
                     if once:
                         if error is not None:
@@ -371,119 +292,7 @@ class Watcher:
         now = self.clock()
         wakeups = [d for d in (timer.deadline(), self._retry_at, self._gate.next_expiry()) if d is not None]
         timeout = min([self.config.template_poll, *(max(0.0, d - now) for d in wakeups)])
-        try:
-            message = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return True
-        while True:
-            if isinstance(message, _Stop):
-                return False
-            if isinstance(message, ConsulRequest):
-                self.events.emit(message)
-            elif isinstance(message, (Listed, Gone)):
-                if self._followed.apply(message, self._gate.leave, self.events.emit):
-                    timer.change(self.clock())
-            elif isinstance(message, Update) and message.service.name in self._followed.views:
-                service = message.service
-                self.events.emit(Counted(service.name, message.statuses, message.left_out))
-                if service.name in self._gate.holds or self._followed.views.get(service.name) != service:
-                    self.events.emit(ChangeSeen(service.name, len(service.instances), message.seen_at))
-                    if self._gate.admit(service):
-                        timer.change(self.clock())
-                        self._origin = self._origin or (message.answered_at or message.seen_at, message.seen_at)
-            elif isinstance(message, (FailoverUpdate, FailoverReach)):
-                if self._failover.receive(message):
-                    timer.change(self.clock())
-            elif isinstance(message, OverridesUpdate):
-                self._overrides.receive(message)
-                timer.change(self.clock())
-            elif isinstance(message, LeaderStatus) and self._gate.on_leader(message):
-                timer.change(self.clock())
-            try:
-                message = self._inbox.get_nowait()
-            except queue.Empty:
-                return True
-
-    def _timeline(self) -> Timeline:
-        """A pass starts: its stages are timed from the oldest change it carries."""
-        now = self.clock()
-        answered_at, seen_at = self._origin or (now, now)
-        self._origin = None
-        timeline = Timeline(answered_at, seen_at, self.clock)
-        timeline.mark("wait")
-        return timeline
-
-    def _pass(self, state: DesiredState, timeline: Timeline) -> tuple[Outcome | None, DiscoveryError | None]:
-        """Render, decide and execute one state; errors are reported, the live config kept."""
-        applied = self._overrides.apply(self._failover.merge(state))
-        state = applied.state
-        summary = state.summary()
-        stage = "render"
-        try:
-            state = self._admit(state)
-            summary = state.summary()
-            self._report_routes(state)
-            timeline.mark("state")
-            started = self.clock()
-            text = self._template.renderer.render(state, self.config.values, self.env)
-            timeline.mark("render")
-            self.events.emit(Rendered(summary, len(text), self.clock() - started))
-            if self.executor is None:
-                self.output(text)
-                return None, None
-            stage = "apply"
-            decision = self.executor.decide(text)
-            timeline.mark("decide")
-            self.events.emit(Decided(summary, decision))
-            started = self.clock()
-            if self.executor.running is not None and self.executor.in_sync:
-                self._overrides.executing(applied, self.executor.planner.parsed(self.executor.running))
-            outcome = self.executor.execute(decision, text, timeline.mark)
-            self._overrides.executed(applied, self.executor.planner.parsed(self.executor.running or text))
-        except DiscoveryError as exc:
-            self.events.emit(Failed(stage, exc, self._kept(exc)))
-            self._schedule_retry(exc)
-            return None, exc
-        in_sync = self.executor.in_sync
-        self.events.emit(
-            Applied(
-                summary,
-                outcome.value,
-                self.clock() - started,
-                in_sync,
-                tuple((s.name, len(s.instances)) for s in state.services),
-            )
-        )
-        self.events.emit(timeline.timed())
-        self._schedule_retry(None)
-        return outcome, None
-
-    def _admit(self, state: DesiredState) -> DesiredState:
-        """Discovered services that would take a name of the template's own sections are left out:
-        one line when a service is first refused; every other service goes on."""
-        admission = self._template.renderer.admit(state, self.config.values, self.env)
-        if admission.refused != self._refused:
-            before = dict(self._refused)
-            for name, reason in admission.refused:
-                if before.get(name) != reason:
-                    log.warning("discover: %s", reason)
-            self._refused = admission.refused
-        return admission.state
-
-    def _report_routes(self, state: DesiredState) -> None:
-        """Route conflicts and ignored TCP routes: logged once each time they change."""
-        notes = self._template.renderer.routing(state, self.config.values).notes
-        if notes != self._route_notes:
-            for note in notes:
-                log.warning("routing: %s", note)
-            self._route_notes = notes
-
-    def _kept(self, exc: DiscoveryError) -> str:
-        if self.executor is not None and not self.executor.in_sync:
-            return "HAProxy may differ from the file; retrying with a reload"
-        if isinstance(exc, OutputError):
-            return "the live config is unchanged; retrying"
-        return "the live config is unchanged"
+        return self._inbox.receive(timer, timeout)
 
     def _schedule_retry(self, error: DiscoveryError | None) -> None:
         """Out of step or unwritten: try the pass again with backoff; otherwise wait for the next change."""
