@@ -186,7 +186,10 @@ class Follow:
         self.clock = clock
         self.endpoint = endpoint
         self.report = report
-        self.retry = Retry(identity, stop, timing, endpoint, report)
+        self.retry = Retry(identity, stop, timing, endpoint, self._reported)
+        #: Whether a request failed since the last answer: the next answer is then read even when its index
+        #: is the last one seen (a Consul restored or rebuilt may come back at the same index, other content).
+        self._failed = False
         #: When the last answer arrived (``clock``), for ``on_answer`` to date what it hands on.
         self.answered_at = 0.0
 
@@ -203,13 +206,18 @@ class Follow:
             except CatalogError:
                 break  # only reached when stopping
             self.answered_at = self.clock()
-            if received == index and answered:
+            failed, self._failed = self._failed, False
+            if received == index and answered and not failed:
                 self.report(ConsulRequest(self.endpoint, "unchanged"))
                 continue  # the wait elapsed with no change
             index = next_index(index, received)
             answered = True
             changed = self.on_answer(received, body)
             self.report(ConsulRequest(self.endpoint, "unchanged" if changed is False else "changed"))
+
+    def _reported(self, request: ConsulRequest) -> None:
+        self._failed = self._failed or request.result == "error"
+        self.report(request)
 
 
 HEALTH_SERVICE = "/v1/health/service"

@@ -227,3 +227,31 @@ def test_first_reads_go_a_bounded_number_at_a_time():
     thread.join(10)
     assert len(updates) == READS_AT_ONCE * 3
     assert reader.most_first == READS_AT_ONCE
+
+
+def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
+    """A Consul restored or rebuilt may come back at the index last seen with other content (a
+    failover datacenter's server restarted empty): after a failure, the answer is read, not skipped."""
+    import threading
+
+    from discovery.consul.watch import Follow
+
+    stop = threading.Event()
+    script: list[object] = [(12, ["r1"]), CatalogUnavailable("down"), (12, [])]
+    seen: list[tuple[int, object]] = []
+
+    def fetch(index: int, wait: float) -> tuple[int, object]:
+        if not script:
+            stop.set()
+            raise CatalogUnavailable("done")
+        step = script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step  # type: ignore[return-value]
+
+    def on_answer(index: int, body: object) -> bool:
+        seen.append((index, body))
+        return True
+
+    Follow("health.service(web|passing|dc=dc2)", fetch, on_answer, stop, FAST).run()
+    assert seen == [(12, ["r1"]), (12, [])]
