@@ -151,9 +151,9 @@ class Retry:
                 attempt += 1
                 if isinstance(exc, AccessDenied):
                     delay = self.timing.denied_retry
-                else:  # tenacity.wait_random_exponential's rule
+                else:  # tenacity.wait_random_exponential's rule (the exponent capped: 2.0 ** 1024 overflows)
                     delay = random.uniform(
-                        0, min(self.timing.backoff_max, self.timing.backoff_min * 2 ** (attempt - 1))
+                        0, min(self.timing.backoff_max, self.timing.backoff_min * 2.0 ** min(attempt - 1, 64))
                     )
                 self._failed(exc, attempt, delay)
                 await asyncio.sleep(delay)

@@ -255,3 +255,10 @@ def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
 
     Follow("health.service(web|passing|dc=dc2)", fetch, on_answer, stop, FAST).run()
     assert seen == [(12, ["r1"]), (12, [])]
+
+
+def test_an_outage_of_more_than_a_thousand_retries_is_still_retried():
+    """The backoff's exponent grew without bound: retry 1025 overflowed a float and ended the follow
+    (about 40 minutes into a Consul outage at the default 5 s ceiling)."""
+    _, updates = run([(3, [entry("a")])] + [CatalogUnavailable("down")] * 1100 + [(9, [entry("b")])])
+    assert [u.service.instances[0].id for u in updates] == ["a", "b"]
