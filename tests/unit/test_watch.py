@@ -8,7 +8,8 @@ import time
 import pytest
 
 from discovery.consul.aio_client import ConnectionReset, Reply
-from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop
+from discovery.consul.resets import Outcome, Probe, Verdict
+from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop, not_judged
 from discovery.consul.watch import ServiceView, Update, WatchTiming, next_index
 from discovery.errors import AccessDenied, CatalogUnavailable, ConnectionLimit
 
@@ -45,10 +46,10 @@ class ScriptedCatalog:
 FAST = WatchTiming(wait=1, min_interval=0.0, backoff_min=0.001, backoff_max=0.002, denied_retry=0.001)
 
 
-def run(script, timing=FAST):
+def run(script, timing=FAST, judge=not_judged):
     catalog = ScriptedCatalog(script)
     updates: list[Update] = []
-    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=timing)
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=timing, judge=judge)
     with pytest.raises(End):
         asyncio.run(follow.run())
     return catalog, updates
@@ -116,15 +117,29 @@ def test_min_interval_spaces_queries():
     assert len(catalog.calls) <= elapsed / 0.05 + 2  # one at once, then one per min_interval at most
 
 
-def test_resets_in_a_row_are_the_connection_limit_not_an_outage():
-    """An agent past its connection limit resets with no answer: after a few, the follow fails clearly."""
-    catalog, updates = None, []
+def judged(limit):
+    async def judge():
+        return Verdict(limit, "the agent resets a fresh connection too" if limit else "the agent does not answer")
+
+    return judge
+
+
+def test_resets_in_a_row_judged_the_connection_limit_fail_the_follow_clearly():
+    """An agent past its connection limit resets with no answer: after a few, judged so, the follow fails clearly."""
+    updates = []
     script = [(3, [entry("a")])] + [ConnectionReset("reset")] * RESETS_MAX
     catalog = ScriptedCatalog(script)
-    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=FAST)
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=FAST, judge=judged(True))
     with pytest.raises(ConnectionLimit, match="http_max_conns_per_client"):
         asyncio.run(follow.run())
     assert len(catalog.calls) == 1 + RESETS_MAX
+
+
+def test_resets_in_a_row_judged_an_outage_are_retried_until_the_agent_answers(caplog):
+    """An agent restarting behind a proxy: reset after reset, then it answers and the follow catches up."""
+    script = [(3, [entry("a")])] + [ConnectionReset("reset")] * (RESETS_MAX * 3) + [(9, [entry("b")])]
+    _, updates = run(script, judge=judged(False))
+    assert [u.service.instances[0].id for u in updates] == ["a", "b"]
 
 
 def test_a_reset_between_answers_is_retried():
@@ -255,6 +270,64 @@ def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
 
     Follow("health.service(web|passing|dc=dc2)", fetch, on_answer, stop, FAST).run()
     assert seen == [(12, ["r1"]), (12, [])]
+
+
+class ResettingReader(Reader):
+    """Long polls of the services in ``resets`` are reset at once while ``down``; a probe of the agent says
+    ``probe``.  The others block (held by the agent) until cancelled."""
+
+    def __init__(self, resets, probe):
+        super().__init__()
+        self.resets, self.probe_says, self.probes, self.down = set(resets), probe, 0, True
+
+    async def health_service(self, service, *, tag, index, wait):
+        if index == 1 and service in self.resets:
+            if self.down:
+                raise ConnectionReset("closed the connection with no answer")
+            return Reply(2, [entry(service), entry(service + "-2")])  # then held, as the others
+        return await super().health_service(service, tag=tag, index=index, wait=wait)
+
+    async def probe(self):
+        self.probes += 1
+        return self.probe_says
+
+
+def test_the_loop_stops_with_the_limit_when_new_connections_reset_while_others_are_held():
+    reader = ResettingReader({"s2"}, Probe(Outcome.RESET))
+    loop = ServiceLoop(lambda: reader, ["s0", "s1", "s2"], lambda u: None, timing=FAST)
+    with pytest.raises(ConnectionLimit, match="with 2 long polls of ours held open"):
+        loop.run()  # within HELD_FOR and a few backoffs
+    assert reader.probes >= 1
+
+
+def test_the_loop_retries_resets_with_nothing_held_as_an_outage_and_catches_up(caplog):
+    """Every long poll reset and a fresh connection reset too, nothing held: an agent down behind a proxy."""
+    import threading
+
+    reader, updates = ResettingReader({"s0", "s1"}, Probe(Outcome.RESET)), []
+    paced = WatchTiming(wait=1, min_interval=0.0, backoff_min=0.05, backoff_max=0.1)
+    loop = ServiceLoop(lambda: reader, ["s0", "s1"], updates.append, timing=paced)
+    failed: list[BaseException] = []
+
+    def run():
+        try:
+            loop.run()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while reader.probes < 2 and time.monotonic() < deadline:  # judged an outage twice (a verdict stands 1 s)
+        time.sleep(0.01)
+    reader.down = False  # the agent is back
+    while len(updates) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    thread.join(10)
+    assert not failed and reader.probes >= 2
+    assert sorted(len(u.service.instances) for u in updates) == [1, 1, 2, 2]
+    assert "an outage, not the connection limit: retrying with backoff" in caplog.text
 
 
 def test_an_outage_of_more_than_a_thousand_retries_is_still_retried():
