@@ -9,8 +9,9 @@ thread) cancels the group.  Updates cross to the pipeline through ``on_update`` 
 watcher's inbox), never by touching pipeline state from the loop.
 
 Each task follows Consul's rules for blocking queries as :class:`~discovery.consul.watch.Follow`
-does (index rules, at most one query per ``min_interval``, backoff with jitter, a refused
-token reported once), and converts answers with :class:`~discovery.consul.watch.ServiceView`.
+does (the same :class:`~discovery.consul.answers.AnswerRule` for which answers to read and the
+next index, at most one query per ``min_interval``, backoff with jitter, a refused token
+reported once), and converts answers with :class:`~discovery.consul.watch.ServiceView`.
 A connection reset with no answer, again and again, may be the agent's connection limit
 (:mod:`~discovery.consul.fit`), which retrying forever would leave unwatched, or an agent that
 restarts (or is down behind a proxy), which is an outage to retry like any other.  After
@@ -30,8 +31,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from ..errors import ConnectionLimit
+from ..errors import CatalogError, ConnectionLimit
 from .aio_client import ConnectionReset, Reply
+from .answers import AnswerRule
 from .resets import HELD_FOR, Evidence, Probe, Verdict, judge
 from .watch import (
     HEALTH_SERVICE,
@@ -41,7 +43,6 @@ from .watch import (
     ServiceView,
     Update,
     WatchTiming,
-    next_index,
     no_report,
 )
 
@@ -99,40 +100,46 @@ class ServiceFollow:
         self.clock = clock
         self.report = report
         self.retry = Retry(view.identity, threading.Event(), timing, HEALTH_SERVICE, report)
+        self.rule = AnswerRule()
         self._resets = 0
 
     async def _read(self, index: int, wait: float) -> Reply:
         try:
             reply = await self.fetch(index, wait)
-        except ConnectionReset as exc:
-            self._resets += 1
-            if self._resets >= RESETS_MAX:
-                verdict = await self.judge()
-                if verdict.limit:
-                    raise ConnectionLimit(
-                        f"{self.view.identity}: {exc}, {self._resets} times in a row: the agent refuses more "
-                        f"connections from this address ({verdict.reason}); raise "
-                        "limits.http_max_conns_per_client in its config, or use --watch-mode catalog"
-                    ) from exc
+        except CatalogError as exc:
+            self.rule.failed()
+            if isinstance(exc, ConnectionReset):
+                await self._reset(exc)
             raise
         self._resets = 0
         return reply
 
+    async def _reset(self, exc: ConnectionReset) -> None:
+        """Count a reset; after RESETS_MAX in a row, raise ConnectionLimit if they are judged the limit."""
+        self._resets += 1
+        if self._resets < RESETS_MAX:
+            return
+        verdict = await self.judge()
+        if verdict.limit:
+            raise ConnectionLimit(
+                f"{self.view.identity}: {exc}, {self._resets} times in a row: the agent refuses more "
+                f"connections from this address ({verdict.reason}); raise "
+                "limits.http_max_conns_per_client in its config, or use --watch-mode catalog"
+            ) from exc
+
     async def run(self) -> None:
         """Loop until cancelled; raises only ConnectionLimit (and bugs)."""
-        index, answered, last_start = 0, False, float("-inf")
+        last_start = float("-inf")
         while True:
             pause = last_start + self.timing.min_interval - self.clock()
             if pause > 0:
                 await asyncio.sleep(pause)
             last_start = self.clock()
-            reply = await self.retry.call_async(self._read, index, self.timing.wait)
+            reply = await self.retry.call_async(self._read, self.rule.index, self.timing.wait)
             answered_at = self.clock()
-            if reply.index == index and answered:
+            if not self.rule.take(reply.index):
                 self.report(ConsulRequest(HEALTH_SERVICE, "unchanged", reply.cache, reply.backend))
                 continue  # the wait elapsed with no change
-            index = next_index(index, reply.index)
-            answered = True
             changed = self.view.answer(reply.index, reply.entries, answered_at)
             self.report(
                 ConsulRequest(HEALTH_SERVICE, "changed" if changed else "unchanged", reply.cache, reply.backend)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from discovery.consul.aio_client import ConnectionReset, Reply
+from discovery.consul.answers import AnswerRule
 from discovery.consul.resets import Outcome, Probe, Verdict
 from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop, not_judged
 from discovery.consul.watch import ServiceView, Update, WatchTiming, next_index
@@ -244,15 +245,14 @@ def test_first_reads_go_a_bounded_number_at_a_time():
     assert reader.most_first == READS_AT_ONCE
 
 
-def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
-    """A Consul restored or rebuilt may come back at the index last seen with other content (a
-    failover datacenter's server restarted empty): after a failure, the answer is read, not skipped."""
+def follow_thread(script):
+    """The thread loop (Follow) over ``script``; the answers it read."""
     import threading
 
     from discovery.consul.watch import Follow
 
     stop = threading.Event()
-    script: list[object] = [(12, ["r1"]), CatalogUnavailable("down"), (12, [])]
+    script = list(script)
     seen: list[tuple[int, object]] = []
 
     def fetch(index: int, wait: float) -> tuple[int, object]:
@@ -262,14 +262,51 @@ def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
         step = script.pop(0)
         if isinstance(step, Exception):
             raise step
-        return step  # type: ignore[return-value]
+        return step  # type: ignore[no-any-return]
 
     def on_answer(index: int, body: object) -> bool:
         seen.append((index, body))
         return True
 
     Follow("health.service(web|passing|dc=dc2)", fetch, on_answer, stop, FAST).run()
-    assert seen == [(12, ["r1"]), (12, [])]
+    return seen
+
+
+def follow_loop(script):
+    """The event-loop follow (ServiceFollow) over ``script`` of (index, ids); the answers it read."""
+    seen: list[tuple[int, object]] = []
+
+    class Seen(ServiceView):
+        def answer(self, index, entries, answered_at):
+            seen.append((index, [e["Service"]["ID"] for e in entries]))
+            return super().answer(index, entries, answered_at)
+
+    scripted = [step if isinstance(step, Exception) else (step[0], [entry(i) for i in step[1]]) for step in script]
+    catalog = ScriptedCatalog(scripted)
+    with pytest.raises(End):
+        asyncio.run(ServiceFollow(Seen("web", lambda u: None), catalog.fetch, timing=FAST).run())
+    return seen
+
+
+@pytest.mark.parametrize("follow", [follow_thread, follow_loop], ids=["Follow", "ServiceFollow"])
+def test_an_answer_at_the_same_index_after_a_failure_is_read(follow) -> None:
+    """A Consul restored or rebuilt may come back at the index last seen with other content (a
+    failover datacenter's server restarted empty): after a failure, the answer is read, not skipped.
+    Both blocking-query loops, by one rule (discovery/consul/answers.py)."""
+    script = [(12, ["r1"]), (12, ["r1"]), CatalogUnavailable("down"), (12, []), (12, [])]
+    assert follow(script) == [(12, ["r1"]), (12, [])]
+
+
+def test_the_answer_rule():
+    rule = AnswerRule()
+    assert rule.take(5) and rule.index == 5  # the first answer is read
+    assert not rule.take(5)  # the wait ran out
+    assert rule.take(7) and rule.index == 7
+    rule.failed()
+    assert rule.take(7)  # the first answer after a failure, whatever its index
+    assert not rule.take(7)
+    assert rule.take(3) and rule.index == 0  # backwards: from scratch
+    assert rule.take(0) and rule.index == 1  # never 0
 
 
 class ResettingReader(Reader):
