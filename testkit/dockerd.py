@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .procs import Proc, wait_until
+from .procs import DISCO, Proc, wait_until
 
-__all__ = ["BASE_IMAGE", "PrivateDockerd", "private_dockerd_missing"]
+__all__ = ["BASE_IMAGE", "DOCKED_SERVICE", "DockedApps", "PrivateDockerd", "private_dockerd_missing"]
 
 BASE_IMAGE = "debian:bookworm-slim"
 
@@ -118,3 +118,71 @@ class PrivateDockerd:
         subprocess.run(["umount", "-l", str(self.dir / "data")], capture_output=True, check=False)
         shutil.rmtree(self.dir / "data", ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+#: What the soak's containers register as (their service in the soak's Consul; the watcher does not route it).
+DOCKED_SERVICE = "docked"
+
+
+class DockedApps:
+    """The soak's Docker side: a :class:`PrivateDockerd`, containers labelled for ``disco registrator``,
+    and the registrator registering them with the soak's client agent.  Started on first use."""
+
+    def __init__(self, workdir: Path, agent_url: str) -> None:
+        self.workdir = workdir
+        self.agent_url = agent_url
+        self.engine: PrivateDockerd | None = None
+        self.registrator: Proc | None = None
+        self._made = 0
+
+    def start(self) -> None:
+        if self.engine is not None:
+            return
+        self.engine = PrivateDockerd(self.workdir)
+        self.engine.start()
+        self.engine.load(BASE_IMAGE)
+        self.engine.docker("network", "create", "apps")
+        self.registrator = Proc(
+            [
+                *(*DISCO, "registrator", "--consul-addr", self.agent_url, "--network", "apps"),
+                *("--resync", "5s", "--host", "soak"),
+            ],
+            self.workdir / "registrator.log",
+            env={"DOCKER_HOST": self.engine.host},
+        )
+        for _ in range(2):
+            self.run_container(always=True)
+
+    def run_container(self, always: bool) -> str:
+        assert self.engine is not None
+        self._made += 1
+        labels = {"disco.service": DOCKED_SERVICE, "disco.port": "8080", "disco.check": "none"}
+        args = [f"--label={k}={v}" for k, v in labels.items()]
+        policy = ["--restart=always"] if always else []
+        made = self.engine.docker(
+            *("run", "-d", "--network", "apps", "--name", f"app{self._made}", *policy, *args),
+            *(BASE_IMAGE, "sleep", "infinity"),
+        )
+        return made.stdout.strip()[:12]
+
+    def running(self) -> list[str]:
+        assert self.engine is not None
+        listed = self.engine.docker("ps", "-q", "--no-trunc", "--filter", f"label=disco.service={DOCKED_SERVICE}")
+        return sorted(line[:12] for line in listed.stdout.split())
+
+    def remove(self, short_id: str) -> None:
+        assert self.engine is not None
+        self.engine.docker("rm", "-f", short_id, check=False)
+
+    def registered(self) -> list[str]:
+        """The containers the agent holds a registration of (service IDs ``disco-reg:HOST:CONTAINER:PORT``)."""
+        import requests
+
+        services = requests.get(f"{self.agent_url}/v1/agent/services", timeout=5).json()
+        return sorted(sid.split(":")[-2] for sid in services if sid.startswith("disco-reg:soak:"))
+
+    def close(self) -> None:
+        if self.registrator is not None:
+            self.registrator.stop()
+        if self.engine is not None:
+            self.engine.close()
