@@ -26,8 +26,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..consul.client import Catalog
+from ..consul.failover_watch import DCReader
 from ..consul.fit import ModeChoice
 from ..consul.service_loop import ServiceLoop
 from ..consul.watch import WatchTiming
@@ -41,9 +43,10 @@ from .bootstrap import bootstrap
 from .events import EventBus, Failed, Heartbeat, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .failover import FailoverStage
+from .failover_follows import FailoverFollows
 from .followed import Followed
 from .gatekeeper import Gatekeeper
-from .inbox import STOP, WAKE, Inbox
+from .inbox import STOP, WAKE, Inbox, Message
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .overrides import OverrideStage
@@ -86,7 +89,7 @@ class WatchConfig:
     discover: bool = False
     #: Operator overrides: the Consul KV prefix followed (:mod:`discovery.state.overrides`); "": none.
     overrides_prefix: str = ""
-    #: Failover datacenters, in order of preference: their instances of each --service as backups.
+    #: Failover datacenters, in order of preference: their instances of each followed service as backups.
     failover_dcs: tuple[str, ...] = ()
 
 
@@ -132,6 +135,9 @@ class Watcher:
         self._tick_error: str | None = None  # the last housekeeping failure reported
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         self._failover = FailoverStage(config.failover_dcs, config.gate, self.events.emit, clock)
+        self._failover_follows = FailoverFollows(
+            cast(DCReader, catalog), self._failover, self._inbox_put, self._workers, config.timing
+        )
         self._overrides = OverrideStage(None if dry_run else updater, self.events.emit)
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = (
@@ -189,6 +195,9 @@ class Watcher:
         Raises ConfigError for ``--watch-mode service`` beyond the agent's connection limit."""
         return fitting_mode(self.catalog, self.config, self.clock, self.stop_event)
 
+    def _inbox_put(self, message: Message) -> None:
+        self._inbox.put(message)
+
     def _start_workers(self) -> None:
         for name, target in self._owned:
             self._workers.start(name, target)
@@ -202,6 +211,7 @@ class Watcher:
             self._workers,
             self._gate.probe_wanted,
         )
+        self._failover_follows.sync(self._followed.views)
 
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
@@ -241,8 +251,9 @@ class Watcher:
                     )
                 if not self._receive(timer):
                     break
-                if self._gate.release_expired() | self._failover.release_expired():
+                if self._gate.release_expired() | self._failover.release_expired() | self._inbox.settle_kept():
                     timer.change(self.clock())
+                self._failover_follows.sync(self._followed.views)  # services discovered or gone
                 if self._template.changed() and self._followed.complete:
                     timer.change(self.clock())
                 if self._overrides.pending and not timer.pending:
