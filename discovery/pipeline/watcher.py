@@ -49,6 +49,7 @@ from .gatekeeper import Gatekeeper
 from .inbox import STOP, WAKE, Inbox, Message
 from .lifecycle import Workers
 from .live import LiveUpdater
+from .once import OnceGate
 from .overrides import OverrideStage
 from .passes import Passes
 from .quiescence import Quiescence
@@ -239,6 +240,7 @@ class Watcher:
             self.executor.prepare()
             if not once:  # a restarted watcher protects what HAProxy serves (a one-off render is asked for)
                 self._gate.remember(self._failover.local_only(self.executor.running_servers()))
+        once_gate = self._once_gate() if once else None
         self._start_workers()
         last: Outcome | None = None
         try:
@@ -260,7 +262,7 @@ class Watcher:
                     timer.change(self.clock())
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
-                if self._followed.complete and (once or timer.due(self.clock())):
+                if self._followed.complete and (once_gate.ready() if once_gate else timer.due(self.clock())):
                     timeline = self._inbox.timeline()
                     state = self._followed.state()
                     last, error = self._passes.run(state, timeline)
@@ -282,6 +284,13 @@ class Watcher:
             if stuck:
                 log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))
         return last
+
+    def _once_gate(self) -> OnceGate:
+        """What ``--once`` waits for besides the services: the overrides' and failover datacenters' first answers."""
+        overrides = self._overrides if self.config.overrides_prefix else None
+        gate = OnceGate(self._followed, overrides, self._failover, self.clock, self.config.once_timeout)
+        self.events.subscribe(gate.on_event)
+        return gate
 
     def _tick(self) -> None:
         """The executor's idle-time housekeeping; a file it cannot write (a full disk) is reported

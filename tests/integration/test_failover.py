@@ -269,3 +269,47 @@ def test_a_discovered_service_fails_over_too_and_stays_while_dc2_serves_it(
     finally:
         local.close()
         remote.close()
+
+
+def once(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [*DISCO, "watch", "--once", "--output", str(stack.output), "--consul-addr", stack.consul.url]
+    argv += [*stack.watch_values(), "--failover-dc", "dc2", *extra]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False)
+
+
+def server_line(stack: Stack, name: str) -> str:
+    return next((ln for ln in stack.output.read_text().splitlines() if f" server {name} " in ln), "")
+
+
+def test_once_includes_dc2s_backups_and_the_overrides_and_goes_on_when_dc2_is_cut(
+    stack: Stack, dcs: tuple[ConsulAgent, ConsulAgent]
+):
+    local, remote = Apps(dcs[0]), Apps(dcs[1])
+    try:
+        local.start("web", "w1", ("urlprefix-/",))
+        local.start("web", "w2", ("urlprefix-/",))
+        remote.start("web", "r1", ("urlprefix-/",))
+        remote.start("api", "a1", ("urlprefix-/api",))
+        local.start("api", "la1", ("urlprefix-/api",))
+        dcs[0].put("/v1/kv/disco/overrides/web", {"weight": {"w2": 7}})
+        for found in (("--service", "web"), ("--discover",)):  # named, and found by its route tag
+            stack.output.unlink(missing_ok=True)
+            result = once(stack, *found)
+            assert result.returncode == 0, result.stderr
+            assert " backup" in server_line(stack, "dc2:r1"), stack.output.read_text()
+            assert " weight 7" in server_line(stack, "w2"), stack.output.read_text()
+            assert "--once: no answer" not in result.stderr
+        assert " backup" in server_line(stack, "dc2:a1")  # --discover followed api in dc2 too
+
+        dcs[1].stop()  # the WAN link to dc2 cut: --once says so in one line and writes the local servers
+        started = time.monotonic()
+        result = once(stack, "--service", "web")
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert stack.servers_in_config() == {"w1", "w2"}
+        assert "failover datacenter dc2 does not answer for web" in result.stderr
+        assert took < 30, took
+        print(f"\n--once with dc2 cut: {took:.1f}s")
+    finally:
+        local.close()
+        remote.close()
