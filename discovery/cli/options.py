@@ -154,8 +154,9 @@ FailoverDc = Annotated[
     typer.Option(
         "--failover-dc",
         metavar="DC",
-        help="Another Consul datacenter whose passing instances of each --service become backup servers "
-        "(served only while no local one is up); repeat for more, in order of preference.",
+        help="Another Consul datacenter whose passing instances of each followed service (--service, "
+        "--discover) become backup servers (served only while no local one is up); repeat for more, in "
+        "order of preference.",
     ),
 ]
 OverridesPrefix = Annotated[

@@ -46,7 +46,7 @@ from .failover import FailoverStage
 from .failover_follows import FailoverFollows
 from .followed import Followed
 from .gatekeeper import Gatekeeper
-from .inbox import STOP, WAKE, Inbox, Message
+from .inbox import STOP, WAKE, Inbox
 from .lifecycle import Workers
 from .live import LiveUpdater
 from .once import OnceGate
@@ -136,9 +136,6 @@ class Watcher:
         self._tick_error: str | None = None  # the last housekeeping failure reported
         updater = LiveUpdater(RuntimeAPI(config.runtime_socket), config.drain_grace) if config.runtime_socket else None
         self._failover = FailoverStage(config.failover_dcs, config.gate, self.events.emit, clock)
-        self._failover_follows = FailoverFollows(
-            cast(DCReader, catalog), self._failover, self._inbox_put, self._workers, config.timing
-        )
         self._overrides = OverrideStage(None if dry_run else updater, self.events.emit)
         # A dry run gets no executor: nothing that could write a file exists.
         self.executor = (
@@ -155,6 +152,9 @@ class Watcher:
             )
         )
         self._inbox = Inbox(self._followed, self._gate, self._failover, self._overrides, self.events, clock)
+        self._failover_follows = FailoverFollows(
+            cast(DCReader, catalog), self._failover, self._inbox.put, self._workers, config.timing
+        )
         self._passes = Passes(
             self._template,
             config.values,
@@ -195,9 +195,6 @@ class Watcher:
         """The watch that fits (:func:`~discovery.consul.fit.choose_mode`; logged with its reason at start).
         Raises ConfigError for ``--watch-mode service`` beyond the agent's connection limit."""
         return fitting_mode(self.catalog, self.config, self.clock, self.stop_event)
-
-    def _inbox_put(self, message: Message) -> None:
-        self._inbox.put(message)
 
     def _start_workers(self) -> None:
         for name, target in self._owned:
