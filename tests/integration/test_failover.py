@@ -229,6 +229,7 @@ def test_a_discovered_service_fails_over_too_and_stays_while_dc2_serves_it(
         stack.start_balancer()
         assert stack.watch is not None
         watch = stack.watch
+        wait_until(lambda: "applied" in watch.output(), 20, what="the watcher's first pass")
         wait_until(lambda: stack.servers_in_config() == {"w1", "dc2:r1"}, 30, what="w1 and dc2's backup")
         assert set(reached(stack, 20)) == {"w1"}
         reloads = stack.reloads()
