@@ -17,11 +17,16 @@ import threading
 from collections.abc import Callable, Collection
 
 from ..consul.failover_watch import DCReader, FailoverReach, FailoverUpdate, FailoverWatch
+from ..consul.fit import polls_allowed
 from ..consul.watch import WatchTiming
 from .failover import FailoverStage
 from .lifecycle import Workers
 
 log = logging.getLogger(__name__)
+
+#: Consul's default connection limit per client address (``http_max_conns_per_client``): every
+#: failover watch is a long poll of its own, so many discovered services can reach it (warned once).
+AGENT_DEFAULT_LIMIT = 200
 
 
 class FailoverFollows:
@@ -39,6 +44,7 @@ class FailoverFollows:
         self.workers = workers
         self.timing = timing
         self._stops: dict[str, threading.Event] = {}  # service -> the stop of its watches
+        self._warned = False
 
     @property
     def services(self) -> frozenset[str]:
@@ -54,6 +60,17 @@ class FailoverFollows:
             log.info("failover: %s no longer followed in %s", name, ", ".join(self.stage.dcs))
         for name in sorted(set(followed) - set(self._stops)):
             self._start(name)
+        polls = len(self._stops) * len(self.stage.dcs)
+        if polls > polls_allowed(AGENT_DEFAULT_LIMIT) and not self._warned:
+            log.warning(
+                "failover: %d long polls to other datacenters (%d services x %d datacenters), beyond what an "
+                "agent allows one client by default (http_max_conns_per_client %d, with headroom): raise it",
+                polls,
+                len(self._stops),
+                len(self.stage.dcs),
+                AGENT_DEFAULT_LIMIT,
+            )
+            self._warned = True
 
     def _start(self, name: str) -> None:
         stop = self._stops[name] = threading.Event()

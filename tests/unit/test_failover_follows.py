@@ -4,6 +4,7 @@ stays while a failover datacenter has instances of it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from discovery.consul.discover import DEREGISTERED, NO_ROUTE_TAG, Gone, Listed
@@ -121,3 +122,26 @@ def test_route_tags_taken_off_drop_a_service_at_once_even_with_failover_instance
     inbox.put(Gone("web", NO_ROUTE_TAG))
     inbox.receive(timer, 0)
     assert "web" not in followed.views and inbox.kept == set()
+
+
+class NoThreads:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, name, target, stop=None):
+        self.started.append(name)
+
+
+def test_more_long_polls_than_an_agent_allows_by_default_is_warned_once(caplog):
+    workers = NoThreads()
+    stage = FailoverStage(("dc2", "dc3"), GatePolicy(), lambda e: None, Clock())
+    follows = FailoverFollows(Remote(), stage, lambda m: None, workers, WatchTiming())  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        follows.sync([f"s{i}" for i in range(90)])  # 180 long polls: within
+        assert not caplog.records
+        follows.sync([f"s{i}" for i in range(92)])
+        follows.sync([f"s{i}" for i in range(95)])
+    assert len(workers.started) == 190
+    assert [r.getMessage()[:60] for r in caplog.records] == [
+        "failover: 184 long polls to other datacenters (92 services x"
+    ]
