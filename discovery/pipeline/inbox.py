@@ -133,7 +133,7 @@ class Inbox:
         if name not in self.kept:
             log.info("failover: %s has no local instance left; followed for its failover instances", name)
         self.kept.add(name)
-        self._followed.apply(Gone(name, message.reason, message.seen_at), lambda _n, _g: False, self.events.emit)
+        self._followed.apply(message, lambda _n, _g: False, self.events.emit)  # its counts go to zero
         self._gate.admit(replace(view, instances=()))
         return True
 
