@@ -37,7 +37,7 @@ bench: bench-deps
 # The seeded fault soak (issue 19): SOAK_MINUTES of faults, a random seed unless SOAK_SEED is given.
 SOAK_MINUTES ?= 10
 soak: deps
-	.venv/bin/python bench/soak.py --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+	.venv/bin/python bench/soak.py --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(if $(SOAK_DOCKERD),--dockerd)
 
 # Re-draw docs/img/*.png from bench/results/*.json (each benchmark also draws its own at the end).
 plots: bench-deps

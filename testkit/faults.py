@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .churn import Churn
+from .dockerd import private_dockerd_missing
 from .load import DownWindows
+from .procs import wait_until
 from .soak import BLOCKING_WAIT, GATE_GRACE, SoakStack
 
-__all__ = ["FAULTS", "FaultResult"]
+__all__ = ["DEFAULT_FAULTS", "FAULTS", "OPT_IN", "FaultResult"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,10 @@ def consul_down(stack: SoakStack, churn: Churn, rng: random.Random, windows: Dow
 
 def agent_wipe(stack: SoakStack, churn: Churn, rng: random.Random, windows: DownWindows) -> FaultResult:
     """The client agent restarted without its data: its registrations are gone until registered again."""
-    assert stack.proxy is not None
     with churn.lock:
-        stack.proxy.refuse()  # the watcher sees the agent refuse connections, as without the proxy
-        try:
-            stack.agent.restart_without_data()
-        finally:
-            stack.proxy.listen_again()
+        # The proxy in front of the agent accepts and closes connections while the agent is down: the watcher
+        # sees resets, as past the agent's connection limit, and must take them for the outage they are.
+        stack.agent.restart_without_data()
         churn.resync()
     return FaultResult("client agent restarted without data")
 
@@ -192,6 +191,35 @@ def full_disk(stack: SoakStack, churn: Churn, rng: random.Random, windows: DownW
     return FaultResult(f"disk full {full_for:.1f}s", deadline=90.0, problems=tuple(problems))
 
 
+def dockerd_restart(stack: SoakStack, churn: Churn, rng: random.Random, windows: DownWindows) -> FaultResult:
+    """A real restart of the Docker engine ``disco registrator`` follows (a private dockerd: testkit/dockerd.py),
+    containers started and removed just before and just after; then the agent's registrations must be the
+    running containers.  Opt-in (root, and the base image moved into the private engine): ``--faults``."""
+    why = private_dockerd_missing()
+    if why:
+        return FaultResult(f"skipped: {why}")
+    docked = stack.docked
+    docked.start()
+    before = docked.running()
+    if before and rng.random() < 0.5:
+        docked.remove(rng.choice(before))
+    docked.run_container(always=rng.random() < 0.7)
+    assert docked.engine is not None
+    down = docked.engine.restart()
+    docked.run_container(always=rng.random() < 0.5)
+    after = docked.running()
+    if len(after) > 1 and rng.random() < 0.5:
+        docked.remove(rng.choice(after))
+    problems: list[str] = []
+    try:
+        wait_until(lambda: docked.registered() == docked.running(), 60, interval=0.2, what="registrations")
+    except AssertionError:
+        problems.append(
+            f"60 s after the engine restart, the agent held {docked.registered()} for running {docked.running()}"
+        )
+    return FaultResult(f"engine down {down:.1f}s, {len(docked.running())} containers", problems=tuple(problems))
+
+
 FAULTS: dict[str, Fault] = {
     "watcher-kill": watcher_kill,
     "leader-kill": leader_kill,
@@ -203,4 +231,8 @@ FAULTS: dict[str, Fault] = {
     "health-storm": health_storm,
     "half-open": half_open,
     "full-disk": full_disk,
+    "dockerd-restart": dockerd_restart,
 }
+#: Faults a soak runs only when asked (``--faults``): they need more than the default soak's stack.
+OPT_IN = frozenset({"dockerd-restart"})
+DEFAULT_FAULTS = tuple(kind for kind in FAULTS if kind not in OPT_IN)

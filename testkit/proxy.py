@@ -3,7 +3,9 @@
 ``blackhole()`` makes every connection open at that moment stop forwarding in both
 directions without closing: the peers see a silent, open socket, as after a NAT or firewall
 drops its state, or a host vanishes.  Connections made afterwards are forwarded normally, so
-a client that notices (a read timeout) and reconnects goes on working.
+a client that notices (a read timeout) and reconnects goes on working.  While nothing listens
+behind it, it accepts each connection and closes it with no answer, as an L4 load balancer or
+Docker's userland proxy does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class HalfOpenProxy:
     def __init__(self, target: int) -> None:
         self.target = target
         self.port = take_port()
-        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", self.port), backlog=64)
+        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
         self._listener.settimeout(0.2)
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
@@ -55,24 +57,10 @@ class HalfOpenProxy:
             self.silenced += len(live)
             return len(live)
 
-    def refuse(self) -> None:
-        """Stop listening: new connections are refused, as the agent itself refuses them while it
-        restarts (an accept-then-close would look like a connection limit to the watcher)."""
-        with self._lock:
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-
-    def listen_again(self) -> None:
-        with self._lock:
-            if self._listener is None:
-                self._listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
-                self._listener.settimeout(0.2)
-
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.refuse()
+        self._listener.close()
         with self._lock:
             for pair in self._pairs:
                 for sock in (pair.client, pair.upstream):
@@ -81,20 +69,16 @@ class HalfOpenProxy:
 
     def _accept(self) -> None:
         while not self._stop.is_set():
-            listener = self._listener
-            if listener is None:
-                self._stop.wait(0.05)
-                continue
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except TimeoutError:
                 continue
             except OSError:
-                continue  # closed by refuse() or stop()
+                return  # closed by stop()
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
             except OSError:
-                client.close()  # the agent is down: the client sees a closed connection, as without a proxy
+                client.close()  # nothing behind: accepted, then closed with no answer (as an L4 proxy does)
                 continue
             pair = _Pair(client, upstream)
             with self._lock:

@@ -25,6 +25,7 @@ from discovery.consul.agent import find_consul
 from discovery.haproxy.render import DEFAULT_TEMPLATE
 
 from .cluster import ConsulCluster
+from .dockerd import DockedApps
 from .ports import take_port
 from .procs import DISCO, Proc, wait_until, webapp_command
 from .proxy import HalfOpenProxy
@@ -138,6 +139,7 @@ class SoakStack:
         self.watch: Proc | None = None
         self.tmpfs = False
         self.watch_starts = 0
+        self.docked = DockedApps(workdir, self.agent.url)  # the dockerd-restart fault's, started on first use
 
     # --- start and stop -------------------------------------------------------------------
     def start(self) -> None:
@@ -176,6 +178,7 @@ class SoakStack:
             proc.stop()
         if self.proxy is not None:
             self.proxy.stop()
+        self.docked.close()
         self.agent.stop()
         self.cluster.stop()
         if self.tmpfs:

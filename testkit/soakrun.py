@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .checker import wait_for_agreement
 from .churn import Churn
-from .faults import FAULTS
+from .faults import DEFAULT_FAULTS, FAULTS
 from .load import DownWindows, Load, LoadCounts
 from .procs import wait_until
 from .soak import SERVICES, SoakStack
@@ -128,7 +128,7 @@ def run_soak(
     seed: int,
     seconds: float,
     say: Callable[[str], None] = print,
-    kinds: Sequence[str] = tuple(FAULTS),
+    kinds: Sequence[str] = DEFAULT_FAULTS,
 ) -> SoakResult:
     """Start everything under ``workdir``, soak for about ``seconds``, stop everything; the result."""
     result = SoakResult(seed)

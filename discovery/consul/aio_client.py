@@ -20,6 +20,7 @@ connection the agent accepted and closed with no answer is :class:`ConnectionRes
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import ssl
@@ -34,7 +35,12 @@ import yarl
 
 from ..errors import AccessDenied, CatalogUnavailable
 from ..settings import ConsulSettings, format_duration
+from .fit import agent_limits
+from .resets import Outcome, Probe
 from .stale import too_stale
+
+#: How long a probe of the agent may take (:meth:`AsyncConsul.probe`).
+PROBE_WITHIN = 5.0
 
 
 class ConnectionReset(CatalogUnavailable):
@@ -131,12 +137,7 @@ class AsyncConsul:
             query.append(("cached", ""))
         # The URL built once here, already encoded (yarl's parsing and encoding per request cost more).
         url = yarl.URL(f"{self._base}{path}?{urlencode(query)}" if query else f"{self._base}{path}", encoded=True)
-        try:
-            token = self.settings.current_token()
-        except OSError as exc:
-            raise AccessDenied(f"cannot read Consul token file {self.settings.token_file}: {exc.strerror}") from exc
-        # Uncompressed: on loopback gzip costs Consul and us more CPU than it saves.
-        headers = {"Accept-Encoding": "identity", **({"X-Consul-Token": token} if token else {})}
+        headers = self._headers()
         # Consul adds up to wait/16 of jitter to a blocking query: the read timeout must exceed it.
         read = wait + wait / 16 + 5 if index else self.request_timeout
         timeout = self._timeouts.get(read)
@@ -150,15 +151,56 @@ class AsyncConsul:
             async with self._session.get(url, headers=headers, timeout=timeout) as response:
                 body = await response.read()
                 status, answer_headers = response.status, response.headers
-        except (aiohttp.ServerDisconnectedError, ConnectionResetError) as exc:
-            raise ConnectionReset(f"{where} closed the connection with no answer") from exc
-        except aiohttp.ClientOSError as exc:
-            if isinstance(exc.__cause__, ConnectionResetError) or exc.errno in (errno.ECONNRESET, errno.EPIPE):
-                raise ConnectionReset(f"{where} reset the connection with no answer") from exc
-            raise CatalogUnavailable(f"{where} is unavailable: {_brief(exc)}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise CatalogUnavailable(f"{where} is unavailable: {_brief(exc)}") from exc
+        except (TimeoutError, aiohttp.ClientError, ConnectionResetError) as exc:
+            raise _failure(where, exc) from exc
         return _reply(where, status, answer_headers, body)
+
+    def _headers(self) -> dict[str, str]:
+        try:
+            token = self.settings.current_token()
+        except OSError as exc:
+            raise AccessDenied(f"cannot read Consul token file {self.settings.token_file}: {exc.strerror}") from exc
+        # Uncompressed: on loopback gzip costs Consul and us more CPU than it saves.
+        return {"Accept-Encoding": "identity", **({"X-Consul-Token": token} if token else {})}
+
+    async def probe(self) -> Probe:
+        """``/v1/agent/self`` on a fresh connection of its own (never one the long polls hold, nor a wait for
+        one): how the agent takes a new connection from this address now, and its connection limit."""
+        where = f"Consul at {self.settings.url}"
+        try:
+            headers = self._headers()
+        except AccessDenied as exc:
+            return Probe(Outcome.DOWN, detail=str(exc))
+        connector = aiohttp.TCPConnector(limit=1, force_close=True, ssl=self._ssl())
+        timeout = aiohttp.ClientTimeout(total=min(self.request_timeout, PROBE_WITHIN))
+        try:
+            async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+                url = yarl.URL(f"{self._base}/v1/agent/self", encoded=True)
+                async with session.get(url, headers=headers, timeout=timeout) as response:
+                    body = await response.read()
+                    status = response.status
+        except (TimeoutError, aiohttp.ClientError, ConnectionResetError) as exc:
+            failure = _failure(where, exc)
+            return Probe(Outcome.RESET if isinstance(failure, ConnectionReset) else Outcome.DOWN, detail=str(failure))
+        if status == 429:
+            return Probe(Outcome.REFUSED, detail=f"{where} answered 429: {_first_line(body)}")
+        limit = None
+        if status == 200:
+            with contextlib.suppress(ValueError):
+                limit = agent_limits(json.loads(body)).max_conns_per_client
+        return Probe(Outcome.ANSWERED, limit, f"{where} answered {status}")
+
+
+def _failure(where: str, exc: BaseException) -> CatalogUnavailable:
+    """A request that got no HTTP answer, as disco's error: ConnectionReset when the agent (or what stands in
+    front of it) took the connection and closed it."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return ConnectionReset(f"{where} closed the connection with no answer")
+    if isinstance(exc, aiohttp.ClientOSError) and (
+        isinstance(exc.__cause__, ConnectionResetError) or exc.errno in (errno.ECONNRESET, errno.EPIPE)
+    ):
+        return ConnectionReset(f"{where} reset the connection with no answer")
+    return CatalogUnavailable(f"{where} is unavailable: {_brief(exc)}")
 
 
 def _first_line(body: bytes) -> str:

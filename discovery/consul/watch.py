@@ -1,9 +1,10 @@
 """Follow Consul with blocking queries.
 
 :class:`Follow` is the loop every watch uses.  It follows Consul's rules for
-blocking queries (and consul-template's ``watch/view.go``): a return is not a
-change, so the caller compares bodies; an index that goes backwards is reset to
-0 and re-read; an index below 1 is taken as 1 so the loop cannot spin; queries
+blocking queries (and consul-template's ``watch/view.go``): which answers to
+read and the next index are :class:`~discovery.consul.answers.AnswerRule`'s (the
+rule the per-service loop shares); a return is not a change, so the caller
+compares bodies; queries
 are spaced by a minimum interval; errors back off exponentially with jitter
 (tenacity), forever, and the backoff resets after any success.  A refused ACL
 token is reported once and re-tried slowly, since a token file may be fixed
@@ -32,6 +33,9 @@ from ..errors import AccessDenied, CatalogError
 from ..retrying import sleeper, stopped
 from ..state.convert import Conversion, convert
 from ..state.model import Service
+from .answers import AnswerRule, next_index
+
+__all__ = ["AnswerRule", "next_index"]  # re-exported: the rule the loops share lives in .answers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,13 +75,6 @@ Report = Callable[[ConsulRequest], None]
 
 def no_report(_event: ConsulRequest) -> None:
     pass
-
-
-def next_index(previous: int, received: int) -> int:
-    """The index for the next blocking query, per Consul's documented rules."""
-    if received < previous:
-        return 0  # went backwards (snapshot restore, new cluster): start again from scratch
-    return max(received, 1)  # 0 would make the next query return at once, forever
 
 
 @dataclass(frozen=True)
@@ -151,9 +148,9 @@ class Retry:
                 attempt += 1
                 if isinstance(exc, AccessDenied):
                     delay = self.timing.denied_retry
-                else:  # tenacity.wait_random_exponential's rule
+                else:  # tenacity.wait_random_exponential's rule (the exponent capped: 2.0 ** 1024 overflows)
                     delay = random.uniform(
-                        0, min(self.timing.backoff_max, self.timing.backoff_min * 2 ** (attempt - 1))
+                        0, min(self.timing.backoff_max, self.timing.backoff_min * 2.0 ** min(attempt - 1, 64))
                     )
                 self._failed(exc, attempt, delay)
                 await asyncio.sleep(delay)
@@ -186,38 +183,36 @@ class Follow:
         self.clock = clock
         self.endpoint = endpoint
         self.report = report
-        self.retry = Retry(identity, stop, timing, endpoint, self._reported)
-        #: Whether a request failed since the last answer: the next answer is then read even when its index
-        #: is the last one seen (a Consul restored or rebuilt may come back at the same index, other content).
-        self._failed = False
+        self.retry = Retry(identity, stop, timing, endpoint, report)
+        self.rule = AnswerRule()
         #: When the last answer arrived (``clock``), for ``on_answer`` to date what it hands on.
         self.answered_at = 0.0
 
     def run(self) -> None:
         """Loop until the stop event is set; never raises for Consul trouble."""
-        index, answered, last_start = 0, False, float("-inf")
+        last_start = float("-inf")
         while not self.stop.is_set():
             pause = last_start + self.timing.min_interval - self.clock()
             if pause > 0 and self.stop.wait(pause):
                 break
             last_start = self.clock()
             try:
-                received, body = self.retry(self.fetch, index, self.timing.wait)
+                received, body = self.retry(self._fetch, self.rule.index, self.timing.wait)
             except CatalogError:
                 break  # only reached when stopping
             self.answered_at = self.clock()
-            failed, self._failed = self._failed, False
-            if received == index and answered and not failed:
+            if not self.rule.take(received):
                 self.report(ConsulRequest(self.endpoint, "unchanged"))
                 continue  # the wait elapsed with no change
-            index = next_index(index, received)
-            answered = True
             changed = self.on_answer(received, body)
             self.report(ConsulRequest(self.endpoint, "unchanged" if changed is False else "changed"))
 
-    def _reported(self, request: ConsulRequest) -> None:
-        self._failed = self._failed or request.result == "error"
-        self.report(request)
+    def _fetch(self, index: int, wait: float) -> tuple[int, Any]:
+        try:
+            return self.fetch(index, wait)
+        except CatalogError:
+            self.rule.failed()
+            raise
 
 
 HEALTH_SERVICE = "/v1/health/service"

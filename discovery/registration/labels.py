@@ -57,6 +57,7 @@ class Container:
     health: str = ""  # starting, healthy, unhealthy
     paused: bool = False
     stop_signal: str = ""
+    started_at: str = ""  # State.StartedAt: a new value is a new run of the same container
 
     @property
     def short(self) -> str:
@@ -181,6 +182,7 @@ def from_inspect(attrs: Mapping[str, Any]) -> Container:
         health=str((state.get("Health") or {}).get("Status") or ""),
         paused=bool(state.get("Paused")),
         stop_signal=str(config.get("StopSignal") or ""),
+        started_at=str(state.get("StartedAt") or ""),
     )
 
 

@@ -9,7 +9,9 @@ only one that writes to Consul:
 * ``start`` (and a network connect/disconnect): inspect, :func:`~.labels.plan`, register;
 * ``kill`` with a stopping signal, ``stop``: deregister at once, while the container still answers,
   so load balancers drain it; the container is "draining" and is not registered again until it
-  starts again (or :data:`DRAIN_HOLD` passes and it still runs);
+  starts again (its start event, or a reconcile that finds a new run of it: an engine restarted
+  with the container's restart policy sends no event we see), or :data:`DRAIN_HOLD` passes and it
+  still runs;
 * ``die``, ``destroy``: remove anything left;
 * ``pause`` / ``unpause``: the agent's maintenance mode on / off (critical / passing);
 * ``health_status``: the TTL check that mirrors a Docker HEALTHCHECK, at once.
@@ -74,7 +76,8 @@ class Registrator:
         self._workers = Workers(self._stop, notify=lambda: self._queue.put(_WAKE))
         self.registered: dict[str, Wanted] = {}
         self.containers: dict[str, Container] = {}
-        self.draining: dict[str, float] = {}
+        #: Containers stopping: when the stop was seen, and the run it stopped (``Container.started_at``).
+        self.draining: dict[str, tuple[float, str]] = {}
         self._reported: set[tuple[str, str]] = set()
         self._dirty, self._attempt, self._retry_at = False, 0, 0.0
         self._backoff = tenacity.wait_random_exponential(multiplier=0.25, max=10.0)
@@ -189,8 +192,11 @@ class Registrator:
         containers = self._engine.running()
         now = time.monotonic()
         running = {c.id: c for c in containers}
-        for cid, since in list(self.draining.items()):
-            if cid not in running or now - since > self.drain_hold:
+        for cid, (since, run) in list(self.draining.items()):
+            # A new run (the engine restarted it while its events were missed, e.g. a restart policy after
+            # an engine restart) is no longer the one that was stopping.
+            again = bool(run) and cid in running and running[cid].started_at not in ("", run)
+            if cid not in running or now - since > self.drain_hold or again:
                 del self.draining[cid]
         desired: dict[str, tuple[Wanted, Container]] = {}
         for c in containers:
@@ -255,7 +261,8 @@ class Registrator:
         cid = str(attrs.get("container", "") if kind == "network" else actor.get("ID") or event.get("id") or "")
         action, _, detail = str(event.get("Action") or event.get("status") or "").partition(":")
         if action in ("kill", "stop") and (action == "stop" or self._stopping(cid, str(attrs.get("signal", "")))):
-            self.draining.setdefault(cid, time.monotonic())
+            known = self.containers.get(cid)
+            self.draining.setdefault(cid, (time.monotonic(), known.started_at if known else ""))
         elif action in ("start", "destroy"):
             self.draining.pop(cid, None)
         return action, cid, detail.strip(), attrs

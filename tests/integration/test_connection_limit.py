@@ -127,6 +127,7 @@ def test_connections_reset_past_the_limit_stop_the_watcher_instead_of_retrying_f
             proc.stop()
         assert "times in a row: the agent refuses more connections from this address" in proc.output()
         assert "http_max_conns_per_client" in proc.output()
+        assert "long polls of ours held open" in proc.output()  # the evidence: the agent holds ours, refuses new
     finally:
         for hog in hogs:
             hog.close()

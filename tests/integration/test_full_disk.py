@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -62,88 +63,85 @@ def fill_leaving(directory: Path, pages: int) -> Path:
     return filler
 
 
-def test_a_last_good_copy_the_disk_cannot_take_does_not_stop_the_watcher(
-    consul: ConsulAgent, tmp_path: Path, small_disk: Path
-):
+@dataclass
+class Full:
+    """The stack every test here starts: the output on a small tmpfs, HAProxy serving web-1, live apply."""
+
+    stack: OutputOnTmpfs
+    api: RuntimeAPI
+    disk: Path
+    port: int
+
+    def register(self, n: int) -> None:
+        self.stack.consul.put(
+            "/v1/agent/service/register", {"ID": f"web-{n}", "Name": "web", "Address": "127.0.0.1", "Port": self.port}
+        )
+
+    @property
+    def watch_output(self) -> str:
+        assert self.stack.watch is not None
+        return self.stack.watch.output()
+
+
+@pytest.fixture
+def full(consul: ConsulAgent, tmp_path: Path, small_disk: Path) -> Iterator[Full]:
     stack = OutputOnTmpfs(consul, tmp_path)
     try:
-        port = webapp(stack, "app")
-
-        def register(n: int) -> None:
-            consul.put(
-                "/v1/agent/service/register", {"ID": f"web-{n}", "Name": "web", "Address": "127.0.0.1", "Port": port}
-            )
-
-        register(1)
+        setup = Full(stack, RuntimeAPI(stack.admin_socket), small_disk, webapp(stack, "app"))
+        setup.register(1)
         wait_until(lambda: consul.passing("web") == ["web-1"], 10, what="web-1 passing")
         stack.start_balancer(live=True)
-        api = RuntimeAPI(stack.admin_socket)
-        wait_until(lambda: set(api.servers("web")) == {"web-1"}, 20, what="HAProxy serving web-1")
-        # One server added live: its line's form is checked once, later adds of that form are not
-        # (so an apply writes the new config and nothing else).
-        register(2)
-        wait_until(lambda: set(api.servers("web")) == {"web-1", "web-2"}, 20, what="HAProxy serving web-2")
-        assert stack.output.stat().st_size <= PAGE  # one page now; the changes below make it two
-
-        # Two pages free: the first config of two pages fits, then its last good copy does not.
-        filler = fill_leaving(small_disk, 2)
-        many = range(3, 3 + (6000 - stack.output.stat().st_size) // 110)  # about 6 kB: two pages
-        for n in many:
-            register(n)
-        assert stack.watch is not None
-        wait_until(lambda: "last-good: No space left" in stack.watch.output(), 30, what="the failed save logged")
-
-        # Space again: the watcher is still there, every change goes out and the copy catches up.
-        filler.unlink()
-        names = {f"web-{n}" for n in (1, 2, *many)}
-        wait_until(lambda: set(api.servers("web")) == names, 30, what="HAProxy running every new server")
-        wait_until(
-            lambda: stack.output.with_name("haproxy.cfg.last-good").read_text() == stack.output.read_text(),
-            30,
-            what="the last good copy saved",
-        )
-        assert PAGE < stack.output.stat().st_size <= 2 * PAGE
-        assert stack.watch.alive() and stack.watch.output().count("last-good: No space left") == 1
+        wait_until(lambda: set(setup.api.servers("web")) == {"web-1"}, 20, what="HAProxy serving web-1")
+        yield setup
     finally:
         stack.close()
 
 
-def test_changes_while_the_disk_is_full_do_not_back_the_retry_off(
-    consul: ConsulAgent, tmp_path: Path, small_disk: Path
-):
+def test_a_last_good_copy_the_disk_cannot_take_does_not_stop_the_watcher(full: Full):
+    stack, api = full.stack, full.api
+    # One server added live: its line's form is checked once, later adds of that form are not
+    # (so an apply writes the new config and nothing else).
+    full.register(2)
+    wait_until(lambda: set(api.servers("web")) == {"web-1", "web-2"}, 20, what="HAProxy serving web-2")
+    assert stack.output.stat().st_size <= PAGE  # one page now; the changes below make it two
+
+    # Two pages free: the first config of two pages fits, then its last good copy does not.
+    filler = fill_leaving(full.disk, 2)
+    many = range(3, 3 + (6000 - stack.output.stat().st_size) // 110)  # about 6 kB: two pages
+    for n in many:
+        full.register(n)
+    wait_until(lambda: "last-good: No space left" in full.watch_output, 30, what="the failed save logged")
+
+    # Space again: the watcher is still there, every change goes out and the copy catches up.
+    filler.unlink()
+    names = {f"web-{n}" for n in (1, 2, *many)}
+    wait_until(lambda: set(api.servers("web")) == names, 30, what="HAProxy running every new server")
+    wait_until(
+        lambda: stack.output.with_name("haproxy.cfg.last-good").read_text() == stack.output.read_text(),
+        30,
+        what="the last good copy saved",
+    )
+    assert PAGE < stack.output.stat().st_size <= 2 * PAGE
+    assert stack.watch is not None and stack.watch.alive()
+    assert full.watch_output.count("last-good: No space left") == 1
+
+
+def test_changes_while_the_disk_is_full_do_not_back_the_retry_off(full: Full):
     """Found by the soak (seed 824473741: a disk full for 4.7 s, the change out 30 s after space
     returned).  Each change that arrived while the file could not be written started a pass that
     failed and doubled the retry delay, so a few changes pushed the retry to its 30 s ceiling.
     Only a failed retry backs off now: the change goes out within seconds of space returning."""
-    stack = OutputOnTmpfs(consul, tmp_path)
-    try:
-        port = webapp(stack, "app")
-
-        def register(n: int) -> None:
-            consul.put(
-                "/v1/agent/service/register", {"ID": f"web-{n}", "Name": "web", "Address": "127.0.0.1", "Port": port}
-            )
-
-        register(1)
-        wait_until(lambda: consul.passing("web") == ["web-1"], 10, what="web-1 passing")
-        stack.start_balancer(live=True)
-        api = RuntimeAPI(stack.admin_socket)
-        wait_until(lambda: set(api.servers("web")) == {"web-1"}, 20, what="HAProxy serving web-1")
-        assert stack.watch is not None
-
-        filler = fill_leaving(small_disk, 0)
-        for n in range(2, 10):  # eight changes, each seen while nothing can be written
-            register(n)
-            seen = f"{n} servers"
-            wait_until(lambda seen=seen: seen in stack.watch.output(), 10, what=f"the watcher rendering {seen}")
-        last = "rendered 1 backends, 9 servers"
-        wait_until(
-            lambda: "No space left" in stack.watch.output().split(last, 1)[-1],
-            10,
-            what="the last change's apply failed",
-        )
-        filler.unlink()
-        names = {f"web-{n}" for n in range(1, 10)}
-        wait_until(lambda: set(api.servers("web")) == names, 8, what="the changes out within 8 s of space returning")
-    finally:
-        stack.close()
+    filler = fill_leaving(full.disk, 0)
+    for n in range(2, 10):  # eight changes, each seen while nothing can be written
+        full.register(n)
+        seen = f"{n} servers"
+        wait_until(lambda seen=seen: seen in full.watch_output, 10, what=f"the watcher rendering {seen}")
+    last = "rendered 1 backends, 9 servers"
+    wait_until(
+        lambda: "No space left" in full.watch_output.split(last, 1)[-1],
+        10,
+        what="the last change's apply failed",
+    )
+    filler.unlink()
+    names = {f"web-{n}" for n in range(1, 10)}
+    wait_until(lambda: set(full.api.servers("web")) == names, 8, what="the changes out within 8 s of space returning")

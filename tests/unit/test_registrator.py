@@ -122,6 +122,20 @@ def test_stopping_signal_drains_until_start_other_signals_do_not():
     assert sid() in agent.services
 
 
+def test_a_new_run_found_by_a_reconcile_ends_the_drain():
+    """An engine restart stops every container (kill 15: draining), then restarts those with a restart policy
+    before its API answers: their start events are never seen.  The reconcile after reconnecting finds a new
+    run of the container and registers it again (it stayed out for DRAIN_HOLD)."""
+    reg, agent = setup(container(started_at="2026-12-05T10:00:00Z"))
+    reg.reconcile()
+    reg._on_event(event("kill", signal="15"))
+    reg.reconcile()  # the same run, still stopping: not registered again
+    assert sid() not in agent.services
+    FakeEngine.containers[CID] = container(started_at="2026-12-05T10:00:12Z")  # started again by the engine
+    reg.reconcile()
+    assert sid() in agent.services
+
+
 def test_container_stop_signal_counts_as_stopping():
     reg, agent = setup(container(stop_signal="SIGWINCH"))
     reg.reconcile()

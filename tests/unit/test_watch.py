@@ -8,7 +8,9 @@ import time
 import pytest
 
 from discovery.consul.aio_client import ConnectionReset, Reply
-from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop
+from discovery.consul.answers import AnswerRule
+from discovery.consul.resets import Outcome, Probe, Verdict
+from discovery.consul.service_loop import RESETS_MAX, ServiceFollow, ServiceLoop, not_judged
 from discovery.consul.watch import ServiceView, Update, WatchTiming, next_index
 from discovery.errors import AccessDenied, CatalogUnavailable, ConnectionLimit
 
@@ -45,10 +47,10 @@ class ScriptedCatalog:
 FAST = WatchTiming(wait=1, min_interval=0.0, backoff_min=0.001, backoff_max=0.002, denied_retry=0.001)
 
 
-def run(script, timing=FAST):
+def run(script, timing=FAST, judge=not_judged):
     catalog = ScriptedCatalog(script)
     updates: list[Update] = []
-    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=timing)
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=timing, judge=judge)
     with pytest.raises(End):
         asyncio.run(follow.run())
     return catalog, updates
@@ -116,15 +118,29 @@ def test_min_interval_spaces_queries():
     assert len(catalog.calls) <= elapsed / 0.05 + 2  # one at once, then one per min_interval at most
 
 
-def test_resets_in_a_row_are_the_connection_limit_not_an_outage():
-    """An agent past its connection limit resets with no answer: after a few, the follow fails clearly."""
-    catalog, updates = None, []
+def judged(limit):
+    async def judge():
+        return Verdict(limit, "the agent resets a fresh connection too" if limit else "the agent does not answer")
+
+    return judge
+
+
+def test_resets_in_a_row_judged_the_connection_limit_fail_the_follow_clearly():
+    """An agent past its connection limit resets with no answer: after a few, judged so, the follow fails clearly."""
+    updates = []
     script = [(3, [entry("a")])] + [ConnectionReset("reset")] * RESETS_MAX
     catalog = ScriptedCatalog(script)
-    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=FAST)
+    follow = ServiceFollow(ServiceView("web", updates.append), catalog.fetch, timing=FAST, judge=judged(True))
     with pytest.raises(ConnectionLimit, match="http_max_conns_per_client"):
         asyncio.run(follow.run())
     assert len(catalog.calls) == 1 + RESETS_MAX
+
+
+def test_resets_in_a_row_judged_an_outage_are_retried_until_the_agent_answers(caplog):
+    """An agent restarting behind a proxy: reset after reset, then it answers and the follow catches up."""
+    script = [(3, [entry("a")])] + [ConnectionReset("reset")] * (RESETS_MAX * 3) + [(9, [entry("b")])]
+    _, updates = run(script, judge=judged(False))
+    assert [u.service.instances[0].id for u in updates] == ["a", "b"]
 
 
 def test_a_reset_between_answers_is_retried():
@@ -229,15 +245,14 @@ def test_first_reads_go_a_bounded_number_at_a_time():
     assert reader.most_first == READS_AT_ONCE
 
 
-def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
-    """A Consul restored or rebuilt may come back at the index last seen with other content (a
-    failover datacenter's server restarted empty): after a failure, the answer is read, not skipped."""
+def follow_thread(script):
+    """The thread loop (Follow) over ``script``; the answers it read."""
     import threading
 
     from discovery.consul.watch import Follow
 
     stop = threading.Event()
-    script: list[object] = [(12, ["r1"]), CatalogUnavailable("down"), (12, [])]
+    script = list(script)
     seen: list[tuple[int, object]] = []
 
     def fetch(index: int, wait: float) -> tuple[int, object]:
@@ -247,11 +262,113 @@ def test_an_answer_at_the_same_index_after_a_failure_is_read() -> None:
         step = script.pop(0)
         if isinstance(step, Exception):
             raise step
-        return step  # type: ignore[return-value]
+        return step  # type: ignore[no-any-return]
 
     def on_answer(index: int, body: object) -> bool:
         seen.append((index, body))
         return True
 
     Follow("health.service(web|passing|dc=dc2)", fetch, on_answer, stop, FAST).run()
-    assert seen == [(12, ["r1"]), (12, [])]
+    return seen
+
+
+def follow_loop(script):
+    """The event-loop follow (ServiceFollow) over ``script`` of (index, ids); the answers it read."""
+    seen: list[tuple[int, object]] = []
+
+    class Seen(ServiceView):
+        def answer(self, index, entries, answered_at):
+            seen.append((index, [e["Service"]["ID"] for e in entries]))
+            return super().answer(index, entries, answered_at)
+
+    scripted = [step if isinstance(step, Exception) else (step[0], [entry(i) for i in step[1]]) for step in script]
+    catalog = ScriptedCatalog(scripted)
+    with pytest.raises(End):
+        asyncio.run(ServiceFollow(Seen("web", lambda u: None), catalog.fetch, timing=FAST).run())
+    return seen
+
+
+@pytest.mark.parametrize("follow", [follow_thread, follow_loop], ids=["Follow", "ServiceFollow"])
+def test_an_answer_at_the_same_index_after_a_failure_is_read(follow) -> None:
+    """A Consul restored or rebuilt may come back at the index last seen with other content (a
+    failover datacenter's server restarted empty): after a failure, the answer is read, not skipped.
+    Both blocking-query loops, by one rule (discovery/consul/answers.py)."""
+    script = [(12, ["r1"]), (12, ["r1"]), CatalogUnavailable("down"), (12, []), (12, [])]
+    assert follow(script) == [(12, ["r1"]), (12, [])]
+
+
+def test_the_answer_rule():
+    rule = AnswerRule()
+    assert rule.take(5) and rule.index == 5  # the first answer is read
+    assert not rule.take(5)  # the wait ran out
+    assert rule.take(7) and rule.index == 7
+    rule.failed()
+    assert rule.take(7)  # the first answer after a failure, whatever its index
+    assert not rule.take(7)
+    assert rule.take(3) and rule.index == 0  # backwards: from scratch
+    assert rule.take(0) and rule.index == 1  # never 0
+
+
+class ResettingReader(Reader):
+    """Long polls of the services in ``resets`` are reset at once while ``down``; a probe of the agent says
+    ``probe``.  The others block (held by the agent) until cancelled."""
+
+    def __init__(self, resets, probe):
+        super().__init__()
+        self.resets, self.probe_says, self.probes, self.down = set(resets), probe, 0, True
+
+    async def health_service(self, service, *, tag, index, wait):
+        if index == 1 and service in self.resets:
+            if self.down:
+                raise ConnectionReset("closed the connection with no answer")
+            return Reply(2, [entry(service), entry(service + "-2")])  # then held, as the others
+        return await super().health_service(service, tag=tag, index=index, wait=wait)
+
+    async def probe(self):
+        self.probes += 1
+        return self.probe_says
+
+
+def test_the_loop_stops_with_the_limit_when_new_connections_reset_while_others_are_held():
+    reader = ResettingReader({"s2"}, Probe(Outcome.RESET))
+    loop = ServiceLoop(lambda: reader, ["s0", "s1", "s2"], lambda u: None, timing=FAST)
+    with pytest.raises(ConnectionLimit, match="with 2 long polls of ours held open"):
+        loop.run()  # within HELD_FOR and a few backoffs
+    assert reader.probes >= 1
+
+
+def test_the_loop_retries_resets_with_nothing_held_as_an_outage_and_catches_up(caplog):
+    """Every long poll reset and a fresh connection reset too, nothing held: an agent down behind a proxy."""
+    import threading
+
+    reader, updates = ResettingReader({"s0", "s1"}, Probe(Outcome.RESET)), []
+    paced = WatchTiming(wait=1, min_interval=0.0, backoff_min=0.05, backoff_max=0.1)
+    loop = ServiceLoop(lambda: reader, ["s0", "s1"], updates.append, timing=paced)
+    failed: list[BaseException] = []
+
+    def run():
+        try:
+            loop.run()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while reader.probes < 2 and time.monotonic() < deadline:  # judged an outage twice (a verdict stands 1 s)
+        time.sleep(0.01)
+    reader.down = False  # the agent is back
+    while len(updates) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    thread.join(10)
+    assert not failed and reader.probes >= 2
+    assert sorted(len(u.service.instances) for u in updates) == [1, 1, 2, 2]
+    assert "an outage, not the connection limit: retrying with backoff" in caplog.text
+
+
+def test_an_outage_of_more_than_a_thousand_retries_is_still_retried():
+    """The backoff's exponent grew without bound: retry 1025 overflowed a float and ended the follow
+    (about 40 minutes into a Consul outage at the default 5 s ceiling)."""
+    _, updates = run([(3, [entry("a")])] + [CatalogUnavailable("down")] * 1100 + [(9, [entry("b")])])
+    assert [u.service.instances[0].id for u in updates] == ["a", "b"]
