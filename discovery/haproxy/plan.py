@@ -206,35 +206,6 @@ class Plan:
         return self.reload_reason is None
 
 
-class Planner:
-    """Plans from one config text to the next, remembering the last parse (the next plan starts
-    from the config it planned to) and the sections of the last two configs (a one-server
-    change re-parses one section)."""
-
-    def __init__(self) -> None:
-        self._last: tuple[str, ParsedConfig | None] | None = None
-        self._known: Chunks = {}
-
-    def parsed(self, text: str) -> ParsedConfig | None:
-        """``parse(text)``, reusing the last plan's parse when it was of the same text."""
-        if self._last is not None and self._last[0] == text:
-            return self._last[1]
-        return self._parse(text)
-
-    def _parse(self, text: str) -> ParsedConfig | None:
-        # Chunks of the last config only: memory stays one config's worth.
-        known, self._known = self._known, {}
-        return parse(text, known, self._known)
-
-    def plan(self, old_text: str | None, new_text: str, held: Held | None = None) -> Plan:
-        if old_text is None:
-            return Plan(reload_reason="no running config")
-        old = self.parsed(old_text)
-        new = self._parse(new_text)
-        self._last = (new_text, new)
-        return diff(old, new, held)
-
-
 def _them(names: tuple[str, ...]) -> str:
     return f"{', '.join(names)} ({'it' if len(names) == 1 else 'them'} the runtime API cannot set)"
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..haproxy.plan import Held, Op, ParsedConfig, Planner
+from ..haproxy.plan import Held, Op, ParsedConfig
+from ..haproxy.planner import Planner
 
 
 class Action(enum.Enum):

@@ -38,7 +38,8 @@ from ..errors import HAProxyUnavailable, LiveUpdateFailed, OutputError, ReloadEr
 from ..haproxy.files import LiveConfig
 from ..haproxy.forms import KnownForms
 from ..haproxy.master import Reloader
-from ..haproxy.plan import Planner, delta, parse
+from ..haproxy.plan import delta, parse
+from ..haproxy.planner import Planner
 from ..haproxy.validate import DEFAULT_CHECK, Validator
 from ..retrying import sleeper, stopped
 from .decide import Action, Decision, decide

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class DesiredState:
     #: Services followed only for their route tags (``--discover``): never the default backend.
     discovered: frozenset[str] = frozenset()
 
-    @property
+    @cached_property
     def server_count(self) -> int:
         return sum(len(s.instances) for s in self.services)
 
