@@ -11,7 +11,7 @@ validated file swap and a reload.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -210,19 +210,36 @@ def _them(names: tuple[str, ...]) -> str:
     return f"{', '.join(names)} ({'it' if len(names) == 1 else 'them'} the runtime API cannot set)"
 
 
-def diff(old: ParsedConfig | None, new: ParsedConfig | None, held: Held | None = None) -> Plan:
+def too_many(limit: int) -> str:
+    """The reason of a reload for a plan of more than ``limit`` runtime operations."""
+    return f"more than {limit} runtime operations (a reload takes less time)"
+
+
+def diff(
+    old: ParsedConfig | None,
+    new: ParsedConfig | None,
+    held: Held | None = None,
+    limit: Callable[[int], int] | None = None,
+) -> Plan:
     """Runtime operations between two parsed configs, or why a reload is needed.  Sections that
     are the same object in both are skipped.  ``held``: slots still draining in HAProxy; a server
-    that comes back is planned into its old slot, which must be able to carry it."""
+    that comes back is planned into its old slot, which must be able to carry it.  ``limit``: the
+    most servers a live plan may touch, given the new config's count of servers (more: a reload,
+    found without planning every server of a first pass)."""
     if old is None or new is None:
         return Plan(reload_reason="server lines the planner cannot read")
     if old.skeleton != new.skeleton:  # unchanged sections share their skeleton: compared by identity
         return Plan(reload_reason="configuration beyond server lines changed")
     removed: list[Op] = []
     changed: list[tuple[tuple[str, str], list[Op]]] = []
+    most: int | None = None
     for before_section, section in zip(old.sections, new.sections, strict=False):
         if before_section is section or before_section.servers == section.servers:
             continue
+        if limit is not None and most is None:
+            most = limit(sum(len(s.servers) for s in new.sections))
+        if most is not None and len(removed) + len(changed) > most:
+            return Plan(reload_reason=too_many(most))
         before_servers, servers = before_section.servers, section.servers
         for name in before_servers.keys() - servers.keys():
             removed.append(Remove(section.name, name, before_servers[name]))

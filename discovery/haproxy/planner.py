@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .frame import Rendered
@@ -151,13 +152,16 @@ class Planner:
         self._before, self._last = self._last, memo
         return memo
 
-    def plan(self, old_text: str | None, new_text: str, held: Held | None = None) -> Plan:
+    def plan(
+        self, old_text: str | None, new_text: str, held: Held | None = None, limit: Callable[[int], int] | None = None
+    ) -> Plan:
+        """:func:`~discovery.haproxy.plan.diff` of the two configs (``limit``: see there)."""
         if old_text is None:
             return Plan(reload_reason="no running config")
         old = self._memo(old_text)
         new = _parse(new_text, old)
         self._before, self._last = old, new
-        return diff(old.parsed, new.parsed, held)
+        return diff(old.parsed, new.parsed, held, limit)
 
 
 def _parse(text: str, base: _Memo | None) -> _Memo:

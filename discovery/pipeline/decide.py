@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..haproxy.plan import Held, Op, ParsedConfig
+from ..haproxy.plan import Held, Op, ParsedConfig, too_many
 from ..haproxy.planner import Planner
 
 #: What the runtime API and a reload cost, measured on HAProxy 2.6 here (docs/benchmarks.md): `add
@@ -78,14 +78,12 @@ def decide(
     if not live_capable:
         return Decision(Action.RELOAD, "config changed (no runtime API socket)")
     planner = planner or Planner()
-    plan = planner.plan(running, candidate, held)
+    plan = planner.plan(running, candidate, held, live_limit)  # stops once more servers than that change
     if not plan.live:
         return Decision(Action.RELOAD, plan.reload_reason or "config changed")
     parsed = planner.parsed(candidate)
     if len(plan.ops) > live_limit(0) and parsed is not None:  # (counting the servers costs a look at each backend)
         limit = live_limit(sum(len(section.servers) for section in parsed.sections))
-        if len(plan.ops) > limit:
-            return Decision(
-                Action.RELOAD, f"{len(plan.ops)} runtime operations take longer than a reload (more than {limit})"
-            )
+        if len(plan.ops) > limit:  # (a server whose options changed may take several operations)
+            return Decision(Action.RELOAD, too_many(limit))
     return Decision(Action.LIVE, "only servers changed", plan.ops, parsed)

@@ -28,7 +28,7 @@ def test_a_first_pass_onto_empty_backends_is_a_reload():
     # the watcher's first pass on HAProxy started with every backend and no server (--bootstrap)
     decision = decide(config(50, 0), config(50, 20), in_sync=True, live_capable=True)
     assert decision.action is Action.RELOAD
-    assert decision.reason == "1000 runtime operations take longer than a reload (more than 499)"
+    assert decision.reason == "more than 499 runtime operations (a reload takes less time)"
 
 
 def test_up_to_the_limit_a_change_goes_live():
@@ -41,10 +41,10 @@ def test_up_to_the_limit_a_change_goes_live():
     assert decide(running, big, in_sync=True, live_capable=True).action is Action.LIVE
     bigger = config(10, 165)  # 650 servers more: 1,650 in all, a limit of 621
     decision = decide(running, bigger, in_sync=True, live_capable=True)
-    assert decision.action is Action.RELOAD and "650 runtime operations" in decision.reason
+    assert decision.action is Action.RELOAD and decision.reason.startswith("more than 621 runtime operations")
 
 
 def test_removals_count_too():
     # 600 servers removed, 400 left: a limit of 387
     decision = decide(config(10, 100), config(10, 40), in_sync=True, live_capable=True)
-    assert decision.action is Action.RELOAD and "600 runtime operations" in decision.reason
+    assert decision.action is Action.RELOAD and decision.reason.startswith("more than 387 runtime operations")
