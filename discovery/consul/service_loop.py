@@ -112,6 +112,7 @@ class ServiceFollow:
             answered_at = self.clock()
             if reply.index == index and answered:
                 self.report(ConsulRequest(HEALTH_SERVICE, "unchanged", reply.cache, reply.backend))
+                del reply  # not held through the next long poll: every service's last answer is the catalog
                 continue  # the wait elapsed with no change
             index = next_index(index, reply.index)
             answered = True
@@ -119,6 +120,7 @@ class ServiceFollow:
             self.report(
                 ConsulRequest(HEALTH_SERVICE, "changed" if changed else "unchanged", reply.cache, reply.backend)
             )
+            del reply  # (its decoded JSON: 150 MB at 50,000 instances)
 
 
 class ServiceLoop:

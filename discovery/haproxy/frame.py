@@ -22,11 +22,14 @@ render's (tests/unit/test_render_incremental.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
 
 _MARK = "\x00disco-slot-{}\x01"
 _MARKS = re.compile("\x00disco-slot-(\\d+)\x01")
@@ -45,6 +48,71 @@ class Rendered(str):
     def follows(self, other: Rendered) -> bool:
         """Whether this text is the fill right after ``other``, from the same frame."""
         return self.frame is other.frame and self.serial == other.serial + 1
+
+
+class LazyContext(dict[str, Any]):
+    """A service as the template sees it (``Service.as_context()``), built when something reads more
+    than its name: the template's loop reads the names, and an unchanged service's ``cached()`` text
+    is kept, so most services' contexts are never built, and none is kept (50,000 instances' are 20 MB)."""
+
+    def __init__(self, service: Any) -> None:
+        super().__init__(name=service.name)
+        self.disco_service = service
+        self._built = False
+
+    def _build(self) -> None:
+        if not self._built:
+            self._built = True
+            self.update(self.disco_service.as_context())
+
+    def __missing__(self, key: str) -> Any:
+        self._build()
+        return dict.__getitem__(self, key)  # KeyError when the context has no such key either
+
+    # Every other way of reading a dict sees the whole context.
+    def __iter__(self) -> Iterator[str]:
+        self._build()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._build()
+        return super().__len__()
+
+    def __contains__(self, key: object) -> bool:
+        self._build()
+        return super().__contains__(key)
+
+    def __eq__(self, other: object) -> bool:
+        self._build()
+        if isinstance(other, LazyContext):
+            other._build()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._build()
+        return super().__repr__()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._build()
+        return super().get(key, default)
+
+    def keys(self) -> dict_keys[str, Any]:
+        self._build()
+        return super().keys()
+
+    def values(self) -> dict_values[str, Any]:
+        self._build()
+        return super().values()
+
+    def items(self) -> dict_items[str, Any]:
+        self._build()
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self._build()
+        return dict(super().items())
 
 
 class NameOnly(dict[str, Any]):

@@ -51,7 +51,7 @@ from ..state import checks as names
 from ..state.model import DesiredState, Service
 from ..state.routing import Table, parse_ports, table
 from . import options
-from .frame import Frame, Ref, Slot, record
+from .frame import Frame, LazyContext, Ref, Slot, record
 from .sections import Admission, admit, own_sections, probe_states
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,9 @@ class Renderer:
         # Frames (:mod:`~discovery.haproxy.frame`): on until a template turns out not to allow them.
         self._splice = incremental
         self._frame: Frame | None = None
-        # Unchanged services are the same objects from one pass to the next: keep their context.
-        self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}
-        # (macro, arguments) -> (the arguments, the macro's text), valid while _outside is.
+        self._services = 0  # how many services the last render had (fewer: forget the others' fragments)
+        # (macro, arguments) -> (the arguments, a service for its context, the macro's text), valid while
+        # _outside is.
         self._fragments: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
         self._outside: tuple[Any, ...] | None = None
         self._routing: _Routing | None = None
@@ -102,22 +102,16 @@ class Renderer:
         except OSError as exc:
             raise TemplateError(f"cannot read template {template_path}: {exc.strerror}") from exc
 
-    def _context(self, service: Service) -> dict[str, Any]:
-        cached = self._contexts.get(service.name)
-        if cached is None or cached[0] is not service:
-            cached = (service, service.as_context())
-            self._contexts[service.name] = cached
-        return cached[1]
-
     def _cached(self, macro: Any, *args: Any) -> str:
-        # A service context is known by its name and checked by identity (it is rebuilt when the
-        # service changes); any other argument (a flag, a string) by its value.
+        # A service's context is known by its name and checked by its service's identity (a changed
+        # service is a new object); any other argument (a flag, a string) by identity too.
         key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
+        kept = tuple(a.disco_service if isinstance(a, LazyContext) else a for a in args)
         hit = self._fragments.get(key)
-        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=True)):
+        if hit is not None and len(hit[0]) == len(kept) and all(x is y for x, y in zip(hit[0], kept, strict=True)):
             return hit[1]
         text = str(macro(*args))
-        self._fragments[key] = (args, text)
+        self._fragments[key] = (kept, text)  # the service, not its context: that is built again when needed
         return text
 
     def routing(self, state: DesiredState, values: Mapping[str, str] | None = None) -> Table:
@@ -202,10 +196,10 @@ class Renderer:
         if clash:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
         state = self.admit(state, values, env).state
-        if len(self._contexts) > len(state.services):  # services gone: forget them
+        if len(state.services) < self._services:  # services gone: forget them
             names = {s.name for s in state.services}
-            self._contexts = {n: c for n, c in self._contexts.items() if n in names}
             self._fragments = {k: f for k, f in self._fragments.items() if not set(k[1:]) - names}
+        self._services = len(state.services)
         routing = self._routing_of(state, values)
         env = dict(env or {})
         if self._outside is None or self._outside[0] is not routing.table or self._outside[1:] != (values, env):
@@ -224,7 +218,7 @@ class Renderer:
 
     def _whole(self, state: DesiredState, values: dict[str, str], env: dict[str, str], routing: _Routing) -> str:
         """The template rendered (each ``cached()`` macro from the fragments kept, or again)."""
-        services = [self._context(s) for s in state.services]
+        services: list[dict[str, Any]] = [LazyContext(s) for s in state.services]
         return self._template.render(_context(values, env, services, routing.context))
 
     def _new_frame(
@@ -249,7 +243,7 @@ class Renderer:
         return filled or text
 
     def _slot_text(self, slot: Slot, services: tuple[Service, ...]) -> str:
-        args = tuple(self._context(services[a.index]) if isinstance(a, Ref) else a for a in slot.args)
+        args = tuple(LazyContext(services[a.index]) if isinstance(a, Ref) else a for a in slot.args)
         return self._cached(slot.macro, *args)
 
 

@@ -127,3 +127,29 @@ def test_a_frame_renders_only_the_services_that_changed(tmp_path):
     text = renderer.render(DesiredState((one, convert("two", [entry("web", 3, None, False)]).service)))
     assert visits == []  # the template's loop did not run again: one slot of the frame did
     assert text == "backend one\n    server web-1 10.0.0.2:8001\nbackend two\n    server web-3 10.0.0.4:8003\n"
+
+
+def test_only_a_changed_service_has_its_context_built(monkeypatch):
+    from discovery.state.model import Service
+
+    built: list[str] = []
+    as_context = Service.as_context
+    monkeypatch.setattr(Service, "as_context", lambda self: built.append(self.name) or as_context(self))
+    services = {n: convert(n, [entry(n, 1, None, False)]).service for n in NAMES}
+    renderer = Renderer(DEFAULT_TEMPLATE)
+    renderer.render(DesiredState(tuple(services.values())), VALUES, {})
+    built.clear()
+    services["api"] = convert("api", [entry("api", 2, None, False)]).service
+    renderer.render(DesiredState(tuple(services.values())), VALUES, {})
+    assert built == ["api"]
+
+
+def test_a_lazy_context_reads_as_the_whole_context():
+    from discovery.haproxy.frame import LazyContext
+
+    service = convert("web", [entry("web", 1, 7, False)]).service
+    whole = service.as_context()
+    for read in (dict, lambda c: dict(c.items()), list, len, lambda c: c.get("instances"), repr):
+        assert read(LazyContext(service)) == read(whole)
+    assert LazyContext(service) == whole and "settings" in LazyContext(service)
+    assert LazyContext(service)["instances"][0]["weight"] == 7
