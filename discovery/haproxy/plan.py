@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 
 from . import options
 from .options import Slot
@@ -74,7 +75,7 @@ class ParsedConfig:
     @cached_property
     def skeleton(self) -> tuple[tuple[str, ...], ...]:
         """Every line but server lines of backends, per section."""
-        return tuple(section.skeleton for section in self.sections)
+        return tuple(map(attrgetter("skeleton"), self.sections))  # C-level: a new config's, every change
 
     @cached_property
     def servers(self) -> dict[tuple[str, str], ServerLine]:

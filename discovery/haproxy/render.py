@@ -41,6 +41,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,8 @@ class Renderer:
             self._frame = None
             self._outside = (routing.table, values, env)
         try:
-            if self._splice and self._frame is not None and self._frame.names == tuple(s.name for s in state.services):
+            order = tuple(map(attrgetter("name"), state.services))
+            if self._splice and self._frame is not None and self._frame.names == order:
                 return self._frame.fill(state.services, self._slot_text)
             text = self._whole(state, values, env, routing)
             return self._new_frame(state, values, env, routing, text) if self._splice else text

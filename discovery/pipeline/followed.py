@@ -66,5 +66,5 @@ class Followed:
         """``--service`` names first, in their order, then the discovered services by name (so a
         restart renders the same file whatever order they appeared in)."""
         others = sorted(set(self.views) - set(self.explicit)) if self.discover else []
-        services = [self.views.get(name) for name in (*self.explicit, *others)]
-        return DesiredState(tuple(s for s in services if s is not None), frozenset(others))
+        services = map(self.views.get, (*self.explicit, *others) if others else self.explicit)
+        return DesiredState(tuple(filter(None, services)), frozenset(others))
