@@ -242,8 +242,10 @@ def failover_dcs_of(options: Mapping[str, Any]) -> tuple[str, ...]:
         reason = check_dc(dc)
         if reason:
             raise ConfigError(f"invalid --failover-dc: {reason}")
-    if dcs and not options.get("service"):
-        raise ConfigError("--failover-dc follows the --service names in other datacenters: give at least one")
+    if dcs and not options.get("service") and not options.get("discover"):
+        raise ConfigError(
+            "--failover-dc follows the followed services in other datacenters: give --service or --discover"
+        )
     return dcs
 
 

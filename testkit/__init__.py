@@ -10,7 +10,7 @@ from __future__ import annotations
 from .cluster import ClusterServer, ConsulCluster
 from .consul import ConsulAgent
 from .ports import PUBLISHED, PortAllocator, PortsExhausted, take_port, take_ports
-from .procs import DISCO, REPO, Proc, instances_reached, wait_until
+from .procs import DISCO, REPO, Proc, instances_reached, wait_until, webapp_command
 
 __all__ = [
     "DISCO",
@@ -26,4 +26,5 @@ __all__ = [
     "take_port",
     "take_ports",
     "wait_until",
+    "webapp_command",
 ]

@@ -16,10 +16,26 @@ from typing import Any
 
 import requests
 
-__all__ = ["DISCO", "REPO", "Proc", "instances_reached", "wait_until"]
+__all__ = ["DISCO", "REPO", "Proc", "instances_reached", "wait_until", "webapp_command"]
 
 REPO = Path(__file__).resolve().parents[1]
 DISCO = [sys.executable, "-m", "discovery.cli"]
+
+
+def webapp_command(port: int, instance: str, fail_file: Path | None = None) -> list[str]:
+    """The demo webapp (webapp/app.py) on 127.0.0.1:``port``, answering as ``instance``; with
+    ``fail_file``, its health check fails while that file exists."""
+    command = [
+        sys.executable,
+        str(REPO / "webapp/app.py"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--id",
+        instance,
+    ]
+    return [*command, "--fail-file", str(fail_file)] if fail_file is not None else command
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> Any:

@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from discovery.haproxy.render import DEFAULT_TEMPLATE
 
 from .cluster import ConsulCluster
 from .ports import take_port
-from .procs import DISCO, REPO, Proc, wait_until
+from .procs import DISCO, Proc, wait_until, webapp_command
 from .proxy import HalfOpenProxy
 
 __all__ = ["SERVICES", "ClientAgent", "SoakStack"]
@@ -153,10 +152,7 @@ class SoakStack:
             port, fail = take_port(), self.paths.root / f"webapp-{n}.fail"
             self.procs.append(
                 Proc(
-                    [
-                        *(sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port)),
-                        *("--id", f"app-{n}", "--fail-file", str(fail)),
-                    ],
+                    webapp_command(port, f"app-{n}", fail),
                     self.paths.root / f"webapp-{n}.log",
                 )
             )

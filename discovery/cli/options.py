@@ -1,5 +1,8 @@
 """The options of ``disco watch``, defined once: ``watch`` and ``plan`` (and, for the few they
-need, ``status`` and ``explain``) declare their parameters with these.
+need, ``status`` and ``explain``) declare their parameters with these.  The options ``watch``
+and ``plan`` share are declared once more, as one list (:data:`SHARED`): :func:`watch_options`
+gives both commands those parameters and hands them over as one :class:`WatchOptions`, so a new
+option is added here only.
 
 Every default is "not given" (None or False): the value comes from the command line, else
 from ``--config FILE``, else from :data:`discovery.config.WATCH_KEYS`.  The defaults a user
@@ -8,6 +11,10 @@ sees in ``--help`` are written in the help text.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +22,7 @@ import typer
 
 from ..config import flag_values, resolve
 from ..settings import parse_pairs
+from .common import ConsulAddr, Verbose
 
 Config = Annotated[
     Path | None,
@@ -146,8 +154,9 @@ FailoverDc = Annotated[
     typer.Option(
         "--failover-dc",
         metavar="DC",
-        help="Another Consul datacenter whose passing instances of each --service become backup servers "
-        "(served only while no local one is up); repeat for more, in order of preference.",
+        help="Another Consul datacenter whose passing instances of each followed service (--service, "
+        "--discover) become backup servers (served only while no local one is up); repeat for more, in "
+        "order of preference.",
     ),
 ]
 OverridesPrefix = Annotated[
@@ -185,6 +194,73 @@ def resolve_options(config: Path | None, **params: Any) -> dict[str, Any]:
     if flags.get("set"):
         flags["set"] = parse_pairs(flags["set"], "--set")
     return resolve(flags, config)
+
+
+#: The parameters ``watch`` and ``plan`` share (name, declaration, default), in the order ``--help``
+#: lists them; a command's own parameters go before ``consul_addr`` (or another: ``own_before``).
+SHARED: tuple[tuple[str, Any, Any], ...] = (
+    ("service", Services, None),
+    ("output", Output, None),
+    ("config", Config, None),
+    ("template", Template, None),
+    ("tag", Tag, None),
+    ("set_", Set, None),
+    ("master_socket", MasterSocket, None),
+    ("reload_cmd", ReloadCmd, None),
+    ("runtime_socket", RuntimeSocket, None),
+    ("drain_grace", DrainGrace, None),
+    ("check_cmd", CheckCmd, None),
+    ("wait", Wait, None),
+    ("gate_share", GateShare, None),
+    ("gate_grace", GateGrace, None),
+    ("when_empty", WhenEmpty, None),
+    ("watch_mode", WatchMode, None),
+    ("discover", Discover, False),
+    ("overrides_prefix", OverridesPrefix, None),
+    ("failover_dc", FailoverDc, None),
+    ("consul_addr", ConsulAddr, None),
+    ("log_format", LogFormat, None),
+    ("verbose", Verbose, False),
+)
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """The shared options as given on the command line (None or False: not given)."""
+
+    given: Mapping[str, Any]
+
+    def resolve(self, **own: Any) -> dict[str, Any]:
+        """These and the command's ``own`` options, with ``--config``'s file under them and the defaults
+        under that (:func:`resolve_options`)."""
+        given = dict(self.given)
+        return resolve_options(given.pop("config"), **given, **own)
+
+
+def watch_options(own_before: str = "consul_addr") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``f(options: WatchOptions, *own)`` the shared parameters: Typer sees them, in
+    :data:`SHARED`'s order, with ``f``'s own parameters inserted before ``own_before``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+        ]
+        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in SHARED]
+        at = next(i for i, p in enumerate(shared) if p.name == own_before)
+        params = [*shared[:at], *own, *shared[at:]]
+
+        @wraps(command)
+        def typer_command(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name, _, _ in SHARED}
+            command(WatchOptions(given), **kwargs)
+
+        typer_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        typer_command.__annotations__ = {p.name: p.annotation for p in params}
+        del typer_command.__wrapped__  # Typer reads this signature, not the command's
+        return typer_command
+
+    return decorate
 
 
 Json = Annotated[bool, typer.Option("--json", help="JSON instead of text, for scripts.")]

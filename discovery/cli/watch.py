@@ -12,7 +12,7 @@ from ..errors import ConfigError, DiscoveryError
 from ..signals import SignalRelay
 from . import options as o
 from .app import command
-from .common import ConsulAddr, Verbose, fail, on_signals, setup_logging
+from .common import fail, on_signals, setup_logging
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
 SWITCH_INTERVAL = 0.0005
@@ -23,26 +23,9 @@ SWITCH_INTERVAL = 0.0005
     "--master-socket /run/haproxy-master.sock --set frontend_port=80`, or "
     "`disco watch --config /etc/disco/watch.toml`"
 )
+@o.watch_options()
 def watch(
-    service: o.Services = None,
-    output: o.Output = None,
-    config: o.Config = None,
-    template: o.Template = None,
-    tag: o.Tag = None,
-    set_: o.Set = None,
-    master_socket: o.MasterSocket = None,
-    reload_cmd: o.ReloadCmd = None,
-    runtime_socket: o.RuntimeSocket = None,
-    drain_grace: o.DrainGrace = None,
-    check_cmd: o.CheckCmd = None,
-    wait: o.Wait = None,
-    gate_share: o.GateShare = None,
-    gate_grace: o.GateGrace = None,
-    when_empty: o.WhenEmpty = None,
-    watch_mode: o.WatchMode = None,
-    discover: o.Discover = False,
-    overrides_prefix: o.OverridesPrefix = None,
-    failover_dc: o.FailoverDc = None,
+    options: o.WatchOptions,
     stale: o.Stale = False,
     max_stale: o.MaxStale = None,
     blocking_wait: o.BlockingWait = None,
@@ -51,9 +34,6 @@ def watch(
     once: o.Once = False,
     bootstrap: o.Bootstrap = False,
     dry_run: o.DryRun = False,
-    consul_addr: ConsulAddr = None,
-    log_format: o.LogFormat = None,
-    verbose: Verbose = False,
 ) -> None:
     """Follow the healthy instances of services in Consul and keep HAProxy's config in step.
 
@@ -69,26 +49,7 @@ def watch(
     from ..settings import consul_settings, parse_duration
 
     try:
-        opts = o.resolve_options(
-            config,
-            service=service,
-            output=output,
-            template=template,
-            tag=tag,
-            set_=set_,
-            master_socket=master_socket,
-            reload_cmd=reload_cmd,
-            runtime_socket=runtime_socket,
-            drain_grace=drain_grace,
-            check_cmd=check_cmd,
-            wait=wait,
-            gate_share=gate_share,
-            gate_grace=gate_grace,
-            when_empty=when_empty,
-            watch_mode=watch_mode,
-            discover=discover,
-            overrides_prefix=overrides_prefix,
-            failover_dc=failover_dc,
+        opts = options.resolve(
             stale=stale,
             max_stale=max_stale,
             blocking_wait=blocking_wait,
@@ -97,9 +58,6 @@ def watch(
             once=once,
             bootstrap=bootstrap,
             dry_run=dry_run,
-            consul_addr=consul_addr,
-            log_format=log_format,
-            verbose=verbose,
         )
         setup_logging(opts["verbose"], opts["log-format"])
         # A watch thread that hands a change on goes straight into its next long poll (a millisecond or

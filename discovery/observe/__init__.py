@@ -57,7 +57,6 @@ def serve(
         tag=config.tag,
         runtime=runtime,
         failover=config.failover_dcs,
-        explicit=config.services,
         overrides_prefix=config.overrides_prefix,
     )
 

@@ -26,9 +26,8 @@ def beyond(
     kept: dict[str, dict[str, str]] = {}
     if dcs:
         services = []
-        for svc in state.services:
-            if svc.name in config.services:
-                svc, kept[svc.name] = with_failover(catalog, svc, dcs, (in_file or {}).get(svc.name, {}), notes)
+        for svc in state.services:  # every followed service, discovered ones too
+            svc, kept[svc.name] = with_failover(catalog, svc, dcs, (in_file or {}).get(svc.name, {}), notes)
             services.append(svc)
         state = DesiredState(tuple(services), state.discovered)
     overrides = seen(catalog, getattr(config, "overrides_prefix", ""))

@@ -41,9 +41,8 @@ class Sources:
     output: Path
     tag: str | None = None
     runtime: RuntimeAPI | None = None
-    #: ``--failover-dc`` names, and the ``--service`` names they lend backups to.
+    #: ``--failover-dc`` names: they lend backups to every followed service.
     failover: tuple[str, ...] = ()
-    explicit: tuple[str, ...] = ()
     #: ``--overrides-prefix`` ("": overrides are not followed).
     overrides_prefix: str = ""
 
@@ -109,7 +108,7 @@ def _service(
     routes: list[str] = []
     settings: dict[str, Any] = {}
     admin: dict[str, str] = {}
-    dcs = sources.failover if name in sources.explicit else ()
+    dcs = sources.failover
     if entries is not None:
         tagged = [e for e in entries if tag is None or tag in ((e.get("Service") or {}).get("Tags") or ())]
         service, kept = convert(name, tagged, passing_only=True).service, dict[str, str]()

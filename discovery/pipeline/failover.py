@@ -7,6 +7,11 @@ not suspect comes), so a datacenter whose Consul answers an empty list while it 
 not drop its servers; a datacenter that does not answer at all (the WAN link down) changes
 nothing, its last instances are kept, and it is reported (:class:`FailoverReached`).  Nothing
 here can take a local instance away: merging only appends backups.
+
+The services followed there come and go with the local ones (``--discover``):
+:meth:`FailoverStage.follow` and :meth:`FailoverStage.forget` are called as their watches are
+started and stopped (:mod:`~discovery.pipeline.failover_follows`); a late answer for a service
+no longer followed is ignored.
 """
 
 from __future__ import annotations
@@ -47,10 +52,39 @@ class FailoverStage:
         self.views: dict[tuple[str, str], Service] = {}
         self.holds: dict[tuple[str, str], _Held] = {}
         self.unreachable: dict[str, set[str]] = {}  # dc -> services it does not answer for
+        self.followed: set[str] = set()
+        #: (service, dc) not answered yet, neither instances nor a failure (``disco watch --once`` waits for them).
+        self.awaited: set[tuple[str, str]] = set()
         self._notes: tuple[str, ...] = ()
+
+    def follow(self, service: str) -> None:
+        """``service``'s watches in the failover datacenters start: their answers are taken from now on."""
+        self.followed.add(service)
+        self.awaited.update((service, dc) for dc in self.dcs)
+
+    def forget(self, service: str) -> None:
+        """``service`` is no longer followed: its failover instances and reports go."""
+        self.followed.discard(service)
+        for dc in self.dcs:
+            self.awaited.discard((service, dc))
+            self.holds.pop((service, dc), None)
+            gone = self.views.pop((service, dc), None) is not None
+            down = self.unreachable.get(dc, set())
+            if gone or service in down:
+                down.discard(service)
+                self._report(dc)
+
+    def has_instances(self, service: str) -> bool:
+        """Does a failover datacenter have instances of ``service`` (as merged now)?"""
+        return any((view := self.views.get((service, dc))) is not None and view.instances for dc in self.dcs)
 
     def receive(self, message: FailoverUpdate | FailoverReach) -> bool:
         """Take a watch's message; return whether the merged state may have changed."""
+        name = message.service if isinstance(message, FailoverReach) else message.service.name
+        if name not in self.followed:
+            return False  # its watch was stopped; this answer was on its way
+        if not isinstance(message, FailoverReach) or not message.ok:
+            self.awaited.discard((name, message.dc))  # answered, or failed: not waited for any longer
         if isinstance(message, FailoverReach):
             down = self.unreachable.setdefault(message.dc, set())
             (down.discard if message.ok else down.add)(message.service)

@@ -5,6 +5,8 @@ failure: it is logged with its traceback, the owner's ``notify`` wakes the
 pipeline loop, and :meth:`Workers.check` raises WorkerFailed there, so the
 process exits non-zero and its supervisor restarts it instead of idling with a
 dead watch.
+A worker may also have a stop of its own (a follow that ends when its service leaves): it may
+return once that is set, and :meth:`Workers.stop_and_join` sets it too.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ class Workers:
         self.notify = notify
         self.interrupt = interrupt
         self._threads: list[threading.Thread] = []
+        self._own_stops: list[threading.Event] = []
         self._failures: queue.SimpleQueue[str] = queue.SimpleQueue()
 
-    def start(self, name: str, target: Callable[[], None]) -> None:
+    def start(self, name: str, target: Callable[[], None], stop: threading.Event | None = None) -> None:
+        """Run ``target`` in a thread; with ``stop``, it may return once that is set (which stopping
+        every worker sets too)."""
+
         def body() -> None:
             try:
                 target()
@@ -40,12 +46,18 @@ class Workers:
                 self._failures.put(f"thread {name} failed: {type(exc).__name__}: {exc}")
                 self.notify()
                 return
-            if not self.stop.is_set():
+            if not self.stop.is_set() and not (stop is not None and stop.is_set()):
                 self._failures.put(f"thread {name} ended unexpectedly")
                 self.notify()
 
         thread = threading.Thread(target=body, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]  # workers that ended on their own stop
         self._threads.append(thread)
+        if stop is not None:
+            self._own_stops = [s for s in self._own_stops if not s.is_set()]
+            self._own_stops.append(stop)
+            if self.stop.is_set():
+                stop.set()
         thread.start()
 
     def check(self) -> None:
@@ -63,6 +75,8 @@ class Workers:
         time is a daemon thread and ends with the process.
         """
         self.stop.set()
+        for own in self._own_stops:
+            own.set()
         deadline = time.monotonic() + timeout
         while True:
             # Again while waiting: a worker that took a connection just before the stop may have opened it anew.

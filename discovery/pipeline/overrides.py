@@ -88,6 +88,8 @@ class OverrideStage:
         self.admin = AdminStates(updater.api) if updater is not None else None
         self._notes: tuple[str, ...] = ()
         self._warned = False
+        #: The overrides watch has answered once (``disco watch --once`` waits for it).
+        self.received = False
 
     @property
     def pending(self) -> bool:
@@ -95,6 +97,7 @@ class OverrideStage:
         return self.admin is not None and self.admin.pending
 
     def receive(self, update: OverridesUpdate) -> None:
+        self.received = True
         self.overrides = update.overrides
         counts = in_force(update.overrides)
         self.emit(OverridesInForce(tuple(counts.items()), len(update.overrides.malformed)))

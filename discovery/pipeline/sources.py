@@ -2,9 +2,9 @@
 
 The watch mode (:func:`~discovery.consul.fit.choose_mode`) is one blocking query per service on one
 event loop (:mod:`~discovery.consul.service_loop`) or two for the whole catalog
-(:mod:`~discovery.consul.catalog_watch`); beside it run the overrides watch, one watch per service
-and failover datacenter, and the gate's leader probe.  Every one posts what it sees to the
-watcher's inbox.
+(:mod:`~discovery.consul.catalog_watch`); beside it run the overrides watch and the gate's leader
+probe (the watches of the failover datacenters come and go with the followed services:
+:mod:`~discovery.pipeline.failover_follows`).  Every one posts what it sees to the watcher's inbox.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, cast
 
 from ..consul.catalog_watch import CatalogWatch
 from ..consul.client import Catalog
-from ..consul.failover_watch import DCReader, FailoverWatch
 from ..consul.fit import AgentLimits, ModeChoice, choose_mode
 from ..consul.overrides_watch import KVReader, OverridesWatch
 from ..consul.service_loop import ServiceLoop
@@ -69,7 +68,7 @@ def start_watches(
     workers: Workers,
     probe_wanted: threading.Event,
 ) -> ServiceLoop | None:
-    """Start the watch of ``mode``, the overrides and failover watches and the leader probe as
+    """Start the watch of ``mode``, the overrides watch and the leader probe as
     ``workers``; returns the per-service event loop (to stop it), if that is the watch."""
     how = " (?cached: the agent keeps the queries to the servers)" if mode.cached else ""
     log.info("watch mode %s%s: %s", mode.mode, how, mode.reason)
@@ -107,10 +106,6 @@ def start_watches(
             report=post,
         )
         workers.start("watch-overrides", kv.run)
-    for name in config.services if config.failover_dcs else ():
-        for dc in config.failover_dcs:
-            remote = FailoverWatch(cast(DCReader, catalog), name, dc, post, stop_event, timing=config.timing)
-            workers.start(f"watch-{name}-{dc}", remote.run)
     probe = LeaderProbe(catalog, probe_wanted, post, stop_event)
     workers.start("gate-leader", probe.run)
     log.info(

@@ -26,8 +26,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..consul.client import Catalog
+from ..consul.failover_watch import DCReader
 from ..consul.fit import ModeChoice
 from ..consul.service_loop import ServiceLoop
 from ..consul.watch import WatchTiming
@@ -41,11 +43,13 @@ from .bootstrap import bootstrap
 from .events import EventBus, Failed, Heartbeat, Stopping, log_event
 from .execute import Executor, Outcome, ReloadRetry
 from .failover import FailoverStage
+from .failover_follows import FailoverFollows
 from .followed import Followed
 from .gatekeeper import Gatekeeper
 from .inbox import STOP, WAKE, Inbox
 from .lifecycle import Workers
 from .live import LiveUpdater
+from .once import OnceGate
 from .overrides import OverrideStage
 from .passes import Passes
 from .quiescence import Quiescence
@@ -86,7 +90,7 @@ class WatchConfig:
     discover: bool = False
     #: Operator overrides: the Consul KV prefix followed (:mod:`discovery.state.overrides`); "": none.
     overrides_prefix: str = ""
-    #: Failover datacenters, in order of preference: their instances of each --service as backups.
+    #: Failover datacenters, in order of preference: their instances of each followed service as backups.
     failover_dcs: tuple[str, ...] = ()
 
 
@@ -148,6 +152,9 @@ class Watcher:
             )
         )
         self._inbox = Inbox(self._followed, self._gate, self._failover, self._overrides, self.events, clock)
+        self._failover_follows = FailoverFollows(
+            cast(DCReader, catalog), self._failover, self._inbox.put, self._workers, config.timing
+        )
         self._passes = Passes(
             self._template,
             config.values,
@@ -202,6 +209,7 @@ class Watcher:
             self._workers,
             self._gate.probe_wanted,
         )
+        self._failover_follows.sync(self._followed.views)
 
     def log_stats(self) -> None:
         """One line an operator (or a benchmark) can read: load on Consul and on this process."""
@@ -229,6 +237,7 @@ class Watcher:
             self.executor.prepare()
             if not once:  # a restarted watcher protects what HAProxy serves (a one-off render is asked for)
                 self._gate.remember(self._failover.local_only(self.executor.running_servers()))
+        once_gate = self._once_gate() if once else None
         self._start_workers()
         last: Outcome | None = None
         try:
@@ -241,15 +250,16 @@ class Watcher:
                     )
                 if not self._receive(timer):
                     break
-                if self._gate.release_expired() | self._failover.release_expired():
+                if self._gate.release_expired() | self._failover.release_expired() | self._inbox.settle_kept():
                     timer.change(self.clock())
+                self._failover_follows.sync(self._followed.views)  # services discovered or gone
                 if self._template.changed() and self._followed.complete:
                     timer.change(self.clock())
                 if self._overrides.pending and not timer.pending:
                     timer.change(self.clock())
                 if self._retry_at is not None and self.clock() >= self._retry_at and not timer.pending:
                     timer.change(self.clock())
-                if self._followed.complete and (once or timer.due(self.clock())):
+                if self._followed.complete and (once_gate.ready() if once_gate else timer.due(self.clock())):
                     timeline = self._inbox.timeline()
                     state = self._followed.state()
                     last, error = self._passes.run(state, timeline)
@@ -271,6 +281,13 @@ class Watcher:
             if stuck:
                 log.debug("threads still in a long poll at exit: %s", ", ".join(stuck))
         return last
+
+    def _once_gate(self) -> OnceGate:
+        """What ``--once`` waits for besides the services: the overrides' and failover datacenters' first answers."""
+        overrides = self._overrides if self.config.overrides_prefix else None
+        gate = OnceGate(self._followed, overrides, self._failover, self.clock, self.config.once_timeout)
+        self.events.subscribe(gate.on_event)
+        return gate
 
     def _tick(self) -> None:
         """The executor's idle-time housekeeping; a file it cannot write (a full disk) is reported

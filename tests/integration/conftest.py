@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from discovery.consul.agent import find_consul
 from discovery.errors import ConfigError
-from testkit import DISCO, REPO, ConsulAgent, Proc, take_port, wait_until
+from testkit import DISCO, ConsulAgent, Proc, take_port, wait_until, webapp_command
 
 
 def pytest_collection_modifyitems(items):
@@ -102,21 +101,7 @@ class Stack:
     def add_webapp(self, instance: str) -> Path:
         """Start a webapp and its `disco register`; return its fail file (touch it to make it sick)."""
         port, fail = take_port(), self.workdir / f"{instance}.fail"
-        self.spawn(
-            [
-                sys.executable,
-                str(REPO / "webapp/app.py"),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--id",
-                instance,
-                "--fail-file",
-                str(fail),
-            ],
-            f"webapp-{instance}",
-        )
+        self.spawn(webapp_command(port, instance, fail), f"webapp-{instance}")
         self.registers[instance] = self.spawn(
             [
                 *DISCO,

@@ -3,13 +3,12 @@ and changes flow again once a new leader is elected."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
 import requests
 
-from testkit import DISCO, REPO, ConsulCluster, Proc, instances_reached, take_port, wait_until
+from testkit import DISCO, ConsulCluster, Proc, instances_reached, take_port, wait_until, webapp_command
 
 
 def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
@@ -24,21 +23,7 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         follower = cluster.followers()[0]
         for n in (1, 2, 3):
             port = take_port()
-            procs.append(
-                Proc(
-                    [
-                        sys.executable,
-                        str(REPO / "webapp/app.py"),
-                        "--bind",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--id",
-                        f"web-{n}",
-                    ],
-                    tmp_path / f"web-{n}.log",
-                )
-            )
+            procs.append(Proc(webapp_command(port, f"web-{n}"), tmp_path / f"web-{n}.log"))
             follower.put(
                 "/v1/agent/service/register", {"Name": "web", "ID": f"web-{n}", "Address": "127.0.0.1", "Port": port}
             )
@@ -89,21 +74,7 @@ def test_leader_killed_traffic_and_watcher_go_on(tmp_path):
         wait_until(lambda: follower.leader() not in ("", leader_addr), 60, interval=0.2, what="a new leader")
         election = time.monotonic() - t
         port = take_port()
-        procs.append(
-            Proc(
-                [
-                    sys.executable,
-                    str(REPO / "webapp/app.py"),
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--id",
-                    "web-4",
-                ],
-                tmp_path / "web-4.log",
-            )
-        )
+        procs.append(Proc(webapp_command(port, "web-4"), tmp_path / "web-4.log"))
         follower.put("/v1/agent/service/register", {"Name": "web", "ID": "web-4", "Address": "127.0.0.1", "Port": port})
         wait_until(lambda: "web-4" in instances_reached(url, 12), 30, what="web-4 routed after the election")
         stop.set()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import requests
 
 from discovery.haproxy.runtime import RuntimeAPI
-from testkit import REPO, take_port, wait_until
+from testkit import take_port, wait_until, webapp_command
 
 from .conftest import Stack
 from .test_observe import listen
@@ -64,19 +63,7 @@ def webapps(stack: Stack, count: int) -> list[int]:
     """``count`` webapps on free ports (HAProxy's checks pass against them); their ports."""
     ports = [take_port() for _ in range(count)]
     for i, port in enumerate(ports, 1):
-        stack.spawn(
-            [
-                sys.executable,
-                str(REPO / "webapp/app.py"),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--id",
-                f"web-{i}",
-            ],
-            f"webapp-{i}",
-        )
+        stack.spawn(webapp_command(port, f"web-{i}"), f"webapp-{i}")
     return ports
 
 

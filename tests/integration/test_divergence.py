@@ -8,9 +8,7 @@ the log said "the live config is unchanged", and the next identical pass was
 
 from __future__ import annotations
 
-import sys
-
-from testkit import REPO, instances_reached, take_port, wait_until
+from testkit import instances_reached, take_port, wait_until, webapp_command
 
 from .conftest import Stack
 
@@ -18,7 +16,7 @@ from .conftest import Stack
 def webapp(stack: Stack, answer_as: str) -> int:
     port = take_port()
     stack.spawn(
-        [sys.executable, str(REPO / "webapp/app.py"), "--bind", "127.0.0.1", "--port", str(port), "--id", answer_as],
+        webapp_command(port, answer_as),
         f"webapp-{answer_as}",
     )
     wait_until(lambda: answer_as in instances_reached(f"http://127.0.0.1:{port}/", 1), 10, what=f"{answer_as} up")

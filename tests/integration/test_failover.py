@@ -209,3 +209,108 @@ def test_an_unknown_datacenter_is_one_error_at_start(stack: Stack):
     )
     result = subprocess.run([*argv, "--failover-dc", "dc2\n"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "invalid --failover-dc" in result.stderr
+
+
+def test_a_discovered_service_fails_over_too_and_stays_while_dc2_serves_it(
+    stack: Stack, dcs: tuple[ConsulAgent, ConsulAgent]
+):
+    """No --service: web is found by --discover (its route tag); its dc2 instances are followed from
+    then on.  Its last local instance deregistered takes web out of the local catalog: it stays
+    followed for dc2's instance (after --gate-grace, its backend holds only that backup), with no
+    failed request and no reload; back in the catalog, traffic returns."""
+    local, remote = Apps(dcs[0]), Apps(dcs[1])
+    try:
+        port = local.start("web", "w1", ("urlprefix-/",))
+        remote.start("web", "r1", ("urlprefix-/",))
+        args = [*DISCO, "watch", "--discover", "--failover-dc", "dc2", "--output", str(stack.output)]
+        args += ["--consul-addr", stack.consul.url, *stack.watch_values(), "--gate-grace", "3s"]
+        args += ["--runtime-socket", str(stack.admin_socket), "--drain-grace", "1s"]
+        stack.watch_args = lambda *extra: [*args, *extra]  # type: ignore[method-assign]
+        stack.start_balancer()
+        assert stack.watch is not None
+        watch = stack.watch
+        wait_until(lambda: "applied" in watch.output(), 20, what="the watcher's first pass")
+        wait_until(lambda: stack.servers_in_config() == {"w1", "dc2:r1"}, 30, what="w1 and dc2's backup")
+        assert set(reached(stack, 20)) == {"w1"}
+        reloads = stack.reloads()
+
+        client = SteadyClient(stack)
+        client.start()
+        wait_until(lambda: len(client.results) > 50, 10, what="the steady client going")
+        down = time.monotonic()
+        local.servers["w1"].shutdown()
+        local.servers["w1"].server_close()
+        local.deregister("w1")  # web's last local instance: web leaves the local catalog
+        wait_until(lambda: client.last() == {"r1"}, 30, what="dc2 answering")
+        failover = client.first("r1", down) - down
+        wait_until(lambda: "followed for its failover instances" in watch.output(), 20, what="web kept")
+        wait_until(lambda: stack.servers_in_config() == {"dc2:r1"}, 30, what="the gate letting w1 go")
+        kept = time.monotonic()
+        wait_until(lambda: any(t > kept + 2 for t, _ in client.results), 30, what="requests after the gate")
+        assert client.last(20) == {"r1"}
+
+        server = make_server("127.0.0.1", port, "w1")
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        local.servers["w1"] = server
+        back = time.monotonic()
+        local.register("web", "w1", ("urlprefix-/",))
+        wait_until(lambda: client.last(20) == {"w1"}, 30, what="traffic back on the local instance")
+        returned = client.first("w1", back) - back
+        client.join()
+        failed = client.failed()
+        print(
+            f"\n--discover: failover to dc2 {failover * 1000:.0f} ms after the local instance died, "
+            f"{len(failed)} failed of {len(client.results)} requests by {len(client.threads)} clients; slowest "
+            f"{client.slowest[0] * 1000:.0f} ms; back {returned * 1000:.0f} ms after it returned; reloads: "
+            f"{stack.reloads() - reloads}"
+        )
+        assert failed == [], failed[:5]
+        assert stack.reloads() == reloads
+        assert watch.alive()
+    finally:
+        local.close()
+        remote.close()
+
+
+def once(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [*DISCO, "watch", "--once", "--output", str(stack.output), "--consul-addr", stack.consul.url]
+    argv += [*stack.watch_values(), "--failover-dc", "dc2", *extra]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False)
+
+
+def server_line(stack: Stack, name: str) -> str:
+    return next((ln for ln in stack.output.read_text().splitlines() if f" server {name} " in ln), "")
+
+
+def test_once_includes_dc2s_backups_and_the_overrides_and_goes_on_when_dc2_is_cut(
+    stack: Stack, dcs: tuple[ConsulAgent, ConsulAgent]
+):
+    local, remote = Apps(dcs[0]), Apps(dcs[1])
+    try:
+        local.start("web", "w1", ("urlprefix-/",))
+        local.start("web", "w2", ("urlprefix-/",))
+        remote.start("web", "r1", ("urlprefix-/",))
+        remote.start("api", "a1", ("urlprefix-/api",))
+        local.start("api", "la1", ("urlprefix-/api",))
+        dcs[0].put("/v1/kv/disco/overrides/web", {"weight": {"w2": 7}})
+        for found in (("--service", "web"), ("--discover",)):  # named, and found by its route tag
+            stack.output.unlink(missing_ok=True)
+            result = once(stack, *found)
+            assert result.returncode == 0, result.stderr
+            assert " backup" in server_line(stack, "dc2:r1"), stack.output.read_text()
+            assert " weight 7" in server_line(stack, "w2"), stack.output.read_text()
+            assert "--once: no answer" not in result.stderr
+        assert " backup" in server_line(stack, "dc2:a1")  # --discover followed api in dc2 too
+
+        dcs[1].stop()  # the WAN link to dc2 cut: --once says so in one line and writes the local servers
+        started = time.monotonic()
+        result = once(stack, "--service", "web")
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert stack.servers_in_config() == {"w1", "w2"}
+        assert "failover datacenter dc2 does not answer for web" in result.stderr
+        assert took < 30, took
+        print(f"\n--once with dc2 cut: {took:.1f}s")
+    finally:
+        local.close()
+        remote.close()

@@ -34,6 +34,10 @@ def test_plan_exit_status_for_no_change_a_new_instance_and_a_broken_template(sta
     wait_until(lambda: stack.consul.passing("web") == ["web-1"], 10, what="web-1 in Consul")
     stack.start_balancer(live=True)
     wait_until(lambda: stack.servers_in_config() == {"web-1"}, 10, what="web-1 in the config")
+    # The watcher's first pass may reload HAProxy (the master re-executes and binds its socket
+    # anew): the listing below starts once that pass is over and the master answers again.
+    wait_until(lambda: "applied" in stack.watch.output(), 20, what="the watcher's first pass")  # type: ignore[union-attr]
+    stack.reloads()
 
     stack.watch.stop()  # type: ignore[union-attr]  # from here on, changes stay unapplied
     before = listing(stack.workdir)

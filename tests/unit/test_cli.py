@@ -93,3 +93,20 @@ def test_flags_show_as_flags_in_help(command: list[str]) -> None:
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.output
     assert "--help" in result.output
+
+
+def test_watch_and_plan_take_the_shared_options_from_one_declaration():
+    import inspect
+
+    from discovery.cli import options as o
+    from discovery.cli.plan import plan
+    from discovery.cli.watch import watch
+
+    shared = [name for name, _, _ in o.SHARED]
+    for command, own in ((watch, ["stale", "once", "dry_run"]), (plan, ["json_"])):
+        names = list(inspect.signature(command).parameters)
+        assert [n for n in names if n in shared] == shared  # every one, in one order
+        assert set(own) <= set(names)
+    given = {name: default for name, _, default in o.SHARED} | {"failover_dc": ["dc2"], "discover": True}
+    opts = o.WatchOptions(given).resolve(once=True)
+    assert opts["failover-dc"] == ("dc2",) and opts["discover"] is True and opts["once"] is True

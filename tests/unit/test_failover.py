@@ -75,6 +75,7 @@ class Clock:
 def test_an_empty_answer_from_a_failover_dc_is_held_and_an_unreachable_one_changes_nothing():
     clock, events = Clock(), []
     stage = FailoverStage(("dc2",), GatePolicy(grace=30), events.append, clock)
+    stage.follow("web")
     state = DesiredState((service("w1"),))
     assert stage.receive(FailoverUpdate(service("r1"), "dc2", 5))
     assert [i.name for i in stage.merge(state).services[0].instances] == ["w1", "dc2:r1"]
@@ -90,6 +91,7 @@ def test_an_empty_answer_from_a_failover_dc_is_held_and_an_unreachable_one_chang
 
 def test_the_local_backend_is_never_emptied_by_a_failover_answer():
     stage = FailoverStage(("dc2",), GatePolicy(), lambda e: None, Clock())
+    stage.follow("web")
     stage.receive(FailoverUpdate(service("r1", "r2"), "dc2", 5))
     merged = stage.merge(DesiredState((service("w1", "w2"),)))
     assert {i.name for i in merged.services[0].instances if not i.backup} == {"w1", "w2"}
@@ -154,5 +156,6 @@ def test_config_file_keys_and_flags(tmp_path):
     assert overrides_prefix_of(resolve({"service": ["web"]}, None)) == "disco/overrides/"
     with pytest.raises(ConfigError, match="invalid --failover-dc"):
         failover_dcs_of({"service": ("web",), "failover-dc": ("dc 2",)})
-    with pytest.raises(ConfigError, match="give at least one"):
+    with pytest.raises(ConfigError, match="give --service or --discover"):
         failover_dcs_of({"service": (), "failover-dc": ("dc2",)})
+    assert failover_dcs_of({"service": (), "discover": True, "failover-dc": ("dc2",)}) == ("dc2",)
