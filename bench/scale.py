@@ -34,8 +34,15 @@ Consul runs as production runs a server (``-server -bootstrap-expect 1``, Raft o
 as a dev agent (``--consul dev``): a dev agent indents every answer, which at these sizes
 doubles the bytes of ``/v1/health/state/any`` (3.7 vs 2.3 MB at 10,000 checks) and the time
 Consul takes to send it (124 vs 55 ms here).
-Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100 10000:500 50000:2500] [--idle 60] [--consul server|dev]
-       [--no-agent] [--quick: sizes of 100,000 instances and more with 10 changes, 5 s idle, no HAProxy timing]
+Each size is measured twice by default, in the same run: with the default watch of this
+version (``auto``) and with the default of 0.1.0 (``--watch-mode catalog``, the catalog-wide
+watch), and a last table puts the two side by side, with issue 20's targets.  The largest size,
+172,000 instances / 10,000 services (the Consul Global Scale Benchmark's), is measured with the
+default watch only and ``--quick`` (on by default; said so in the tables).
+
+Usage: .venv/bin/python bench/scale.py [--sizes 100:10 1000:100:catalog ...] [--idle 60] [--consul server|dev]
+       [--no-agent] [--no-quick: sizes of 100,000 instances and more measured in full, not with 10 changes,
+       5 s idle and no HAProxy timing]
 """
 
 from __future__ import annotations
@@ -75,6 +82,13 @@ TEMPLATE = REPO / "bench/templates/scale.cfg.j2"
 PACE = 0.1
 #: --quick: sizes from this many instances get fewer changes and idle seconds, and no HAProxy timing.
 QUICK_FROM, QUICK_CHANGES, QUICK_IDLE = 100_000, 10, 5.0
+#: Sizes from this many instances are watched idle for --idle seconds, the others for --idle-small.
+IDLE_FROM = 50_000
+#: Issue 20's targets: (instances, services) -> the most each figure may be.
+TARGETS = {
+    (10_000, 500): {"p99 ms": 40.0, "CPU ms/change": 10.0},
+    (50_000, 2_500): {"p99 ms": 60.0, "CPU ms/change": 10.0, "first pass s": 10.0, "peak RSS MB": 200.0},
+}
 MODES = ("auto", "service", "catalog")
 
 
@@ -352,6 +366,7 @@ def run_size(
     agent: bool = True,
     quick: bool = False,
 ) -> dict[str, object]:
+    began = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="disco-scale-"))
     # Without a client agent, one blocking query per service goes to the server: its limit per client
     # (200) is raised for it.  With one (as in production), the agent's is, as the image's config does
@@ -455,7 +470,7 @@ def run_size(
         if not quick:
             with phase(f"{label}: haproxy -c and reload, watcher stopped", 3) as report:
                 try:
-                    costs = haproxy_costs(cfg, master, admin, report, timeout=120 * slow)
+                    costs = haproxy_costs(cfg, master, admin, report, timeout=30 * slow)
                 except AssertionError as exc:  # keep the watcher's figures
                     print(f"bench: {label}: {exc}", file=sys.stderr)
                     costs = {"haproxy_failed": str(exc)}
@@ -495,6 +510,7 @@ def run_size(
         "peak_rss_mb": peak,
         "idle_seconds": idle,
         "budget_ms": {stage: summarize(v) for stage, v in stages.items()},
+        "measured_in_s": time.perf_counter() - began,
     }
 
 
@@ -503,11 +519,23 @@ def main() -> int:
     parser.add_argument(
         "--sizes",
         nargs="*",
-        default=["100:10", "1000:100", "10000:500", "10000:500:catalog", "50000:2500"],
+        default=[
+            "100:10",
+            "100:10:catalog",
+            "1000:100",
+            "1000:100:catalog",
+            "10000:500",
+            "10000:500:catalog",
+            "50000:2500",
+            "50000:2500:catalog",
+            "172000:10000",
+        ],
         help="INSTANCES:SERVICES[:WATCH_MODE]; the mode defaults to --watch-mode",
     )
-    parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured at the largest size")
-    parser.add_argument("--idle-small", type=float, default=15.0, help="idle seconds at the other sizes")
+    parser.add_argument(
+        "--idle", type=float, default=30.0, help=f"idle seconds measured at {IDLE_FROM:,} instances and more"
+    )
+    parser.add_argument("--idle-small", type=float, default=10.0, help="idle seconds at the other sizes")
     parser.add_argument("--changes", type=int, default=20, help="instances added and removed at each size")
     parser.add_argument(
         "--churn-budget",
@@ -534,20 +562,21 @@ def main() -> int:
     )
     parser.add_argument(
         "--quick",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help=f"sizes of {QUICK_FROM:,} instances and more: {QUICK_CHANGES} changes, {QUICK_IDLE:.0f} s idle, "
-        "no haproxy -c / reload timing (said so in the table)",
+        "no haproxy -c / reload timing (said so in the tables)",
     )
     parser.add_argument("--json", type=Path, default=REPO / "bench/results/scale.json")
     parser.add_argument("--png", type=Path, default=REPO / "docs/img/scale.png", help="the plot drawn at the end")
     args = parser.parse_args()
     require_tools("haproxy", "consul")
     rows = []
-    for n, size in enumerate(args.sizes):
+    for size in args.sizes:
         count, services_count, *mode = size.split(":")
         if mode and mode[0] not in MODES:
             parser.error(f"--sizes {size}: the watch mode is one of {', '.join(MODES)}")
-        idle = args.idle if n == len(args.sizes) - 1 else args.idle_small
+        idle = args.idle if int(count) >= IDLE_FROM else args.idle_small
         quick = args.quick and int(count) >= QUICK_FROM
         rows.append(
             run_size(
@@ -562,11 +591,13 @@ def main() -> int:
                 quick=quick,
             )
         )
+        print(f"bench: {size} measured in {rows[-1]['measured_in_s']:.0f} s", file=sys.stderr)
     print(table(rows))
     print(
         "\nLatency budget (ms per change; bench/budget.py; probe: the runtime API polled every 2 ms):\n"
         + budget_table({size_label(r): r.get("budget_ms", {}) for r in rows}, digits=1)
     )
+    print(side_by_side(rows))
     write_json(args.json, rows)
     draw("plot_scale", args.json, args.png)
     return 0
@@ -626,6 +657,49 @@ def table(rows: list[dict]) -> str:
         for key in ("change_timed_out", "haproxy_failed"):
             if r.get(key):
                 lines.append(f"\n{size_label(r)}: {r[key]}")
+    return "\n".join(lines)
+
+
+def side_by_side(rows: list[dict]) -> str:
+    """This version's default watch (auto) beside 0.1.0's (the catalog-wide watch) at each size both
+    were measured at, and issue 20's targets where it sets some."""
+    new = {(r["instances"], r["services"]): r for r in rows if r.get("watch_mode", "auto") == "auto"}
+    old = {(r["instances"], r["services"]): r for r in rows if r.get("watch_mode") == "catalog"}
+
+    def figures(r: dict | None) -> dict[str, float]:
+        if r is None:
+            return {}
+        c = r["change_to_applied_ms"]
+        return {
+            "p50 ms": c["p50"],
+            "p99 ms": c["p99"],
+            "CPU ms/change": r["cpu_per_change_ms"],
+            "first pass s": r["first_apply_s"],
+            "peak RSS MB": r["peak_rss_mb"],
+            "Consul CPU ms/change": r.get("consul_cpu_per_change_ms", float("nan")),
+        }
+
+    names = list(figures(next(iter(new.values()), None) or next(iter(old.values()), None)))
+    lines = [
+        "\nThis version's default watch (auto) beside 0.1.0's (catalog-wide, --watch-mode catalog), same run:\n",
+        "| instances | services | " + " | ".join(f"{n} (now / 0.1.0)" for n in names) + " |",
+        "|---:|---:|" + "---:|" * len(names),
+    ]
+    verdicts = []
+    for key in sorted(new.keys() | old.keys()):
+        now, then = figures(new.get(key)), figures(old.get(key))
+        quick = " (quick)" if (new.get(key) or old.get(key) or {}).get("quick") else ""
+        cells = []
+        for n in names:
+            a, b = now.get(n), then.get(n)
+            cells.append(f"{'-' if a is None else f'{a:,.1f}'} / {'-' if b is None else f'{b:,.1f}'}")
+        lines.append(f"| {key[0]:,}{quick} | {key[1]:,} | " + " | ".join(cells) + " |")
+        for n, most in TARGETS.get(key, {}).items():
+            if n in now:
+                met = "met" if now[n] <= most else "NOT met"
+                verdicts.append(f"- {key[0]:,} / {key[1]:,}: {n} {now[n]:,.1f} (target <= {most:g}): {met}")
+    if verdicts:
+        lines += ["", "Issue 20's targets, with the default watch:", *verdicts]
     return "\n".join(lines)
 
 

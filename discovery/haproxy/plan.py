@@ -11,9 +11,10 @@ validated file swap and a reload.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 
 from . import options
 from .options import Slot
@@ -74,7 +75,7 @@ class ParsedConfig:
     @cached_property
     def skeleton(self) -> tuple[tuple[str, ...], ...]:
         """Every line but server lines of backends, per section."""
-        return tuple(section.skeleton for section in self.sections)
+        return tuple(map(attrgetter("skeleton"), self.sections))  # C-level: a new config's, every change
 
     @cached_property
     def servers(self) -> dict[tuple[str, str], ServerLine]:
@@ -206,52 +207,40 @@ class Plan:
         return self.reload_reason is None
 
 
-class Planner:
-    """Plans from one config text to the next, remembering the last parse (the next plan starts
-    from the config it planned to) and the sections of the last two configs (a one-server
-    change re-parses one section)."""
-
-    def __init__(self) -> None:
-        self._last: tuple[str, ParsedConfig | None] | None = None
-        self._known: Chunks = {}
-
-    def parsed(self, text: str) -> ParsedConfig | None:
-        """``parse(text)``, reusing the last plan's parse when it was of the same text."""
-        if self._last is not None and self._last[0] == text:
-            return self._last[1]
-        return self._parse(text)
-
-    def _parse(self, text: str) -> ParsedConfig | None:
-        # Chunks of the last config only: memory stays one config's worth.
-        known, self._known = self._known, {}
-        return parse(text, known, self._known)
-
-    def plan(self, old_text: str | None, new_text: str, held: Held | None = None) -> Plan:
-        if old_text is None:
-            return Plan(reload_reason="no running config")
-        old = self.parsed(old_text)
-        new = self._parse(new_text)
-        self._last = (new_text, new)
-        return diff(old, new, held)
-
-
 def _them(names: tuple[str, ...]) -> str:
     return f"{', '.join(names)} ({'it' if len(names) == 1 else 'them'} the runtime API cannot set)"
 
 
-def diff(old: ParsedConfig | None, new: ParsedConfig | None, held: Held | None = None) -> Plan:
+def too_many(limit: int) -> str:
+    """The reason of a reload for a plan of more than ``limit`` runtime operations."""
+    return f"more than {limit} runtime operations (a reload takes less time)"
+
+
+def diff(
+    old: ParsedConfig | None,
+    new: ParsedConfig | None,
+    held: Held | None = None,
+    limit: Callable[[int], int] | None = None,
+) -> Plan:
     """Runtime operations between two parsed configs, or why a reload is needed.  Sections that
     are the same object in both are skipped.  ``held``: slots still draining in HAProxy; a server
-    that comes back is planned into its old slot, which must be able to carry it."""
+    that comes back is planned into its old slot, which must be able to carry it.  ``limit``: the
+    most servers a live plan may touch, given the new config's count of servers (more: a reload,
+    found without planning every server of a first pass)."""
     if old is None or new is None:
         return Plan(reload_reason="server lines the planner cannot read")
     if old.skeleton != new.skeleton:  # unchanged sections share their skeleton: compared by identity
         return Plan(reload_reason="configuration beyond server lines changed")
     removed: list[Op] = []
     changed: list[tuple[tuple[str, str], list[Op]]] = []
+    most: int | None = None
     for before_section, section in zip(old.sections, new.sections, strict=False):
         if before_section is section or before_section.servers == section.servers:
             continue
+        if limit is not None and most is None:
+            most = limit(sum(len(s.servers) for s in new.sections))
+        if most is not None and len(removed) + len(changed) > most:
+            return Plan(reload_reason=too_many(most))
         before_servers, servers = before_section.servers, section.servers
         for name in before_servers.keys() - servers.keys():
             removed.append(Remove(section.name, name, before_servers[name]))

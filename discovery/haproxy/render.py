@@ -24,7 +24,10 @@ or ``service`` (other services).  Other arguments (``cached(rules, true)``) are
 compared by value: such a macro is rendered again when ``routing`` changes.
 The bundled template renders each backend and the routing rules that way; the
 output is byte for byte what a full render gives (tests/unit/test_render_incremental.py
-holds one against the other over random changes).
+holds one against the other over random changes).  While the services' names and
+everything outside them stay, the template itself is not run again either: the text
+around the ``cached()`` calls is kept as a frame (:mod:`~discovery.haproxy.frame`) and
+only the changed services' fragments are put in it.
 
 The template's own section names (``listen stats``, ``frontend http``, ``tcp-PORT``) are read
 from the template itself (:meth:`Renderer.own_sections`, :mod:`discovery.haproxy.sections`);
@@ -38,6 +41,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from ..state import checks as names
 from ..state.model import DesiredState, Service
 from ..state.routing import Table, parse_ports, table
 from . import options
+from .frame import Frame, LazyContext, Ref, Slot, record
 from .sections import Admission, admit, own_sections, probe_states
 
 log = logging.getLogger(__name__)
@@ -77,9 +82,12 @@ class Renderer:
         env.filters["server_address"] = server_address
         env.filters["server_options"] = options.render_words
         env.globals["cached"] = self._cached if incremental else _call
-        # Unchanged services are the same objects from one pass to the next: keep their context.
-        self._contexts: dict[str, tuple[Service, dict[str, Any]]] = {}
-        # (macro, arguments) -> (the arguments, the macro's text), valid while _outside is.
+        # Frames (:mod:`~discovery.haproxy.frame`): on until a template turns out not to allow them.
+        self._splice = incremental
+        self._frame: Frame | None = None
+        self._services = 0  # how many services the last render had (fewer: forget the others' fragments)
+        # (macro, arguments) -> (the arguments, a service for its context, the macro's text), valid while
+        # _outside is.
         self._fragments: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
         self._outside: tuple[Any, ...] | None = None
         self._routing: _Routing | None = None
@@ -95,22 +103,16 @@ class Renderer:
         except OSError as exc:
             raise TemplateError(f"cannot read template {template_path}: {exc.strerror}") from exc
 
-    def _context(self, service: Service) -> dict[str, Any]:
-        cached = self._contexts.get(service.name)
-        if cached is None or cached[0] is not service:
-            cached = (service, service.as_context())
-            self._contexts[service.name] = cached
-        return cached[1]
-
     def _cached(self, macro: Any, *args: Any) -> str:
-        # A service context is known by its name and checked by identity (it is rebuilt when the
-        # service changes); any other argument (a flag, a string) by its value.
+        # A service's context is known by its name and checked by its service's identity (a changed
+        # service is a new object); any other argument (a flag, a string) by identity too.
         key = (getattr(macro, "name", ""), *(a["name"] if isinstance(a, dict) else a for a in args))
+        kept = tuple(a.disco_service if isinstance(a, LazyContext) else a for a in args)
         hit = self._fragments.get(key)
-        if hit is not None and len(hit[0]) == len(args) and all(x is y for x, y in zip(hit[0], args, strict=True)):
+        if hit is not None and len(hit[0]) == len(kept) and all(x is y for x, y in zip(hit[0], kept, strict=True)):
             return hit[1]
         text = str(macro(*args))
-        self._fragments[key] = (args, text)
+        self._fragments[key] = (kept, text)  # the service, not its context: that is built again when needed
         return text
 
     def routing(self, state: DesiredState, values: Mapping[str, str] | None = None) -> Table:
@@ -120,8 +122,11 @@ class Renderer:
 
     def _routing_of(self, state: DesiredState, values: Mapping[str, str] | None) -> _Routing:
         memo, values_key = self._routing, tuple(sorted((values or {}).items()))
-        if memo is not None and memo.services is state.services and memo.key[1:] == (state.discovered, values_key):
-            return memo  # the very same services (a template edit, a retry): no key to build
+        if memo is not None and memo.key[1:] == (state.discovered, values_key) and _same_routes(memo, state.services):
+            if memo.services is not state.services:
+                memo = dataclasses.replace(memo, services=state.services)
+                self._routing = memo
+            return memo  # only instances changed (the usual change): no key to build
         key = (tuple((s.name, s.routes, s.settings) for s in state.services), state.discovered, values_key)
         if memo is None or memo.key != key:
             routes = table(state.services, values or {}, state.discovered)
@@ -192,29 +197,56 @@ class Renderer:
         if clash:
             raise TemplateError(f"--set cannot name {', '.join(sorted(clash))}: reserved template names")
         state = self.admit(state, values, env).state
-        if len(self._contexts) > len(state.services):  # services gone: forget them
+        if len(state.services) < self._services:  # services gone: forget them
             names = {s.name for s in state.services}
-            self._contexts = {n: c for n, c in self._contexts.items() if n in names}
             self._fragments = {k: f for k, f in self._fragments.items() if not set(k[1:]) - names}
-        services = [self._context(s) for s in state.services]
+        self._services = len(state.services)
         routing = self._routing_of(state, values)
         env = dict(env or {})
         if self._outside is None or self._outside[0] is not routing.table or self._outside[1:] != (values, env):
             self._fragments.clear()  # what a cached macro may read besides its arguments changed
+            self._frame = None
             self._outside = (routing.table, values, env)
-        context: dict[str, Any] = {
-            **values,
-            "values": values,
-            "env": env,
-            "services": services,
-            "service": {s["name"]: s for s in services},
-            "routing": routing.context,
-        }
         try:
-            return self._template.render(context)
+            order = tuple(map(attrgetter("name"), state.services))
+            if self._splice and self._frame is not None and self._frame.names == order:
+                return self._frame.fill(state.services, self._slot_text)
+            text = self._whole(state, values, env, routing)
+            return self._new_frame(state, values, env, routing, text) if self._splice else text
         except jinja2.TemplateError as exc:
+            self._frame = None
             line = _template_line(exc)
             raise TemplateError(f"template {self.path}{line}: {exc}") from exc
+
+    def _whole(self, state: DesiredState, values: dict[str, str], env: dict[str, str], routing: _Routing) -> str:
+        """The template rendered (each ``cached()`` macro from the fragments kept, or again)."""
+        services: list[dict[str, Any]] = [LazyContext(s) for s in state.services]
+        return self._template.render(_context(values, env, services, routing.context))
+
+    def _new_frame(
+        self, state: DesiredState, values: dict[str, str], env: dict[str, str], routing: _Routing, text: str
+    ) -> str:
+        """Make the frame of this state's names (:mod:`~discovery.haproxy.frame`), checked against ``text``, a
+        real render of the same state (no frame again when the template does not allow one); return its text."""
+        names = tuple(s.name for s in state.services)
+        frame = record(
+            lambda proxies, cached: self._template.render(
+                {**_context(values, env, proxies, routing.context), "cached": cached}
+            ),
+            names,
+        )
+        filled = frame.fill(state.services, self._slot_text) if frame is not None else None
+        if filled is not None and filled != text:
+            frame = filled = None
+        if frame is None:
+            log.debug("template %s: rendered whole, not from frames", self.path)
+        self._splice = frame is not None
+        self._frame = frame
+        return filled or text
+
+    def _slot_text(self, slot: Slot, services: tuple[Service, ...]) -> str:
+        args = tuple(LazyContext(services[a.index]) if isinstance(a, Ref) else a for a in slot.args)
+        return self._cached(slot.macro, *args)
 
 
 @dataclass(frozen=True)
@@ -225,6 +257,32 @@ class _Routing:
     key: tuple[Any, ...]  # every service's name, routes and settings; discovered; the values
     table: Table
     context: dict[str, Any]
+
+
+def _context(
+    values: dict[str, str], env: dict[str, str], services: list[dict[str, Any]], routing: dict[str, Any]
+) -> dict[str, Any]:
+    """What the template sees (a service's context, or a frame's name-only ones, in ``services``)."""
+    return {
+        **values,
+        "values": values,
+        "env": env,
+        "services": services,
+        "service": {s["name"]: s for s in services},
+        "routing": routing,
+    }
+
+
+def _same_routes(memo: _Routing, services: tuple[Service, ...]) -> bool:
+    """Whether ``services`` have the names, routes and settings the memo's had: a service that is the
+    same object is, so one changed service costs one comparison, not every service's."""
+    old = memo.services
+    if old is services:
+        return True
+    return len(old) == len(services) and all(
+        a is b or (a.name == b.name and a.routes == b.routes and a.settings == b.settings)
+        for a, b in zip(old, services, strict=True)
+    )
 
 
 def _call(macro: Any, *args: Any) -> str:

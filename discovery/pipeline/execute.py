@@ -38,7 +38,8 @@ from ..errors import HAProxyUnavailable, LiveUpdateFailed, OutputError, ReloadEr
 from ..haproxy.files import LiveConfig
 from ..haproxy.forms import KnownForms
 from ..haproxy.master import Reloader
-from ..haproxy.plan import Planner, delta, parse
+from ..haproxy.plan import delta, parse
+from ..haproxy.planner import Planner
 from ..haproxy.validate import DEFAULT_CHECK, Validator
 from ..retrying import sleeper, stopped
 from .decide import Action, Decision, decide
@@ -198,10 +199,13 @@ class Executor:
             self.forms.learn_ops(decision.ops)
 
     def tick(self) -> None:
-        """Housekeeping while nothing is pending: delete drained servers, save the last good copy."""
+        """Housekeeping while nothing is pending: delete drained servers, save the last good copy, learn
+        the line forms of a config HAProxy took whole."""
         if self.updater is not None and self.updater.draining and self.updater.tick():
             self.in_sync = False  # HAProxy keeps a server the file does not list: a reload repairs that
         self.save_last_good()
+        if self.updater is not None and self._trust_forms:
+            self.forms.settle()
 
     def save_last_good(self) -> None:
         """Make the live file durable and keep the config HAProxy last took as OUTPUT.last-good

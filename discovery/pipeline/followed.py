@@ -65,6 +65,6 @@ class Followed:
     def state(self) -> DesiredState:
         """``--service`` names first, in their order, then the discovered services by name (so a
         restart renders the same file whatever order they appeared in)."""
-        others = sorted(set(self.views) - set(self.explicit))
-        services = [self.views.get(name) for name in (*self.explicit, *others)]
-        return DesiredState(tuple(s for s in services if s is not None), frozenset(others))
+        others = sorted(set(self.views) - set(self.explicit)) if self.discover else []
+        services = map(self.views.get, (*self.explicit, *others) if others else self.explicit)
+        return DesiredState(tuple(filter(None, services)), frozenset(others))

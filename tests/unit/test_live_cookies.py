@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from discovery.errors import LiveUpdateFailed
-from discovery.haproxy.plan import Planner, parse
+from discovery.haproxy.plan import parse
+from discovery.haproxy.planner import Planner
 from discovery.haproxy.runtime import ServerState
 from discovery.pipeline.live import LiveUpdater
 

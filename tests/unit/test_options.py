@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from discovery.haproxy import options
-from discovery.haproxy.plan import Add, Planner, Remove, Set, parse
+from discovery.haproxy.plan import Add, Remove, Set, parse
+from discovery.haproxy.planner import Planner
 from discovery.haproxy.runtime import ServerState
 
 BASE = """backend web

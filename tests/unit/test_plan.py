@@ -1,6 +1,7 @@
 """Diffing rendered configs into runtime operations (pure)."""
 
-from discovery.haproxy.plan import Add, Planner, Remove, Set, parse
+from discovery.haproxy.plan import Add, Remove, Set, parse
+from discovery.haproxy.planner import Planner
 
 
 def plan(old, new):

@@ -3,10 +3,13 @@ over random sequences of changes (hypothesis)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discovery.haproxy.plan import Planner, diff, parse
+from discovery.haproxy.frame import Rendered
+from discovery.haproxy.plan import diff, parse
+from discovery.haproxy.planner import Planner
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.state.convert import convert
 from discovery.state.model import DesiredState
@@ -53,26 +56,100 @@ def state_after(services: dict, step: tuple) -> dict:
     return services
 
 
+# Which services are followed at each step (web always: the default backend), in which order.
+followed = st.lists(st.sampled_from(NAMES[1:]), unique=True).map(lambda rest: ("web", *rest))
+step_ = st.tuples(change, st.none() | followed)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(change, min_size=1, max_size=12))
+@given(st.lists(step_, min_size=1, max_size=12))
 def test_incremental_render_and_plan_equal_full_ones(steps):
     incremental, full = Renderer(DEFAULT_TEMPLATE), Renderer(DEFAULT_TEMPLATE, incremental=False)
     planner = Planner()
     services: dict = {n: convert(n, []).service for n in NAMES}
-    previous = None
-    for step in steps:
+    previous, names = None, NAMES
+    for step, now_followed in steps:
         services = state_after(services, step)
-        state = DesiredState(tuple(services[n] for n in NAMES))
+        names = now_followed or names  # services come and go, or keep their order
+        state = DesiredState(tuple(services[n] for n in names))
         text = incremental.render(state, VALUES, {})
         assert text == full.render(state, VALUES, {})
         if previous is not None:
             assert planner.plan(previous, text) == diff(parse(previous), parse(text))
+            assert planner.parsed(text) == parse(text)  # read only around what changed (haproxy/planner.py)
         previous = text
+    assert isinstance(previous, Rendered)
+    assert incremental._splice  # the bundled template is rendered from frames (discovery/haproxy/frame.py)
 
 
-def test_a_value_change_renders_every_backend_again():
+def web(*ports: int) -> DesiredState:
+    return DesiredState((convert("web", [entry("web", p, None, False) for p in ports]).service,))
+
+
+BACKEND = """{% macro backend(svc) %}
+backend {{ svc.name }}
+{% for inst in svc.instances %}
+    server {{ inst.name }} {{ inst | server_address }}
+{% endfor %}
+{% endmacro %}
+"""
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        # reads a service's instances outside cached(): its frame render fails, rendered whole
+        "{% for svc in services %}{% if svc.instances %}{{ cached(backend, svc) }}{% endif %}{% endfor %}",
+        # does something to cached()'s text: its frame differs from a real render, rendered whole
+        "{% for svc in services %}{{ cached(backend, svc) | indent(2) }}{% endfor %}",
+        "{% for svc in services %}{{ cached(backend, svc) | upper }}{% endfor %}",
+    ],
+)
+def test_a_template_that_does_more_with_services_is_rendered_whole(tmp_path, loop):
+    template = tmp_path / "t.cfg.j2"
+    template.write_text(BACKEND + loop + "\n")
+    incremental, full = Renderer(template), Renderer(template, incremental=False)
+    for state in (web(1), web(1, 2), web(), web(3)):
+        assert incremental.render(state) == full.render(state)
+    assert not incremental._splice
+
+
+def test_a_frame_renders_only_the_services_that_changed(tmp_path):
+    template = tmp_path / "t.cfg.j2"
+    template.write_text(BACKEND + "{% for svc in services %}{{ visit() }}{{ cached(backend, svc) }}{% endfor %}\n")
+    renderer = Renderer(template)
+    visits: list[int] = []
+    renderer._template.globals["visit"] = lambda: visits.append(1) or ""
+    one = convert("one", [entry("web", 1, None, False)]).service
+    two = convert("two", [entry("web", 2, None, False)]).service
+    renderer.render(DesiredState((one, two)))
+    visits.clear()
+    text = renderer.render(DesiredState((one, convert("two", [entry("web", 3, None, False)]).service)))
+    assert visits == []  # the template's loop did not run again: one slot of the frame did
+    assert text == "backend one\n    server web-1 10.0.0.2:8001\nbackend two\n    server web-3 10.0.0.4:8003\n"
+
+
+def test_only_a_changed_service_has_its_context_built(monkeypatch):
+    from discovery.state.model import Service
+
+    built: list[str] = []
+    as_context = Service.as_context
+    monkeypatch.setattr(Service, "as_context", lambda self: built.append(self.name) or as_context(self))
+    services = {n: convert(n, [entry(n, 1, None, False)]).service for n in NAMES}
     renderer = Renderer(DEFAULT_TEMPLATE)
-    state = DesiredState((convert("web", [entry("web", 1, None, False)]).service,))
-    renderer.render(state, {**VALUES, "check_interval": "1s"}, {})
-    text = renderer.render(state, {**VALUES, "check_interval": "5s"}, {})
-    assert "inter 5s" in text and "inter 1s" not in text
+    renderer.render(DesiredState(tuple(services.values())), VALUES, {})
+    built.clear()
+    services["api"] = convert("api", [entry("api", 2, None, False)]).service
+    renderer.render(DesiredState(tuple(services.values())), VALUES, {})
+    assert built == ["api"]
+
+
+def test_a_lazy_context_reads_as_the_whole_context():
+    from discovery.haproxy.frame import LazyContext
+
+    service = convert("web", [entry("web", 1, 7, False)]).service
+    whole = service.as_context()
+    for read in (dict, lambda c: dict(c.items()), list, len, lambda c: c.get("instances"), repr):
+        assert read(LazyContext(service)) == read(whole)
+    assert LazyContext(service) == whole and "settings" in LazyContext(service)
+    assert LazyContext(service)["instances"][0]["weight"] == 7

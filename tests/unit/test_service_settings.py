@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.haproxy.plan import Planner, Set
+from discovery.haproxy.plan import Set
+from discovery.haproxy.planner import Planner
 from discovery.haproxy.render import DEFAULT_TEMPLATE, Renderer
 from discovery.state.convert import convert
 from discovery.state.model import DesiredState, ServiceSettings
