@@ -103,6 +103,31 @@ class SteadyClient:
         return min(t for t, w in self.results if t >= since and w == instance)
 
 
+def local_w1_dies(stack: Stack, local: Apps) -> tuple[SteadyClient, float, float]:
+    """A steady client going, then the local instance w1 stops (crashes) and leaves Consul; once dc2
+    answers: the client, when w1 died and how long until dc2's first answer (s)."""
+    client = SteadyClient(stack)
+    client.start()
+    wait_until(lambda: len(client.results) > 50, 10, what="the steady client going")
+    down = time.monotonic()
+    local.servers["w1"].shutdown()
+    local.servers["w1"].server_close()
+    local.deregister("w1")
+    wait_until(lambda: client.last() == {"r1"}, 30, what="dc2 answering")
+    return client, down, client.first("r1", down) - down
+
+
+def local_w1_back(client: SteadyClient, local: Apps, port: int, tags: tuple[str, ...] = ()) -> float:
+    """w1 back on the same port and registered again; seconds until the client reaches it."""
+    server = make_server("127.0.0.1", port, "w1")
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    local.servers["w1"] = server
+    back = time.monotonic()
+    local.register("web", "w1", tags)
+    wait_until(lambda: client.last(20) == {"w1"}, 30, what="traffic back on the local instance")
+    return client.first("w1", back) - back
+
+
 def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
     stack: Stack, dcs: tuple[ConsulAgent, ConsulAgent]
 ):
@@ -117,23 +142,8 @@ def test_local_down_dc2_answers_local_back_traffic_returns_no_reload(
         assert set(reached(stack, 20)) == {"w1"}
         reloads = stack.reloads()
 
-        client = SteadyClient(stack)
-        client.start()
-        wait_until(lambda: len(client.results) > 50, 10, what="the steady client going")
-        down = time.monotonic()
-        local.servers["w1"].shutdown()  # the local instance stops (crashes) and leaves Consul
-        local.servers["w1"].server_close()
-        local.deregister("w1")
-        wait_until(lambda: client.last() == {"r1"}, 30, what="dc2 answering")
-        failover = client.first("r1", down) - down
-
-        server = make_server("127.0.0.1", port, "w1")  # back, on the same port
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        local.servers["w1"] = server
-        back = time.monotonic()
-        local.register("web", "w1")
-        wait_until(lambda: client.last(20) == {"w1"}, 30, what="traffic back on the local instance")
-        returned = client.first("w1", back) - back
+        client, down, failover = local_w1_dies(stack, local)
+        returned = local_w1_back(client, local, port)
         client.join()
         failed = client.failed()
         during = sum(1 for t, _ in client.results if down <= t < down + failover)
@@ -234,28 +244,14 @@ def test_a_discovered_service_fails_over_too_and_stays_while_dc2_serves_it(
         assert set(reached(stack, 20)) == {"w1"}
         reloads = stack.reloads()
 
-        client = SteadyClient(stack)
-        client.start()
-        wait_until(lambda: len(client.results) > 50, 10, what="the steady client going")
-        down = time.monotonic()
-        local.servers["w1"].shutdown()
-        local.servers["w1"].server_close()
-        local.deregister("w1")  # web's last local instance: web leaves the local catalog
-        wait_until(lambda: client.last() == {"r1"}, 30, what="dc2 answering")
-        failover = client.first("r1", down) - down
+        client, _, failover = local_w1_dies(stack, local)  # web's last local instance: web leaves the catalog
         wait_until(lambda: "followed for its failover instances" in watch.output(), 20, what="web kept")
         wait_until(lambda: stack.servers_in_config() == {"dc2:r1"}, 30, what="the gate letting w1 go")
         kept = time.monotonic()
         wait_until(lambda: any(t > kept + 2 for t, _ in client.results), 30, what="requests after the gate")
         assert client.last(20) == {"r1"}
 
-        server = make_server("127.0.0.1", port, "w1")
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        local.servers["w1"] = server
-        back = time.monotonic()
-        local.register("web", "w1", ("urlprefix-/",))
-        wait_until(lambda: client.last(20) == {"w1"}, 30, what="traffic back on the local instance")
-        returned = client.first("w1", back) - back
+        returned = local_w1_back(client, local, port, ("urlprefix-/",))
         client.join()
         failed = client.failed()
         print(
