@@ -42,7 +42,8 @@ from .haproxy.validate import Validator
 from .pipeline.decide import Action, Decision, decide
 from .pipeline.events import EventBus
 from .pipeline.execute import Executor, Outcome
-from .pipeline.watcher import WatchConfig, Watcher
+from .pipeline.watch_config import WatchConfig
+from .pipeline.watcher import Watcher
 from .registration.register import Registrar, Registration, build_registration
 from .registration.registrator import Registrator
 from .settings import ConsulSettings, consul_settings, parse_duration

@@ -168,7 +168,7 @@ def watch_config(options: Mapping[str, Any]) -> Any:
     from .haproxy.master import CommandReloader, MasterSocket, Reloader
     from .haproxy.render import DEFAULT_TEMPLATE
     from .haproxy.validate import Validator
-    from .pipeline.watcher import WatchConfig
+    from .pipeline.watch_config import WatchConfig
     from .settings import parse_duration, parse_pairs, parse_wait
     from .state import checks
     from .state.gate import GatePolicy

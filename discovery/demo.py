@@ -32,7 +32,7 @@ from .errors import ConfigError, DiscoveryError
 from .haproxy.files import write_atomic
 from .haproxy.render import DEFAULT_TEMPLATE
 from .pipeline.bootstrap import bootstrap
-from .pipeline.watcher import WatchConfig
+from .pipeline.watch_config import WatchConfig
 from .ports import Port, pick_consul_ports, preflight
 
 REPO = Path(__file__).resolve().parent.parent

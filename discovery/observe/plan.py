@@ -22,7 +22,7 @@ from ..errors import ValidationError
 from ..haproxy.plan import describe
 from ..haproxy.runtime import RuntimeAPI
 from ..pipeline.decide import Action, Decision, decide
-from ..pipeline.watcher import WatchConfig
+from ..pipeline.watch_config import WatchConfig
 from .views import observe, read_state
 
 __all__ = ["BROKEN", "CHANGES", "NO_CHANGE", "PlanReport", "make_plan", "read_state", "validate_privately"]

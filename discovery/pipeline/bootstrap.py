@@ -12,7 +12,7 @@ from ..haproxy.render import Renderer
 from ..state.model import DesiredState, Service
 
 if TYPE_CHECKING:
-    from .watcher import WatchConfig
+    from .watch_config import WatchConfig
 
 log = logging.getLogger("discovery.pipeline.watcher")
 

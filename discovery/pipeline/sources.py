@@ -24,7 +24,7 @@ from .inbox import Message
 from .lifecycle import Workers
 
 if TYPE_CHECKING:
-    from .watcher import WatchConfig
+    from .watch_config import WatchConfig
 
 # The watcher's lines, under the name they had before this module was split out of it.
 log = logging.getLogger("discovery.pipeline.watcher")
