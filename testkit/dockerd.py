@@ -2,7 +2,8 @@
 
 ``dockerd`` with its own ``--data-root``, ``--exec-root`` (and so its own containerd), ``--pidfile``
 and a unix socket, all under the work directory; no default bridge, no iptables rules, no masquerade
-(nothing on the host's firewall): containers join a user-defined bridge network of this engine.
+(nothing on the host's firewall): containers join a user-defined bridge network of this engine, from
+an address pool of its own (10.199.0.0/16), removed when the engine is closed.
 The machine's main engine, which other suites use, is only read from (``docker save`` of a base
 image built locally by scripts/build-test-images.sh, loaded here: there is no registry).  Needs
 root, as any dockerd.
@@ -60,6 +61,9 @@ class PrivateDockerd:
                 *("dockerd", "--data-root", str(self.dir / "data"), "--exec-root", str(self.run_dir / "x")),
                 *("--pidfile", str(self.dir / "docker.pid"), "-H", self.host),
                 *("--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"),
+                # Its networks from a range of its own: it cannot see the main engine's, and a bridge
+                # on 172.17.0.0/16 (its default first pick) would shadow the main engine's docker0.
+                *("--default-address-pool", "base=10.199.0.0/16,size=24"),
             ],
             self.dir / "dockerd.log",
         )
@@ -113,6 +117,8 @@ class PrivateDockerd:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)
+            # dockerd leaves a user-defined network's bridge on the host when it stops.
+            self.docker("network", "prune", "-f", check=False)
             self.stop()
         # dockerd bind-mounts its data root onto itself; an engine that did not shut down cleanly leaves it.
         subprocess.run(["umount", "-l", str(self.dir / "data")], capture_output=True, check=False)

@@ -115,8 +115,25 @@ class LazyContext(dict[str, Any]):
         return dict(super().items())
 
 
+class ReadBeyondName(Exception):
+    """The template read more of a service than its name outside ``cached()``.  Not a LookupError:
+    Jinja would take that for an undefined value (``| default``, ``is defined``) and go on."""
+
+
 class NameOnly(dict[str, Any]):
-    """A service as the frame sees it: its name only."""
+    """A service as the frame sees it: its name only.  Any other read (a key, ``in``, ``.get``, a
+    loop over it, its length) raises :class:`ReadBeyondName`, so the frame is not used."""
+
+    def __missing__(self, key: str) -> Any:
+        raise ReadBeyondName(key)
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        raise ReadBeyondName("a service's keys")
+
+    get = keys = items = values = __contains__ = __iter__ = __len__ = _refuse
+
+    def __bool__(self) -> bool:
+        return True  # a service is never empty
 
 
 @dataclass(frozen=True)
@@ -155,7 +172,7 @@ def record(render: Callable[[list[dict[str, Any]], Recorder], str], names: tuple
     recorder = Recorder(positions)
     try:
         text = render([NameOnly(name=name) for name in names], recorder)
-    except jinja2.TemplateError:
+    except (jinja2.TemplateError, ReadBeyondName):
         return None
     return Frame.cut(text, names, recorder.slots)
 

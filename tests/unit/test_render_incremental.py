@@ -100,6 +100,14 @@ backend {{ svc.name }}
     [
         # reads a service's instances outside cached(): its frame render fails, rendered whole
         "{% for svc in services %}{% if svc.instances %}{{ cached(backend, svc) }}{% endif %}{% endfor %}",
+        # reads them in ways Jinja takes an undefined value for: still rendered whole, never stale
+        "{% for svc in services %}{% if svc.instances | default([]) %}# up\n{% endif %}{{ cached(backend, svc) }}"
+        "{% endfor %}",
+        "{% for svc in services %}{% if svc.instances is defined %}# up\n{% endif %}{{ cached(backend, svc) }}"
+        "{% endfor %}",
+        "{% for svc in services %}{% if 'instances' in svc %}# up\n{% endif %}{{ cached(backend, svc) }}{% endfor %}",
+        "{% for svc in services %}{{ svc.get('instances') | length }}{{ cached(backend, svc) }}{% endfor %}",
+        "{% for svc in services %}{{ svc | length }}{{ cached(backend, svc) }}{% endfor %}",
         # does something to cached()'s text: its frame differs from a real render, rendered whole
         "{% for svc in services %}{{ cached(backend, svc) | indent(2) }}{% endfor %}",
         "{% for svc in services %}{{ cached(backend, svc) | upper }}{% endfor %}",
@@ -112,6 +120,23 @@ def test_a_template_that_does_more_with_services_is_rendered_whole(tmp_path, loo
     for state in (web(1), web(1, 2), web(), web(3)):
         assert incremental.render(state) == full.render(state)
     assert not incremental._splice
+
+
+def test_a_value_change_renders_every_backend_again():
+    renderer = Renderer(DEFAULT_TEMPLATE)
+    state = DesiredState((convert("web", [entry("web", 1, None, False)]).service,))
+    renderer.render(state, {**VALUES, "check_interval": "1s"}, {})
+    text = renderer.render(state, {**VALUES, "check_interval": "5s"}, {})
+    assert "inter 5s" in text and "inter 1s" not in text
+    assert text == Renderer(DEFAULT_TEMPLATE, incremental=False).render(state, {**VALUES, "check_interval": "5s"}, {})
+
+
+def test_a_routing_change_renders_the_frame_again():
+    renderer, full = Renderer(DEFAULT_TEMPLATE), Renderer(DEFAULT_TEMPLATE, incremental=False)
+    plain = DesiredState((convert("web", [entry("web", 1, None, False)]).service,))
+    routed = DesiredState((convert("web", [entry("web", 1, None, False, extra_tag=True)]).service,))
+    for state in (plain, routed, plain):
+        assert renderer.render(state, VALUES, {}) == full.render(state, VALUES, {})
 
 
 def test_a_frame_renders_only_the_services_that_changed(tmp_path):
