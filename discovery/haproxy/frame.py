@@ -13,14 +13,17 @@ service changes: it is rendered with *name-only* services (each ``services`` ent
 ``service[NAME]`` is ``{"name": NAME}``), so the text around the slots can read a service's
 name and nothing else (a template that reads more outside ``cached()`` fails that render, and
 is rendered whole, as before).  A frame is built again whenever the service names, their order,
-the values, the environment or the routing table change, and every frame is checked once
-against a real render: a template that does anything to ``cached()``'s text but print it as it
-is (a filter on it, say) is rendered whole from then on.  The result is byte for byte a full
+the values, the environment or the routing table change, and every frame is checked twice: against
+a real render, and against a real render whose ``cached()`` calls return :func:`probe` texts (a
+filter on ``cached()``'s text, such as ``indent``, may leave an empty backend's text alone but
+never a probe's): a template that does anything to ``cached()``'s text but print it as it is is
+rendered whole from then on.  The result is byte for byte a full
 render's (tests/unit/test_render_incremental.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -136,6 +139,12 @@ class NameOnly(dict[str, Any]):
         return True  # a service is never empty
 
 
+def probe(n: int) -> str:
+    """A stand-in for the text of ``cached()`` call ``n``: newlines, edge whitespace and both cases, so that a
+    filter on ``cached()``'s text (indent, trim, upper...) changes it whatever the services hold."""
+    return f"\n \x02probe-{n}\nA b\n \n"
+
+
 @dataclass(frozen=True)
 class Ref:
     """A slot's argument that is a service (by its position in the state's services)."""
@@ -206,6 +215,13 @@ class Frame:
                     by_service.setdefault(arg.index, []).append(n)
         parts = [p if i % 2 == 0 else "" for i, p in enumerate(pieces)]
         return cls(names, tuple(slots), parts, {k: tuple(v) for k, v in by_service.items()}, ())
+
+    def holds_probes(self, render: Callable[[Callable[..., str]], str]) -> bool:
+        """Whether a real render, ``render(cached)`` with each ``cached()`` call n answering :func:`probe` (n), is
+        this frame with those probes in its slots (nothing filled, nothing changed)."""
+        calls = itertools.count()
+        probed = render(lambda macro, *args: probe(next(calls)))
+        return probed == "".join(p if i % 2 == 0 else probe(i // 2) for i, p in enumerate(self.parts))
 
     def fill(self, services: tuple[Any, ...], render: Callable[[Slot, tuple[Any, ...]], str]) -> Rendered:
         """The text for ``services`` (same names, same order as the frame's): the slots of every

@@ -235,6 +235,11 @@ class Renderer:
             ),
             names,
         )
+        real: list[dict[str, Any]] = [LazyContext(s) for s in state.services]
+        if frame is not None and not frame.holds_probes(
+            lambda cached: self._template.render({**_context(values, env, real, routing.context), "cached": cached})
+        ):
+            frame = None
         filled = frame.fill(state.services, self._slot_text) if frame is not None else None
         if filled is not None and filled != text:
             frame = filled = None

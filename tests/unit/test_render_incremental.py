@@ -117,7 +117,7 @@ def test_a_template_that_does_more_with_services_is_rendered_whole(tmp_path, loo
     template = tmp_path / "t.cfg.j2"
     template.write_text(BACKEND + loop + "\n")
     incremental, full = Renderer(template), Renderer(template, incremental=False)
-    for state in (web(1), web(1, 2), web(), web(3)):
+    for state in (web(), web(1), web(1, 2), web(), web(3)):  # from none: a frame made then must not go stale
         assert incremental.render(state) == full.render(state)
     assert not incremental._splice
 
