@@ -29,6 +29,9 @@ Entries = Sequence[Mapping[str, Any]]
 class Catalog(Protocol):
     """What the watcher needs from Consul; tests of pure logic pass a fake."""
 
+    #: Reads with ``?stale`` (``--stale``): any server answers, a follower up to a heartbeat behind.
+    stale: bool
+
     def health_service(
         self, service: str, *, tag: str | None, index: int, wait: float, passing: bool
     ) -> tuple[int, Entries]:

@@ -56,7 +56,14 @@ def fitting_mode(
                 break
             limits, delay = catalog.agent_limits(), min(2.0, delay * 2)
     others = (1 if config.overrides_prefix else 0) + len(config.services) * len(config.failover_dcs)
-    return choose_mode(config.watch_mode, len(config.services), limits, discover=config.discover, others=others)
+    return choose_mode(
+        config.watch_mode,
+        len(config.services),
+        limits,
+        discover=config.discover,
+        others=others,
+        stale=catalog.stale,
+    )
 
 
 def start_watches(

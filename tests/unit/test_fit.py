@@ -32,9 +32,17 @@ def test_headroom_is_a_tenth_of_the_limit_and_at_least_sixteen():
 
 
 def test_auto_watches_per_service_when_the_services_fit_with_headroom():
-    choice = choose_mode("auto", 180, agent_limits(agent_self(200)))
+    choice = choose_mode("auto", 180, agent_limits(agent_self(200)), stale=True)
     assert (choice.mode, choice.connections, choice.cached) == ("service", 180, True)
     assert "180 long polls fit" in choice.reason
+
+
+def test_default_reads_are_not_cached_reads():
+    """The agent's cache reads with ?stale (a follower lags the leader by up to a heartbeat): only
+    --stale watchers ask with ?cached."""
+    assert not choose_mode("auto", 3, agent_limits(agent_self(200))).cached
+    assert not choose_mode("service", 3, agent_limits(agent_self(200))).cached
+    assert choose_mode("service", 3, agent_limits(agent_self(200)), stale=True).cached
 
 
 def test_auto_follows_the_catalog_when_they_would_not_fit():
@@ -74,8 +82,8 @@ def test_catalog_and_discover_do_not_depend_on_the_agent():
 class StartingAgent:
     """An agent that does not answer /v1/agent/self for its first ``down`` asks (it starts with disco)."""
 
-    def __init__(self, down: int, limits: AgentLimits):
-        self.down, self.limits, self.asked = down, limits, 0
+    def __init__(self, down: int, limits: AgentLimits, stale: bool = True):
+        self.down, self.limits, self.asked, self.stale = down, limits, 0, stale
 
     def agent_limits(self):
         self.asked += 1

@@ -20,6 +20,7 @@ class BrokenCatalog:
 
     requests = 0
     stale_reasks = 0
+    stale = False
 
     def health_service(self, service, **_):
         raise RuntimeError("unexpected")
